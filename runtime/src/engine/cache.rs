@@ -1,0 +1,101 @@
+//! The on-disk cache of compiled components.
+//!
+//! Entries are keyed by the component's sha256 and by the engine (wasmtime version and
+//! the settings that affect code), and live in a directory only this host writes. Ward
+//! never loads precompiled code from anywhere else: components always arrive as `.wasm`.
+
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use wasmtime::component::Component;
+
+pub struct ComponentCache {
+    dir: Option<PathBuf>,
+}
+
+impl ComponentCache {
+    /// A cache in `root/<engine-key>/`, created owner-only; `None` disables caching.
+    pub fn open(root: Option<&Path>, engine: &wasmtime::Engine) -> std::io::Result<ComponentCache> {
+        let Some(root) = root else {
+            return Ok(ComponentCache { dir: None });
+        };
+        let dir = root.join(engine_key(engine));
+        create_private_dir(&dir)?;
+        Ok(ComponentCache { dir: Some(dir) })
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The compiled component for `bytes` (whose digest is `digest`), from the cache when
+    /// present, otherwise compiled and stored. Returns the compile time when it compiled.
+    pub fn load_or_compile(
+        &self,
+        engine: &wasmtime::Engine,
+        bytes: &[u8],
+        digest: &str,
+    ) -> wasmtime::Result<(Component, Option<Duration>)> {
+        let entry = self.dir.as_ref().map(|d| d.join(format!("{}.cwasm", digest.trim_start_matches("sha256:"))));
+        if let Some(entry) = &entry {
+            if entry.is_file() {
+                // SAFETY: the file was written by `Component::serialize` of an engine with
+                // the same key, into a directory only this user can write; a damaged entry
+                // fails deserialization and is replaced below.
+                match unsafe { Component::deserialize_file(engine, entry) } {
+                    Ok(component) => return Ok((component, None)),
+                    Err(e) => tracing::warn!(entry = %entry.display(), error = %e, "discarding unreadable cache entry"),
+                }
+            }
+        }
+        let started = Instant::now();
+        let component = Component::new(engine, bytes)?;
+        let compile_time = started.elapsed();
+        if let Some(entry) = &entry {
+            if let Err(e) = write_atomically(entry, &component.serialize()?) {
+                tracing::warn!(entry = %entry.display(), error = %e, "cannot write the compile cache");
+            }
+        }
+        Ok((component, Some(compile_time)))
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Names the engine: compiled code from one engine is only valid for a compatible one.
+fn engine_key(engine: &wasmtime::Engine) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("engine-{:016x}", hasher.finish())
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half an entry.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), unique_suffix()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}

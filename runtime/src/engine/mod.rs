@@ -1,0 +1,242 @@
+//! The wasmtime engine: one per process, with the pooling allocator, the compiled-component
+//! cache, epoch-based deadlines, and checked, pre-linked stage components.
+
+mod cache;
+mod config;
+mod epoch;
+mod world;
+
+pub use cache::sha256_digest;
+pub use config::EngineLimits;
+pub use epoch::{EpochTicker, EPOCH_PERIOD};
+pub use world::{check_world, ComponentWorld, WorldMismatch, CONTRACT_VERSION};
+
+use crate::host::{self, StagePre, StageState};
+use cache::ComponentCache;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+
+/// The largest component file Ward will compile.
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot configure wasmtime: {0}")]
+    Config(String),
+    #[error("cannot open the compiled-component cache at {}: {source}", path.display())]
+    Cache { path: PathBuf, source: std::io::Error },
+}
+
+/// Why a component cannot be used as a stage.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error("{}: cannot read the component: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {size} bytes is over the {MAX_COMPONENT_BYTES}-byte limit for a component", path.display())]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("{}: digest is {actual}, but the pipeline pins {expected}", path.display())]
+    DigestMismatch { path: PathBuf, expected: String, actual: String },
+    #[error("{}: not a WebAssembly file (it does not start with the \\0asm magic bytes)", path.display())]
+    NotWasm { path: PathBuf },
+    #[error("{}: a core WebAssembly module, not a component; build the stage for wasm32-wasip2 (or wrap the module with `wasm-tools component new`)", path.display())]
+    CoreModule { path: PathBuf },
+    #[error("{}: not a valid component: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+    #[error("{}: imports `{import}`, which Ward does not grant to stages: {why}", path.display())]
+    ForbiddenImport { path: PathBuf, import: String, why: String },
+    #[error("{}: does not target ward:stage/stage: it exports no `run` function (its exports: {})", path.display(), if exports.is_empty() { "none".to_string() } else { exports.join(", ") })]
+    WrongWorld { path: PathBuf, exports: Vec<String> },
+    #[error("{}: does not link against the ward:stage/stage world: {reason}", path.display())]
+    Link { path: PathBuf, reason: String },
+}
+
+/// A component checked against the stage world and linked, ready to instantiate.
+pub struct StageComponent {
+    pub path: PathBuf,
+    pub digest: String,
+    pub size: u64,
+    pub world: ComponentWorld,
+    pub pre: StagePre<StageState>,
+    /// How long Cranelift took, when this load compiled it (None: from the cache).
+    pub compile_time: Option<Duration>,
+}
+
+pub struct EngineOptions {
+    /// Where compiled components are cached; None disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    pub limits: EngineLimits,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            cache_dir: default_cache_dir(),
+            limits: EngineLimits::default(),
+        }
+    }
+}
+
+/// `$WARD_CACHE_DIR`, else `$XDG_CACHE_HOME/ward/components`, else `~/.cache/ward/components`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("WARD_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("ward").join("components"))
+}
+
+pub struct Engine {
+    wasmtime: wasmtime::Engine,
+    linker: Linker<StageState>,
+    cache: ComponentCache,
+    loaded: Mutex<HashMap<String, Arc<StageComponent>>>,
+    _epoch: EpochTicker,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Result<Engine, EngineError> {
+        let config = config::wasmtime_config(&options.limits);
+        let wasmtime = wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let mut linker = Linker::new(&wasmtime);
+        host::add_to_linker(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let cache = ComponentCache::open(options.cache_dir.as_deref(), &wasmtime).map_err(|source| EngineError::Cache {
+            path: options.cache_dir.clone().unwrap_or_default(),
+            source,
+        })?;
+        let epoch = EpochTicker::start(wasmtime.clone());
+        Ok(Engine {
+            wasmtime,
+            linker,
+            cache,
+            loaded: Mutex::new(HashMap::new()),
+            _epoch: epoch,
+        })
+    }
+
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.wasmtime
+    }
+
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache.dir()
+    }
+
+    /// Reads, checks and links the component at `path` (once per digest per process).
+    pub fn load_component(&self, path: &Path, expected_digest: Option<&str>) -> Result<Arc<StageComponent>, ComponentError> {
+        let bytes = read_component(path)?;
+        let digest = sha256_digest(&bytes);
+        if let Some(expected) = expected_digest {
+            if expected != digest {
+                return Err(ComponentError::DigestMismatch {
+                    path: path.to_path_buf(),
+                    expected: expected.to_string(),
+                    actual: digest,
+                });
+            }
+        }
+        if let Some(done) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
+            return Ok(done.clone());
+        }
+        check_magic(path, &bytes)?;
+        let (component, compile_time) = self
+            .cache
+            .load_or_compile(&self.wasmtime, &bytes, &digest)
+            .map_err(|e| ComponentError::Invalid {
+                path: path.to_path_buf(),
+                reason: format!("{e:#}"),
+            })?;
+        let loaded = Arc::new(self.link(path, &component, digest.clone(), bytes.len() as u64, compile_time)?);
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Compiles `bytes` without the cache and returns how long it took (for benchmarks).
+    pub fn compile_uncached(&self, bytes: &[u8]) -> wasmtime::Result<Duration> {
+        let started = std::time::Instant::now();
+        Component::new(&self.wasmtime, bytes)?;
+        Ok(started.elapsed())
+    }
+
+    fn link(
+        &self,
+        path: &Path,
+        component: &Component,
+        digest: String,
+        size: u64,
+        compile_time: Option<Duration>,
+    ) -> Result<StageComponent, ComponentError> {
+        check_world(component, &self.wasmtime).map_err(|m| match m {
+            WorldMismatch::ForbiddenImport { import, why } => ComponentError::ForbiddenImport {
+                path: path.to_path_buf(),
+                import,
+                why,
+            },
+            WorldMismatch::NoRun { exports } => ComponentError::WrongWorld {
+                path: path.to_path_buf(),
+                exports,
+            },
+        })?;
+        let link_error = |e: wasmtime::Error| ComponentError::Link {
+            path: path.to_path_buf(),
+            reason: format!("{e:#}"),
+        };
+        let instance_pre = self.linker.instantiate_pre(component).map_err(link_error)?;
+        let pre = StagePre::new(instance_pre).map_err(link_error)?;
+        Ok(StageComponent {
+            path: path.to_path_buf(),
+            digest,
+            size,
+            world: ComponentWorld::of(component, &self.wasmtime),
+            pre,
+            compile_time,
+        })
+    }
+}
+
+fn read_component(path: &Path) -> Result<Vec<u8>, ComponentError> {
+    let read_error = |source| ComponentError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size > MAX_COMPONENT_BYTES {
+        return Err(ComponentError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    std::fs::read(path).map_err(read_error)
+}
+
+/// Tells a core module or a non-wasm file apart from a component before compiling, so the
+/// error says what the file is. Text (`.wat`) components are accepted.
+fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), ComponentError> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.starts_with(MAGIC) {
+        return match bytes.get(4..8) {
+            Some([1, 0, 0, 0]) => Err(ComponentError::CoreModule { path: path.to_path_buf() }),
+            _ => Ok(()),
+        };
+    }
+    let text = std::str::from_utf8(bytes).unwrap_or("");
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with(";;"))
+        .unwrap_or("");
+    if first.starts_with("(component") {
+        return Ok(());
+    }
+    if first.starts_with("(module") {
+        return Err(ComponentError::CoreModule { path: path.to_path_buf() });
+    }
+    Err(ComponentError::NotWasm { path: path.to_path_buf() })
+}

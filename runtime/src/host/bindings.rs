@@ -1,0 +1,14 @@
+//! Host bindings for the `ward:stage` world, generated from `wit/` by wasmtime's bindgen.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "stage",
+    with: {
+        "ward:stage/ports.input-port": super::unavailable::InputPortHandle,
+        "ward:stage/ports.output-port": super::unavailable::OutputPortHandle,
+        "ward:stage/gpu.buffer": super::unavailable::BufferHandle,
+        "ward:stage/gpu.module": super::unavailable::ModuleHandle,
+    },
+});
+
+pub use ward::stage::{context, gpu, ports, types, volumes};

@@ -1,0 +1,11 @@
+//! Ward: medical-imaging pipelines whose stages are untrusted WebAssembly components.
+//!
+//! The runtime library behind the `ward` binary: the wasmtime engine and sandbox
+//! ([`engine`]), the host side of the `ward:stage` contract ([`host`]), pipeline files
+//! ([`pipeline`]), the volumes a stage sees ([`volumes`]), job execution and records
+//! ([`jobs`]), and the synthetic CT phantom ([`sample`]).
+
+pub mod pipeline;
+pub mod sample;
+pub mod engine;
+pub mod host;

@@ -1,0 +1,95 @@
+//! The pipeline file as written: serde structures with source spans, before validation.
+//!
+//! The shape follows Clara Deploy's pipeline definition (api-version, name, parameters,
+//! operators with input/output/requests) with `component:` in place of `container:`.
+
+use marked_yaml::Spanned;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PipelineFile {
+    pub api_version: Spanned<String>,
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Pipeline-wide parameter defaults, visible to every operator.
+    #[serde(default)]
+    pub parameters: HashMap<Spanned<String>, Spanned<String>>,
+    pub operators: Vec<Spanned<OperatorDef>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OperatorDef {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub component: Spanned<ComponentDef>,
+    #[serde(default)]
+    pub input: Vec<Spanned<InputDef>>,
+    #[serde(default)]
+    pub output: Vec<Spanned<OutputDef>>,
+    #[serde(default)]
+    pub requests: Option<Spanned<RequestsDef>>,
+    /// Operator parameters, overriding the pipeline's.
+    #[serde(default)]
+    pub parameters: HashMap<Spanned<String>, Spanned<String>>,
+    /// Environment variables the stage sees (it sees no others).
+    #[serde(default)]
+    pub env: HashMap<Spanned<String>, Spanned<String>>,
+    /// Command-line arguments the stage sees (after the operator's name as argv[0]).
+    #[serde(default)]
+    pub args: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ComponentDef {
+    /// A `.wasm` component file, relative to the pipeline file.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// A registry reference (`registry/name:tag`); needs `digest`.
+    #[serde(default, rename = "ref")]
+    pub reference: Option<Spanned<String>>,
+    /// `sha256:<hex>`: the component must have exactly this digest.
+    #[serde(default)]
+    pub digest: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct InputDef {
+    /// The upstream operator; absent means the job's payload (unless `dataset` is given).
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    /// The upstream operator's output name; may be omitted when it has one output.
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    /// A named dataset instead of an operator's output.
+    #[serde(default)]
+    pub dataset: Option<Spanned<String>>,
+    /// Where the volume appears inside the stage.
+    pub path: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OutputDef {
+    pub name: Spanned<String>,
+    pub path: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RequestsDef {
+    #[serde(default)]
+    pub memory: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cpu: Option<Spanned<String>>,
+    #[serde(default)]
+    pub gpu: Option<Spanned<String>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+}

@@ -1,0 +1,486 @@
+//! Reading a pipeline file and turning it into a validated [`Pipeline`].
+//!
+//! Validation collects every problem it can find (not just the first), each with the
+//! file:line:col where it was written and the operator's name.
+
+use super::error::{PipelineError, Problem};
+use super::file_model::{ComponentDef, InputDef, OperatorDef, PipelineFile, RequestsDef};
+use super::graph::order_stages;
+use super::model::*;
+use super::quantity::{parse_bytes, parse_duration};
+use marked_yaml::{LoaderOptions, Spanned};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// The pipeline file format versions this runtime reads.
+pub const SUPPORTED_API_VERSIONS: &[&str] = &["0.1", "0.1.0"];
+
+/// Reads and validates the pipeline file at `path`. Component paths are resolved against
+/// the file's directory and must exist; whether they are valid components is checked by the
+/// engine (`Engine::check_component`).
+pub fn load(path: &Path) -> Result<Pipeline, PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Validates pipeline `text` as if read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
+    let mut v = Validator {
+        file: path.to_path_buf(),
+        base_dir: path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+        problems: Vec::new(),
+    };
+    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    let node = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
+        let (line, column) = load_error_position(&e);
+        PipelineError::Invalid(vec![Problem {
+            location: v.at(line, column),
+            operator: None,
+            message: format!("not valid YAML: {}", load_error_message(&e)),
+        }])
+    })?;
+    let file: PipelineFile = marked_yaml::from_node(&node).map_err(|e| {
+        let (line, column) = e
+            .start_mark()
+            .map(|m| (m.line(), m.column()))
+            .unwrap_or((1, 1));
+        PipelineError::Invalid(vec![Problem {
+            location: v.at(line, column),
+            operator: None,
+            message: format!("{e}"),
+        }])
+    })?;
+    let pipeline = v.pipeline(file);
+    match pipeline {
+        Some(p) if v.problems.is_empty() => Ok(p),
+        _ => {
+            v.problems
+                .sort_by_key(|p| (p.location.line, p.location.column));
+            Err(PipelineError::Invalid(v.problems))
+        }
+    }
+}
+
+fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
+    use marked_yaml::LoadError::*;
+    let mark = match e {
+        TopLevelMustBeMapping(m)
+        | TopLevelMustBeSequence(m)
+        | UnexpectedAnchor(m)
+        | MappingKeyMustBeScalar(m)
+        | UnexpectedTag(m)
+        | ScanError(m, _) => Some(*m),
+        DuplicateKey(inner) => inner.key.span().start().copied(),
+    };
+    mark.map(|m| (m.line(), m.column())).unwrap_or((1, 1))
+}
+
+fn load_error_message(e: &marked_yaml::LoadError) -> String {
+    use marked_yaml::LoadError::*;
+    match e {
+        TopLevelMustBeMapping(_) => "the top level must be a mapping (api-version, name, operators)".into(),
+        DuplicateKey(inner) => format!("key '{}' appears twice", inner.key.as_str()),
+        ScanError(_, err) => err.to_string(),
+        other => format!("{other}"),
+    }
+}
+
+struct Validator {
+    file: PathBuf,
+    base_dir: PathBuf,
+    problems: Vec<Problem>,
+}
+
+/// What validation learnt of one operator before the graph is built.
+struct Draft {
+    spec: StageSpec,
+    /// Upstream operator names, with where each was written.
+    from: Vec<(String, Location)>,
+}
+
+impl Validator {
+    fn at(&self, line: usize, column: usize) -> Location {
+        Location {
+            file: self.file.clone(),
+            line,
+            column,
+        }
+    }
+
+    fn loc<T>(&self, spanned: &Spanned<T>) -> Location {
+        match spanned.span().start() {
+            Some(m) => self.at(m.line(), m.column()),
+            None => self.at(1, 1),
+        }
+    }
+
+    fn problem(&mut self, location: Location, operator: Option<&str>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            location,
+            operator: operator.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+
+    fn pipeline(&mut self, file: PipelineFile) -> Option<Pipeline> {
+        if !SUPPORTED_API_VERSIONS.contains(&file.api_version.as_str()) {
+            let loc = self.loc(&file.api_version);
+            self.problem(
+                loc,
+                None,
+                format!(
+                    "api-version '{}' is not supported (supported: {})",
+                    file.api_version.as_str(),
+                    SUPPORTED_API_VERSIONS.join(", ")
+                ),
+            );
+        }
+        if let Err(why) = check_identifier(&file.name) {
+            let loc = self.loc(&file.name);
+            self.problem(loc, None, format!("pipeline name {why}"));
+        }
+        if file.operators.is_empty() {
+            self.problem(self.at(1, 1), None, "the pipeline has no operators");
+            return None;
+        }
+        let pipeline_params = self.string_map(&file.parameters, None, "parameter");
+
+        let mut drafts: Vec<Draft> = Vec::new();
+        let mut seen: HashMap<String, Location> = HashMap::new();
+        for op in &file.operators {
+            let loc = self.loc(&op.name);
+            if let Some(first) = seen.get(op.name.as_str()) {
+                let msg = format!("duplicate operator name (first defined at {first})");
+                self.problem(loc.clone(), Some(op.name.as_str()), msg);
+                continue;
+            }
+            seen.insert(op.name.to_string(), loc);
+            drafts.push(self.operator(op, &pipeline_params));
+        }
+
+        // Outputs of every operator, to check `from`/`name` pairs.
+        let outputs: HashMap<String, Vec<String>> = drafts
+            .iter()
+            .map(|d| {
+                (
+                    d.spec.name.clone(),
+                    d.spec.outputs.iter().map(|o| o.name.clone()).collect(),
+                )
+            })
+            .collect();
+        for (draft, op) in drafts.iter_mut().zip(&file.operators) {
+            self.resolve_inputs(draft, op, &outputs);
+        }
+        let problems_before_graph = self.problems.len();
+        let stages = order_stages(drafts.into_iter().map(|d| (d.spec, d.from)).collect());
+        match stages {
+            Ok(stages) if problems_before_graph == self.problems.len() => Some(Pipeline {
+                name: file.name.to_string(),
+                description: file.description.clone(),
+                file: self.file.clone(),
+                stages,
+            }),
+            Ok(_) => None,
+            Err(cycle) => {
+                self.problems.push(cycle);
+                None
+            }
+        }
+    }
+
+    fn string_map(
+        &mut self,
+        map: &HashMap<Spanned<String>, Spanned<String>>,
+        operator: Option<&str>,
+        what: &str,
+    ) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (k, v) in map {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                let loc = self.loc(k);
+                self.problem(loc, operator, format!("{what} name '{}' is not valid", k.as_str()));
+            }
+            out.insert(k.to_string(), v.to_string());
+        }
+        out
+    }
+
+    fn operator(&mut self, op: &Spanned<OperatorDef>, pipeline_params: &BTreeMap<String, String>) -> Draft {
+        let name = op.name.to_string();
+        if let Err(why) = check_identifier(&op.name) {
+            let loc = self.loc(&op.name);
+            self.problem(loc, Some(&name), format!("operator name {why}"));
+        }
+        let component = self.component(&op.component, &name);
+        let mut parameters = pipeline_params.clone();
+        parameters.extend(self.string_map(&op.parameters, Some(&name), "parameter"));
+        let env = self.string_map(&op.env, Some(&name), "environment variable");
+        let requests = match &op.requests {
+            Some(r) => self.requests(r, &name),
+            None => Requests::default(),
+        };
+
+        let mut guest_paths: HashMap<String, Location> = HashMap::new();
+        let mut outputs = Vec::new();
+        for out in &op.output {
+            if let Err(why) = check_identifier(&out.name) {
+                let loc = self.loc(&out.name);
+                self.problem(loc, Some(&name), format!("output name {why}"));
+            }
+            if outputs.iter().any(|o: &OutputSpec| o.name == *out.name) {
+                let loc = self.loc(&out.name);
+                self.problem(loc, Some(&name), format!("two outputs are named '{}'", out.name.as_str()));
+            }
+            self.guest_path(&out.path, &name, &mut guest_paths);
+            outputs.push(OutputSpec {
+                name: out.name.to_string(),
+                guest_path: out.path.to_string(),
+            });
+        }
+        if outputs.is_empty() {
+            outputs.push(OutputSpec {
+                name: "results".into(),
+                guest_path: "/results".into(),
+            });
+        }
+        for input in &op.input {
+            self.guest_path(&input.path, &name, &mut guest_paths);
+        }
+        Draft {
+            spec: StageSpec {
+                name,
+                description: op.description.clone(),
+                location: self.loc(&op.name),
+                component,
+                inputs: Vec::new(),
+                outputs,
+                requests,
+                parameters,
+                env,
+                args: op.args.iter().map(|a| a.to_string()).collect(),
+                depends_on: Vec::new(),
+            },
+            from: Vec::new(),
+        }
+    }
+
+    fn component(&mut self, def: &Spanned<ComponentDef>, op: &str) -> ComponentRef {
+        let location = self.loc(def);
+        let mut path = PathBuf::new();
+        match (&def.path, &def.reference) {
+            (Some(p), None) => {
+                path = self.base_dir.join(p.as_str());
+                if !path.is_file() {
+                    let loc = self.loc(p);
+                    self.problem(
+                        loc,
+                        Some(op),
+                        format!("component file '{}' does not exist (resolved to {})", p.as_str(), path.display()),
+                    );
+                }
+            }
+            (None, Some(r)) => {
+                let loc = self.loc(r);
+                self.problem(
+                    loc,
+                    Some(op),
+                    format!(
+                        "component ref '{}': this runtime has no component registry configured; give `path:` to a .wasm file",
+                        r.as_str()
+                    ),
+                );
+            }
+            (Some(_), Some(r)) => {
+                let loc = self.loc(r);
+                self.problem(loc, Some(op), "component has both `path` and `ref`: give one");
+            }
+            (None, None) => {
+                self.problem(location.clone(), Some(op), "component needs `path:` (a .wasm component file)");
+            }
+        }
+        let digest = def.digest.as_ref().map(|d| {
+            if !is_sha256_digest(d) {
+                let loc = self.loc(d);
+                self.problem(loc, Some(op), format!("digest '{}' must be 'sha256:' followed by 64 lowercase hex digits", d.as_str()));
+            }
+            d.to_string()
+        });
+        ComponentRef { path, digest, location }
+    }
+
+    fn requests(&mut self, r: &Spanned<RequestsDef>, op: &str) -> Requests {
+        let mut out = Requests::default();
+        if let Some(m) = &r.memory {
+            match parse_bytes(m) {
+                Ok(bytes) if bytes < (1 << 20) => {
+                    let loc = self.loc(m);
+                    self.problem(loc, Some(op), format!("requests.memory '{}' is below the 1Mi minimum", m.as_str()));
+                }
+                Ok(bytes) if bytes > MAX_MEMORY => {
+                    let loc = self.loc(m);
+                    self.problem(loc, Some(op), format!("requests.memory '{}' is above the 4Gi a 32-bit wasm memory can hold", m.as_str()));
+                }
+                Ok(bytes) => out.memory_bytes = bytes,
+                Err(why) => {
+                    let loc = self.loc(m);
+                    self.problem(loc, Some(op), format!("requests.memory {why}"));
+                }
+            }
+        }
+        if let Some(t) = &r.timeout {
+            match parse_duration(t) {
+                Ok(d) if d.is_zero() || d > MAX_TIMEOUT => {
+                    let loc = self.loc(t);
+                    self.problem(loc, Some(op), format!("requests.timeout '{}' must be above 0 and at most 24h", t.as_str()));
+                }
+                Ok(d) => out.timeout = d,
+                Err(why) => {
+                    let loc = self.loc(t);
+                    self.problem(loc, Some(op), format!("requests.timeout {why}"));
+                }
+            }
+        }
+        for (field, value, min, target) in [("cpu", &r.cpu, 1, &mut out.cpu), ("gpu", &r.gpu, 0, &mut out.gpu)] {
+            if let Some(v) = value {
+                match v.parse::<u32>() {
+                    Ok(n) if n >= min && n <= 1024 => *target = n,
+                    _ => {
+                        let loc = self.loc(v);
+                        self.problem(loc, Some(op), format!("requests.{field} '{}' must be a whole number from {min} to 1024", v.as_str()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn guest_path(&mut self, path: &Spanned<String>, op: &str, seen: &mut HashMap<String, Location>) {
+        let loc = self.loc(path);
+        if let Err(why) = check_guest_path(path) {
+            self.problem(loc, Some(op), format!("path '{}' {why}", path.as_str()));
+            return;
+        }
+        if let Some(first) = seen.get(path.as_str()) {
+            let msg = format!("path '{}' is mounted twice (also at {first})", path.as_str());
+            self.problem(loc, Some(op), msg);
+            return;
+        }
+        seen.insert(path.to_string(), loc);
+    }
+
+    fn resolve_inputs(&mut self, draft: &mut Draft, op: &Spanned<OperatorDef>, outputs: &HashMap<String, Vec<String>>) {
+        let me = draft.spec.name.clone();
+        let mut names: HashSet<String> = draft.spec.outputs.iter().map(|o| o.name.clone()).collect();
+        for input in &op.input {
+            let Some(spec) = self.input(input, &me, outputs, &mut draft.from) else {
+                continue;
+            };
+            if !names.insert(spec.name.clone()) {
+                let loc = self.loc(input);
+                self.problem(loc, Some(&me), format!("two volumes of this operator would be named '{}'; rename one output upstream", spec.name));
+            }
+            draft.spec.inputs.push(spec);
+        }
+    }
+
+    fn input(
+        &mut self,
+        input: &Spanned<InputDef>,
+        me: &str,
+        outputs: &HashMap<String, Vec<String>>,
+        from_list: &mut Vec<(String, Location)>,
+    ) -> Option<InputSpec> {
+        let guest_path = input.path.to_string();
+        match (&input.from, &input.dataset) {
+            (Some(_), Some(d)) => {
+                let loc = self.loc(d);
+                self.problem(loc, Some(me), "an input has either `from` (an operator) or `dataset`, not both");
+                None
+            }
+            (None, Some(d)) => {
+                if let Err(why) = check_identifier(d) {
+                    let loc = self.loc(d);
+                    self.problem(loc, Some(me), format!("dataset name {why}"));
+                }
+                Some(InputSpec {
+                    name: d.to_string(),
+                    source: InputSource::Dataset { name: d.to_string() },
+                    guest_path,
+                })
+            }
+            (None, None) => Some(InputSpec {
+                name: "payload".into(),
+                source: InputSource::Payload,
+                guest_path,
+            }),
+            (Some(from), None) => {
+                let loc = self.loc(from);
+                if from.as_str() == me {
+                    self.problem(loc, Some(me), "an operator cannot read its own output");
+                    return None;
+                }
+                let Some(theirs) = outputs.get(from.as_str()) else {
+                    let mut known: Vec<&str> = outputs.keys().map(String::as_str).filter(|n| *n != me).collect();
+                    known.sort();
+                    self.problem(loc, Some(me), format!("input from unknown operator '{}' (operators: {})", from.as_str(), known.join(", ")));
+                    return None;
+                };
+                let output = match &input.name {
+                    Some(n) if theirs.iter().any(|o| o == n.as_str()) => n.to_string(),
+                    Some(n) => {
+                        let loc = self.loc(n);
+                        self.problem(loc, Some(me), format!("operator '{}' has no output '{}' (outputs: {})", from.as_str(), n.as_str(), theirs.join(", ")));
+                        return None;
+                    }
+                    None if theirs.len() == 1 => theirs[0].clone(),
+                    None => {
+                        self.problem(loc, Some(me), format!("operator '{}' has several outputs ({}): name one with `name:`", from.as_str(), theirs.join(", ")));
+                        return None;
+                    }
+                };
+                from_list.push((from.to_string(), loc));
+                Some(InputSpec {
+                    name: output.clone(),
+                    source: InputSource::Stage { stage: from.to_string(), output },
+                    guest_path,
+                })
+            }
+        }
+    }
+}
+
+/// Names become directory names on the host, so they are kept to a safe alphabet.
+fn check_identifier(name: &str) -> Result<(), String> {
+    let ok_start = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok_rest = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.');
+    if !ok_start || !ok_rest || name.len() > 63 || name.contains("..") {
+        return Err(format!(
+            "'{name}' must be 1-63 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+fn check_guest_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("must be absolute (start with '/')");
+    }
+    if path == "/" {
+        return Err("cannot be the root '/'");
+    }
+    if path.ends_with('/') || path.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err("must be a plain path without '.', '..', '//' or a trailing '/'");
+    }
+    Ok(())
+}
+
+fn is_sha256_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+}

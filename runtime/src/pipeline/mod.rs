@@ -1,0 +1,12 @@
+//! Pipeline files: the YAML model, validation with precise locations, and the stage graph.
+
+mod error;
+mod file_model;
+mod graph;
+mod load;
+mod model;
+pub mod quantity;
+
+pub use error::{PipelineError, Problem};
+pub use load::{load, parse};
+pub use model::*;

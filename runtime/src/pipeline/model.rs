@@ -1,0 +1,120 @@
+//! A validated pipeline: what the runtime executes.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where in the pipeline file something was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// A pipeline that passed validation, its stages in an order where every stage comes after
+/// the stages it reads from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipeline {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    pub stages: Vec<StageSpec>,
+}
+
+impl Pipeline {
+    pub fn stage(&self, name: &str) -> Option<&StageSpec> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageSpec {
+    pub name: String,
+    pub description: Option<String>,
+    pub location: Location,
+    pub component: ComponentRef,
+    pub inputs: Vec<InputSpec>,
+    pub outputs: Vec<OutputSpec>,
+    pub requests: Requests,
+    /// Pipeline parameters overridden by the operator's.
+    pub parameters: BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
+    pub args: Vec<String>,
+    /// Indices (into `Pipeline::stages`) of the stages this one reads from.
+    pub depends_on: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentRef {
+    /// Resolved against the pipeline file's directory.
+    pub path: PathBuf,
+    /// `sha256:<hex>` when the pipeline pins it.
+    pub digest: Option<String>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum InputSource {
+    Payload,
+    Stage { stage: String, output: String },
+    Dataset { name: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputSpec {
+    /// The volume's name as the stage sees it.
+    pub name: String,
+    pub source: InputSource,
+    pub guest_path: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputSpec {
+    pub name: String,
+    pub guest_path: String,
+}
+
+/// What a stage may use. Memory and timeout are enforced by the sandbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct Requests {
+    pub memory_bytes: u64,
+    pub cpu: u32,
+    pub gpu: u32,
+    #[serde(with = "duration_secs")]
+    pub timeout: Duration,
+}
+
+impl Default for Requests {
+    fn default() -> Self {
+        Requests {
+            memory_bytes: DEFAULT_MEMORY,
+            cpu: 1,
+            gpu: 0,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// A stage that names no `requests.memory` may use this much linear memory.
+pub const DEFAULT_MEMORY: u64 = 1 << 30;
+/// The most a stage may ask for: 32-bit wasm memories are at most 4 GiB each.
+pub const MAX_MEMORY: u64 = 4 << 30;
+/// A stage that names no `requests.timeout` is stopped after this long.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest deadline a pipeline may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+mod duration_secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}

@@ -1,0 +1,14 @@
+//! Synthetic sample data behind `ward sample ct`.
+//!
+//! [`phantom`] defines an analytic CT phantom in patient coordinates;
+//! [`ct_series`] samples it onto a voxel grid and writes a DICOM CT series.
+//! Everything is deterministic (fixed dates, UIDs derived from a seed) so
+//! that pipeline outputs over the sample can be compared byte for byte.
+
+pub mod ct_series;
+pub mod phantom;
+
+pub use ct_series::{
+    write_ct_series, write_ct_series_with_progress, CtSeriesOptions, SampleError, SeriesSummary,
+};
+pub use phantom::{expected_components, hu_at, Sphere, SPHERES};
