@@ -9,3 +9,5 @@ pub mod pipeline;
 pub mod sample;
 pub mod engine;
 pub mod host;
+pub mod jobs;
+pub mod volumes;

@@ -240,3 +240,40 @@ fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), ComponentError> {
     }
     Err(ComponentError::NotWasm { path: path.to_path_buf() })
 }
+
+/// What `ward inspect` shows of a component.
+#[derive(Debug, serde::Serialize)]
+pub struct Inspection {
+    pub digest: String,
+    pub size: u64,
+    pub world: ComponentWorld,
+    /// Why it is not a usable stage, or None when it is.
+    pub stage_error: Option<String>,
+}
+
+impl Engine {
+    /// Compiles the component at `path` and reports its world, whether or not it is a stage.
+    pub fn inspect(&self, path: &Path) -> Result<Inspection, ComponentError> {
+        let bytes = read_component(path)?;
+        check_magic(path, &bytes)?;
+        let digest = sha256_digest(&bytes);
+        let (component, _) = self
+            .cache
+            .load_or_compile(&self.wasmtime, &bytes, &digest)
+            .map_err(|e| ComponentError::Invalid {
+                path: path.to_path_buf(),
+                reason: format!("{e:#}"),
+            })?;
+        let world = ComponentWorld::of(&component, &self.wasmtime);
+        let stage_error = self
+            .link(path, &component, digest.clone(), bytes.len() as u64, None)
+            .err()
+            .map(|e| e.to_string());
+        Ok(Inspection {
+            digest,
+            size: bytes.len() as u64,
+            world,
+            stage_error,
+        })
+    }
+}

@@ -8,7 +8,7 @@ pub mod stage_log;
 mod stdio;
 mod unavailable;
 mod volumes;
-mod wasi;
+pub mod wasi;
 
 pub use bindings::{Stage, StagePre};
 pub use limiter::StageLimiter;

@@ -1,0 +1,84 @@
+//! Stage `dicom-reader`: reads the CT series of the payload into `volume.raw` + `volume.json`.
+//!
+//! Parameters:
+//! - `on-bad-file` = `fail` (default) | `skip`: what a non-DICOM, truncated or undecodable
+//!   file does; skipped files are listed in `skipped_files`.
+//! - `series-uid`: the series to read; by default the one with the most slices (the others
+//!   are listed in `other_series`).
+
+use imaging::dicom_series::{self, BadFilePolicy, DicomError, Observer, ReadOptions};
+use imaging::raw_io;
+use std::path::PathBuf;
+use ward_stage_sdk::{self as sdk, log_info, log_warn, Guest, StageError};
+
+struct DicomReader;
+
+impl Guest for DicomReader {
+    fn run() -> Result<(), StageError> {
+        let policy = match sdk::param_choice("on-bad-file", &["fail", "skip"], "fail")?.as_str() {
+            "skip" => BadFilePolicy::Skip,
+            _ => BadFilePolicy::Fail,
+        };
+        let series_uid = sdk::param_opt("series-uid")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let payload = PathBuf::from(sdk::payload()?.path);
+        let out = PathBuf::from(sdk::results()?.path);
+
+        let files = dicom_series::list_files(&payload).map_err(input_error)?;
+        log_info!("payload holds {} files", files.len());
+        let options = ReadOptions {
+            on_bad_file: policy,
+            series_uid,
+        };
+        let series =
+            dicom_series::read_series(&files, &options, &mut StageObserver).map_err(input_error)?;
+
+        let v = &series.volume;
+        log_info!(
+            "series {} ({}): {}x{}x{} voxels of {:.3}x{:.3}x{:.3} mm, {} skipped files, {} other series",
+            series.meta.series_instance_uid,
+            series.meta.series_description,
+            v.dims[0],
+            v.dims[1],
+            v.dims[2],
+            v.spacing[0],
+            v.spacing[1],
+            v.spacing[2],
+            series.skipped.len(),
+            series.other_series.len()
+        );
+        sdk::progress(1.0, "writing volume");
+        raw_io::write_volume(&out, "volume", v, series.header_extra())
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Every reading error is about the payload.
+fn input_error(e: DicomError) -> StageError {
+    StageError::InvalidInput(e.to_string())
+}
+
+struct StageObserver;
+
+impl Observer for StageObserver {
+    fn progress(&mut self, done: usize, total: usize, file: &str) {
+        let fraction = if total == 0 {
+            1.0
+        } else {
+            done as f32 / total as f32
+        };
+        sdk::progress(fraction, file);
+    }
+
+    fn skipped(&mut self, error: &DicomError) {
+        log_warn!("skipped {error}");
+    }
+
+    fn not_image(&mut self, file: &str, sop_class_uid: &str) {
+        log_info!("{file}: not an image (SOP class {sop_class_uid}), left out");
+    }
+}
+
+sdk::export!(DicomReader);

@@ -1,0 +1,161 @@
+//! Stage `dicom-writer`: the segmentation as DICOM, in the results volume under `dicom/`.
+//!
+//! Inputs: the upstream results holding `volume.json` (for the source series' identity) and
+//! those holding `labels.json`. Writes `dicom/segmentation.dcm`, a DICOM Segmentation
+//! (BINARY, one segment per label up to parameter `max-segments`, default 8) in the source
+//! study and frame of reference, and `dicom/manifest.json`. UIDs are derived from the source
+//! series UID and the label data, so two runs write identical bytes.
+
+mod seg;
+mod source;
+mod uid;
+
+use imaging::raw_io;
+use serde::Serialize;
+use source::Source;
+use std::path::PathBuf;
+use ward_stage_sdk::{self as sdk, failed, invalid_input, log_info, log_warn, Guest, StageError};
+
+const SEG_FILE: &str = "dicom/segmentation.dcm";
+
+#[derive(Serialize)]
+struct ManifestFile {
+    file: String,
+    sop_class_uid: String,
+    sop_instance_uid: String,
+    series_instance_uid: String,
+    segments: Vec<seg::SegmentInfo>,
+}
+
+#[derive(Serialize)]
+struct Manifest {
+    source_series_instance_uid: String,
+    study_instance_uid: String,
+    files: Vec<ManifestFile>,
+}
+
+struct DicomWriter;
+
+impl Guest for DicomWriter {
+    fn run() -> Result<(), StageError> {
+        let max_segments: u16 = sdk::param("max-segments", 8)?;
+        if max_segments == 0 {
+            return Err(invalid_input!(
+                "parameter 'max-segments' = '0' must be at least 1"
+            ));
+        }
+        let (_, vol_dir) = sdk::input_containing("volume.json")?;
+        let (_, lab_dir) = sdk::input_containing("labels.json")?;
+        let bad = |e: raw_io::RawIoError| StageError::InvalidInput(e.to_string());
+        let volume_header = raw_io::read_header(&vol_dir.join("volume.json")).map_err(bad)?;
+        let (labels, labels_header) =
+            raw_io::read_volume::<u16>(&lab_dir, "labels").map_err(bad)?;
+        let source = Source::from_extra(&volume_header.extra)
+            .map_err(|e| invalid_input!("volume.json: {e}"))?;
+        check_inputs(&volume_header, &labels, &source)?;
+        let out = PathBuf::from(sdk::results()?.path);
+
+        let n_labels = labels_header
+            .extra
+            .get("labels")
+            .and_then(|v| v.as_u64())
+            .unwrap_or_else(|| labels.data.iter().copied().max().unwrap_or(0) as u64);
+        if n_labels > max_segments as u64 {
+            log_warn!("{n_labels} labels; writing the largest {max_segments} ('max-segments')");
+        }
+        let segments = n_labels.min(max_segments as u64) as u16;
+
+        sdk::progress(0.2, "building DICOM SEG");
+        let label_digest = uid::digest(&raw_io::encode_samples(&labels.data));
+        let seed = |purpose: &str| {
+            uid::derive(&[
+                purpose.as_bytes(),
+                source.series_instance_uid.as_bytes(),
+                &label_digest,
+                &segments.to_le_bytes(),
+            ])
+        };
+        let ids = seg::Ids {
+            series_instance_uid: seed("series"),
+            sop_instance_uid: seed("sop-instance"),
+            dimension_organization_uid: seed("dimension-organization"),
+            implementation_class_uid: uid::derive(&[b"ward dicom-writer implementation"]),
+        };
+        let built = seg::build(&labels, &source, segments, &ids).map_err(|e| failed!("{e}"))?;
+
+        let mut files = Vec::new();
+        match built {
+            Some((bytes, infos)) => {
+                sdk::write_file(&out, SEG_FILE, &bytes)?;
+                log_info!(
+                    "{SEG_FILE}: {} segments, {} frames, {} bytes",
+                    infos.len(),
+                    infos.iter().map(|i| i.frames).sum::<usize>(),
+                    bytes.len()
+                );
+                files.push(ManifestFile {
+                    file: SEG_FILE.to_string(),
+                    sop_class_uid: seg::SEG_STORAGE.to_string(),
+                    sop_instance_uid: ids.sop_instance_uid.clone(),
+                    series_instance_uid: ids.series_instance_uid.clone(),
+                    segments: infos,
+                });
+            }
+            None => log_warn!("no labelled voxels: no DICOM SEG written"),
+        }
+        let manifest = Manifest {
+            source_series_instance_uid: source.series_instance_uid.clone(),
+            study_instance_uid: source.study_instance_uid.clone(),
+            files,
+        };
+        std::fs::create_dir_all(out.join("dicom"))
+            .map_err(|e| failed!("cannot create dicom/: {e}"))?;
+        raw_io::write_json(&out.join("dicom/manifest.json"), &manifest)
+            .map_err(|e| failed!("{e}"))?;
+        Ok(())
+    }
+}
+
+/// The labels must sit on the source grid and the source must say which instance each
+/// slice is, or the SEG cannot reference its source.
+fn check_inputs(
+    volume: &raw_io::VolumeHeader,
+    labels: &imaging::Volume<u16>,
+    source: &Source,
+) -> Result<(), StageError> {
+    if volume.dims != labels.dims {
+        return Err(invalid_input!(
+            "labels.json dims {:?} differ from volume.json dims {:?}",
+            labels.dims,
+            volume.dims
+        ));
+    }
+    if labels.dims[0] > u16::MAX as usize || labels.dims[1] > u16::MAX as usize {
+        return Err(invalid_input!(
+            "labels.json dims {:?}: DICOM rows and columns are at most 65535",
+            labels.dims
+        ));
+    }
+    if source.sop_instance_uids.len() != labels.dims[2] {
+        return Err(invalid_input!(
+            "volume.json: sop_instance_uids has {} entries for {} slices",
+            source.sop_instance_uids.len(),
+            labels.dims[2]
+        ));
+    }
+    for (key, value) in [
+        ("study_instance_uid", &source.study_instance_uid),
+        ("series_instance_uid", &source.series_instance_uid),
+        ("frame_of_reference_uid", &source.frame_of_reference_uid),
+        ("sop_class_uid", &source.sop_class_uid),
+    ] {
+        if value.is_empty() {
+            return Err(invalid_input!(
+                "volume.json: '{key}' is empty; a DICOM SEG must reference it"
+            ));
+        }
+    }
+    Ok(())
+}
+
+sdk::export!(DicomWriter);

@@ -1,0 +1,44 @@
+//! What the writer needs from `volume.json`: the source series' identity.
+
+use serde::Deserialize;
+
+/// The identity keys of `volume.json` (written by `dicom-reader`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Source {
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    #[serde(default)]
+    pub frame_of_reference_uid: String,
+    #[serde(default)]
+    pub patient_id: String,
+    #[serde(default)]
+    pub patient_name: String,
+    #[serde(default)]
+    pub sop_class_uid: String,
+    pub sop_instance_uids: Vec<String>,
+    #[serde(default)]
+    pub study_date: String,
+    #[serde(default)]
+    pub study_time: String,
+    #[serde(default)]
+    pub study_id: String,
+    #[serde(default)]
+    pub accession_number: String,
+    #[serde(default)]
+    pub referring_physician_name: String,
+    #[serde(default)]
+    pub patient_birth_date: String,
+    #[serde(default)]
+    pub patient_sex: String,
+    #[serde(default)]
+    pub study_description: String,
+}
+
+impl Source {
+    /// Parses the non-geometry keys of a volume header.
+    pub fn from_extra(
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, serde_json::Error> {
+        Source::deserialize(serde_json::Value::Object(extra.clone()))
+    }
+}

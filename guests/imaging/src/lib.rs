@@ -1,0 +1,20 @@
+//! Volume processing shared by Ward's stages.
+//!
+//! Plain Rust with no platform assumptions: the same code runs inside the wasm32-wasip2 stage
+//! components and natively, where it is the baseline the host's benchmarks compare against.
+//! DICOM reading is behind the `dicom` feature so the host's path dependency stays light.
+
+pub mod components;
+#[cfg(feature = "dicom")]
+pub mod dicom_series;
+pub mod image;
+pub mod morphology;
+pub mod project;
+pub mod raw_io;
+pub mod reformat;
+pub mod render;
+pub mod stats;
+pub mod threshold;
+pub mod volume;
+
+pub use volume::Volume;

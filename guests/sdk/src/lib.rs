@@ -1,0 +1,66 @@
+//! Writing Ward stages: the bindings of the `ward:stage/stage` world plus helpers.
+//!
+//! A stage crate (`crate-type = ["cdylib"]`, built for `wasm32-wasip2`) implements [`Guest`]
+//! and exports it:
+//!
+//! ```ignore
+//! use ward_stage_sdk::{Guest, StageError};
+//! struct MyStage;
+//! impl Guest for MyStage {
+//!     fn run() -> Result<(), StageError> {
+//!         let input = ward_stage_sdk::payload()?;
+//!         ward_stage_sdk::log_info!("reading {}", input.path);
+//!         Ok(())
+//!     }
+//! }
+//! ward_stage_sdk::export!(MyStage);
+//! ```
+//!
+//! Stages never hard-code volume paths: they ask [`volumes::mounted`] (or the helpers here,
+//! which do).
+
+// Lets the generated code and the exported macro name this crate the same way from inside
+// it and from stage crates.
+extern crate self as ward_stage_sdk;
+
+/// The generated bindings.
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "stage",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "ward_stage_sdk::bindings",
+        runtime_path: "ward_stage_sdk::__wit_bindgen::rt",
+    });
+}
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+pub use bindings::export;
+pub use bindings::ward::stage::types::StageError;
+pub use bindings::ward::stage::{context, gpu, ports, volumes};
+pub use bindings::Guest;
+pub use context::Level;
+pub use volumes::{Volume, VolumeKind};
+
+mod logging;
+mod params;
+mod vols;
+
+pub use logging::{log, progress};
+pub use params::{param, param_choice, param_opt};
+pub use vols::{datasets, input_containing, inputs_from_stages, payload, results, write_file};
+
+/// `StageError::Failed` with a formatted message.
+#[macro_export]
+macro_rules! failed {
+    ($($arg:tt)*) => { $crate::StageError::Failed(format!($($arg)*)) };
+}
+
+/// `StageError::InvalidInput` with a formatted message.
+#[macro_export]
+macro_rules! invalid_input {
+    ($($arg:tt)*) => { $crate::StageError::InvalidInput(format!($($arg)*)) };
+}

@@ -1,0 +1,79 @@
+//! The command line: parsing, logging set-up, and exit codes.
+//!
+//! Exit codes: 0 success; 1 the job ran and failed; 2 the input was wrong (pipeline,
+//! component, payload, arguments) and nothing ran.
+
+mod inspect;
+mod progress;
+mod run;
+mod sample;
+mod validate;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "ward", version, about = "Run medical-imaging pipelines of sandboxed WebAssembly stages")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline once on a payload directory.
+    Run(run::RunArgs),
+    /// Check a pipeline file and its components without running anything.
+    Validate(validate::ValidateArgs),
+    /// Show a component's imports, exports, size and digest, and whether it is a stage.
+    Inspect(inspect::InspectArgs),
+    /// Write sample data.
+    #[command(subcommand)]
+    Sample(sample::SampleCommand),
+}
+
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Sample(cmd) => sample::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARD_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Parses `K=V` arguments.
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
+    }
+}

@@ -1,0 +1,101 @@
+//! `ward run PIPELINE --payload DIR`: one job, run to its end, with progress per stage.
+
+use super::progress::StageBars;
+use super::{parse_key_value, EXIT_BAD_INPUT, EXIT_FAILED};
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use ward::engine::{Engine, EngineOptions};
+use ward::jobs::{new_job_id, run_job, JobError, JobRequest, JobStatus, StageStatus};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The pipeline file (YAML).
+    pipeline: PathBuf,
+    /// The payload: a directory of input files (e.g. DICOM). Never modified.
+    #[arg(long)]
+    payload: PathBuf,
+    /// The job directory to create (results, logs, summary.json). Default: ward-jobs/<job id>.
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// A named dataset for inputs that use `dataset: NAME`.
+    #[arg(long = "dataset", value_name = "NAME=DIR", value_parser = parse_key_value)]
+    datasets: Vec<(String, String)>,
+    /// A parameter for every stage, overriding the pipeline file.
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    params: Vec<(String, String)>,
+    /// The tenant the job runs for.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    /// CPU slots for concurrent stages (default: the number of cores).
+    #[arg(long)]
+    cpus: Option<u32>,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let pipeline = match ward::pipeline::load(&args.pipeline) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let engine = Engine::new(EngineOptions::default()).context("starting the wasm engine")?;
+    let job_id = new_job_id();
+    let job_dir = args.results.clone().unwrap_or_else(|| PathBuf::from("ward-jobs").join(&job_id));
+    let cpus = args
+        .cpus
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
+    let request = JobRequest {
+        pipeline,
+        payload: args.payload.clone(),
+        job_dir: job_dir.clone(),
+        job_id: job_id.clone(),
+        tenant: args.tenant.clone(),
+        parameters: args.params.into_iter().collect(),
+        datasets: args.datasets.into_iter().map(|(k, v)| (k, PathBuf::from(v))).collect::<BTreeMap<_, _>>(),
+        cpu_slots: cpus,
+    };
+    let names: Vec<String> = request.pipeline.stages.iter().map(|s| s.name.clone()).collect();
+    let show = !args.no_progress && std::io::stderr().is_terminal();
+    let bars = Arc::new(StageBars::new(&names, show));
+    let summary = match run_job(&engine, &request, bars.clone()) {
+        Ok(s) => s,
+        Err(e @ (JobError::Component { .. } | JobError::PayloadMissing { .. } | JobError::JobDirNotEmpty { .. } | JobError::Volume(_))) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    drop(bars);
+
+    println!("job {} {}", summary.job_id, match summary.status {
+        JobStatus::Succeeded => "succeeded",
+        JobStatus::Failed => "FAILED",
+        JobStatus::Running => "is still running",
+    });
+    for stage in &summary.stages {
+        let time = stage.duration_s.map(|d| format!("{d:.2}s")).unwrap_or_default();
+        let status = match stage.status {
+            StageStatus::Succeeded => "ok",
+            StageStatus::Failed => "FAILED",
+            StageStatus::Skipped => "skipped",
+            _ => "not run",
+        };
+        println!("  {:<16} {:<8} {:>8}", stage.name, status, time);
+        if let Some(reason) = &stage.reason {
+            for line in reason.to_string().lines() {
+                println!("      {line}");
+            }
+        }
+    }
+    println!("results: {}", job_dir.join("results").display());
+    println!("logs:    {}", job_dir.join("logs").display());
+    println!("summary: {}", job_dir.join("summary.json").display());
+    Ok(if summary.status == JobStatus::Succeeded { 0 } else { EXIT_FAILED })
+}

@@ -1,0 +1,318 @@
+//! The job runner: loads every component first, then runs stages whose inputs are ready
+//! concurrently (bounded by CPU slots), skips the dependents of a failed stage, and keeps
+//! the summary on disk current at every transition.
+
+use super::outcome::{FailureKind, FailureReason, StageStatus};
+use super::stage_run::{run_stage, StageInvocation, StageRunResult};
+use super::summary::{JobFailure, JobStatus, JobSummary, PayloadRecord, StageRecord};
+use crate::engine::{ComponentError, Engine, StageComponent};
+use crate::host::bindings::context::JobInfo;
+use crate::host::{ProgressFn, StageLog};
+use crate::pipeline::{Location, Pipeline};
+use crate::volumes::{plan_mounts, tree_digest, JobLayout, Mount, VolumeError};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The most a stage may write to its log (its own lines, stdout and stderr together).
+pub const LOG_BUDGET_BYTES: u64 = 8 << 20;
+/// Native stack of a stage thread; wasm frames use at most the engine's max_wasm_stack.
+const STAGE_THREAD_STACK: usize = 16 << 20;
+
+pub struct JobRequest {
+    pub pipeline: Pipeline,
+    pub payload: PathBuf,
+    /// Created by the runner; must not exist or be empty.
+    pub job_dir: PathBuf,
+    pub job_id: String,
+    pub tenant: String,
+    /// Job-level parameters, overriding the pipeline's and operators'.
+    pub parameters: BTreeMap<String, String>,
+    pub datasets: BTreeMap<String, PathBuf>,
+    /// CPU slots stages may use at once (`requests.cpu` each).
+    pub cpu_slots: u32,
+}
+
+/// Hears about a job as it runs (progress bars, logs). Every method has a default.
+pub trait JobObserver: Send + Sync {
+    fn stage_started(&self, _stage: &str) {}
+    fn stage_progress(&self, _stage: &str, _fraction: f32, _message: &str) {}
+    fn stage_finished(&self, _record: &StageRecord) {}
+}
+
+pub struct NoObserver;
+impl JobObserver for NoObserver {}
+
+/// Why a job could not be run at all (its stages' failures are in the summary instead).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{}: the payload is not a directory", path.display())]
+    PayloadMissing { path: PathBuf },
+    #[error("{}: the job directory already exists and is not empty", path.display())]
+    JobDirNotEmpty { path: PathBuf },
+    #[error("{location}: operator '{operator}': {source}")]
+    Component {
+        location: Location,
+        operator: String,
+        source: ComponentError,
+    },
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> JobError {
+    let path = path.into();
+    move |source| JobError::Io { path, source }
+}
+
+/// Runs `req` to its end and returns the final summary (also written to `summary.json`).
+pub fn run_job(engine: &Engine, req: &JobRequest, observer: Arc<dyn JobObserver>) -> Result<JobSummary, JobError> {
+    if !req.payload.is_dir() {
+        return Err(JobError::PayloadMissing { path: req.payload.clone() });
+    }
+    let components = load_components(engine, &req.pipeline)?;
+    let layout = JobLayout { root: req.job_dir.clone() };
+    let mounts: Vec<Vec<Mount>> = req
+        .pipeline
+        .stages
+        .iter()
+        .map(|s| plan_mounts(s, &layout, &req.payload, &req.datasets))
+        .collect::<Result<_, _>>()?;
+    for (stage, stage_mounts) in req.pipeline.stages.iter().zip(&mounts) {
+        for m in stage_mounts.iter().filter(|m| m.kind == crate::volumes::VolumeKind::Dataset) {
+            if !m.host_path.is_dir() {
+                return Err(VolumeError::NotADirectory {
+                    path: m.host_path.clone(),
+                    what: format!("dataset '{}' of operator '{}'", m.name, stage.name),
+                }
+                .into());
+            }
+        }
+    }
+    prepare_job_dir(&layout)?;
+
+    let started = Instant::now();
+    let mut summary = JobSummary {
+        job_id: req.job_id.clone(),
+        pipeline: req.pipeline.name.clone(),
+        pipeline_file: req.pipeline.file.clone(),
+        tenant: req.tenant.clone(),
+        status: JobStatus::Running,
+        started_unix: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
+        duration_s: None,
+        payload: PayloadRecord {
+            path: req.payload.clone(),
+            before: tree_digest(&req.payload)?,
+            after: None,
+        },
+        parameters: req.parameters.clone(),
+        stages: req
+            .pipeline
+            .stages
+            .iter()
+            .zip(&components)
+            .map(|(s, c)| StageRecord {
+                name: s.name.clone(),
+                status: StageStatus::Pending,
+                component: s.component.path.clone(),
+                digest: Some(c.digest.clone()),
+                memory_cap_bytes: s.requests.memory_bytes,
+                timeout_s: s.requests.timeout.as_secs_f64(),
+                started_at_s: None,
+                instantiate_ms: None,
+                duration_s: None,
+                memory_peak_bytes: None,
+                outputs: s.outputs.iter().map(|o| (o.name.clone(), layout.results_dir(&s.name, &o.name))).collect(),
+                log: layout.log_path(&s.name),
+                log_dropped_bytes: 0,
+                reason: None,
+            })
+            .collect(),
+        failure: None,
+    };
+    let summary_path = layout.summary_path();
+    summary.write(&summary_path).map_err(io_error(&summary_path))?;
+
+    let stages = &req.pipeline.stages;
+    let slots = req.cpu_slots.max(1);
+    let need = |i: usize| stages[i].requests.cpu.clamp(1, slots);
+    let mut status = vec![StageStatus::Pending; stages.len()];
+    let mut free = slots;
+    let (done_tx, done_rx) = mpsc::channel::<(usize, StageRunResult, u64)>();
+
+    std::thread::scope(|scope| -> Result<(), JobError> {
+        let mut running = 0;
+        loop {
+            for i in 0..stages.len() {
+                let ready = status[i] == StageStatus::Pending
+                    && stages[i].depends_on.iter().all(|&d| status[d] == StageStatus::Succeeded);
+                if !ready || need(i) > free {
+                    continue;
+                }
+                free -= need(i);
+                running += 1;
+                status[i] = StageStatus::Running;
+                let record = summary.stage_mut(&stages[i].name).expect("every stage has a record");
+                record.status = StageStatus::Running;
+                record.started_at_s = Some(started.elapsed().as_secs_f64());
+                summary.write(&summary_path).map_err(io_error(&summary_path))?;
+                observer.stage_started(&stages[i].name);
+
+                for m in mounts[i].iter().filter(|m| !m.read_only) {
+                    std::fs::create_dir_all(&m.host_path).map_err(io_error(&m.host_path))?;
+                }
+                let log_path = layout.log_path(&stages[i].name);
+                let log = Arc::new(StageLog::create(&log_path, LOG_BUDGET_BYTES).map_err(io_error(&log_path))?);
+                let invocation = invocation(req, i, &components[i], &mounts[i], log.clone(), &observer);
+                let tx = done_tx.clone();
+                std::thread::Builder::new()
+                    .name(format!("stage-{}", stages[i].name))
+                    .stack_size(STAGE_THREAD_STACK)
+                    .spawn_scoped(scope, move || {
+                        let result = run_stage(engine, &invocation);
+                        log.finish();
+                        let _ = tx.send((i, result, log.dropped_bytes()));
+                    })
+                    .map_err(io_error("stage thread"))?;
+            }
+            if running == 0 {
+                break;
+            }
+            let (i, result, dropped) = done_rx.recv().expect("a running stage reports back");
+            running -= 1;
+            free += need(i);
+            status[i] = if result.result.is_ok() { StageStatus::Succeeded } else { StageStatus::Failed };
+            let record = summary.stage_mut(&stages[i].name).expect("every stage has a record");
+            record.status = status[i];
+            record.instantiate_ms = Some(result.instantiate_time.as_secs_f64() * 1e3);
+            record.duration_s = Some((result.instantiate_time + result.run_time).as_secs_f64());
+            record.memory_peak_bytes = Some(result.memory_peak);
+            record.log_dropped_bytes = dropped;
+            if let Err(reason) = result.result {
+                record.reason = Some(reason.clone());
+                if summary.failure.is_none() {
+                    summary.failure = Some(JobFailure { stage: stages[i].name.clone(), reason });
+                }
+            }
+            let skipped = if status[i] == StageStatus::Failed { skip_dependents(&mut summary, &mut status, req, i) } else { Vec::new() };
+            summary.write(&summary_path).map_err(io_error(&summary_path))?;
+            for name in std::iter::once(&stages[i].name).chain(&skipped) {
+                observer.stage_finished(summary.stage(name).expect("every stage has a record"));
+            }
+        }
+        Ok(())
+    })?;
+
+    let after = tree_digest(&req.payload)?;
+    if after != summary.payload.before && summary.failure.is_none() {
+        summary.failure = Some(JobFailure {
+            stage: String::new(),
+            reason: FailureReason::new(FailureKind::Host, "the payload changed while the job ran (not through Ward: stages see it read-only)"),
+        });
+    }
+    summary.payload.after = Some(after);
+    summary.status = if summary.failure.is_some() { JobStatus::Failed } else { JobStatus::Succeeded };
+    summary.duration_s = Some(started.elapsed().as_secs_f64());
+    summary.write(&summary_path).map_err(io_error(&summary_path))?;
+    Ok(summary)
+}
+
+fn load_components(engine: &Engine, pipeline: &Pipeline) -> Result<Vec<Arc<StageComponent>>, JobError> {
+    pipeline
+        .stages
+        .iter()
+        .map(|s| {
+            engine
+                .load_component(&s.component.path, s.component.digest.as_deref())
+                .map_err(|source| JobError::Component {
+                    location: s.component.location.clone(),
+                    operator: s.name.clone(),
+                    source,
+                })
+        })
+        .collect()
+}
+
+fn prepare_job_dir(layout: &JobLayout) -> Result<(), JobError> {
+    let root = &layout.root;
+    if root.exists() {
+        let mut entries = std::fs::read_dir(root).map_err(io_error(root))?;
+        if entries.next().is_some() {
+            return Err(JobError::JobDirNotEmpty { path: root.clone() });
+        }
+    }
+    for dir in [root.join("results"), root.join("logs")] {
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+    }
+    Ok(())
+}
+
+fn invocation<'a>(
+    req: &JobRequest,
+    i: usize,
+    component: &'a StageComponent,
+    mounts: &'a [Mount],
+    log: Arc<StageLog>,
+    observer: &Arc<dyn JobObserver>,
+) -> StageInvocation<'a> {
+    let spec = &req.pipeline.stages[i];
+    let mut parameters = spec.parameters.clone();
+    parameters.extend(req.parameters.clone());
+    let progress: ProgressFn = {
+        let observer = observer.clone();
+        let name = spec.name.clone();
+        Arc::new(move |fraction, message| observer.stage_progress(&name, fraction, message))
+    };
+    let mut args = vec![spec.name.clone()];
+    args.extend(spec.args.iter().cloned());
+    StageInvocation {
+        component,
+        info: JobInfo {
+            job_id: req.job_id.clone(),
+            pipeline: req.pipeline.name.clone(),
+            stage: spec.name.clone(),
+            tenant: req.tenant.clone(),
+            attempt: 1,
+        },
+        parameters: parameters.into_iter().collect(),
+        env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        args,
+        mounts,
+        memory_cap: spec.requests.memory_bytes,
+        timeout: spec.requests.timeout,
+        log,
+        progress,
+    }
+}
+
+/// Marks every stage downstream of failed stage `failed` as skipped, with the reason, and
+/// returns their names.
+fn skip_dependents(summary: &mut JobSummary, status: &mut [StageStatus], req: &JobRequest, failed: usize) -> Vec<String> {
+    let stages = &req.pipeline.stages;
+    let mut skipped = Vec::new();
+    // Stages are in topological order, so one forward pass reaches every descendant.
+    for j in failed + 1..stages.len() {
+        let blocked_by = stages[j]
+            .depends_on
+            .iter()
+            .find(|&&d| matches!(status[d], StageStatus::Failed | StageStatus::Skipped) && (d == failed || status[d] == StageStatus::Skipped));
+        if status[j] == StageStatus::Pending {
+            if let Some(&d) = blocked_by {
+                status[j] = StageStatus::Skipped;
+                if let Some(record) = summary.stage_mut(&stages[j].name) {
+                    record.status = StageStatus::Skipped;
+                    record.reason = Some(FailureReason::new(
+                        FailureKind::UpstreamFailed,
+                        format!("not run: upstream stage '{}' did not succeed", stages[d].name),
+                    ));
+                }
+                skipped.push(stages[j].name.clone());
+            }
+        }
+    }
+    skipped
+}

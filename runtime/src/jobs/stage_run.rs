@@ -1,0 +1,171 @@
+//! Running one stage in its sandbox: a fresh store with its memory cap and deadline, its
+//! volumes as preopens, its log; then `run`, and a precise account of how it ended.
+
+use super::outcome::{FailureKind, FailureReason};
+use crate::engine::{Engine, EpochTicker, StageComponent};
+use crate::host::bindings::context::JobInfo;
+use crate::host::bindings::types::StageError;
+use crate::host::bindings::volumes::{Volume, VolumeKind as WitVolumeKind};
+use crate::host::{build_wasi, wasi::Preopen, ProgressFn, StageLimiter, StageLog, StageState};
+use crate::pipeline::quantity::format_bytes;
+use crate::volumes::{Mount, VolumeKind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::Store;
+
+/// Everything needed to run one stage once.
+pub struct StageInvocation<'a> {
+    pub component: &'a StageComponent,
+    pub info: JobInfo,
+    pub parameters: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+    pub mounts: &'a [Mount],
+    pub memory_cap: u64,
+    pub timeout: Duration,
+    pub log: Arc<StageLog>,
+    pub progress: ProgressFn,
+}
+
+/// What running a stage measured, whatever the outcome.
+#[derive(Debug, Clone)]
+pub struct StageRunResult {
+    pub result: Result<(), FailureReason>,
+    pub instantiate_time: Duration,
+    pub run_time: Duration,
+    pub memory_peak: u64,
+}
+
+/// Builds the store a stage runs in: WASI with its preopens, its limits and deadline.
+pub fn new_store(engine: &Engine, inv: &StageInvocation<'_>) -> wasmtime::Result<Store<StageState>> {
+    let preopens: Vec<Preopen<'_>> = inv
+        .mounts
+        .iter()
+        .map(|m| Preopen {
+            host_path: &m.host_path,
+            guest_path: &m.guest_path,
+            read_only: m.read_only,
+        })
+        .collect();
+    let wasi = build_wasi(&preopens, &inv.args, &inv.env, &inv.log)?;
+    let state = StageState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: StageLimiter::new(inv.memory_cap),
+        info: inv.info.clone(),
+        parameters: inv.parameters.clone(),
+        volumes: inv.mounts.iter().map(wit_volume).collect(),
+        log: inv.log.clone(),
+        progress: inv.progress.clone(),
+    };
+    let mut store = Store::new(engine.wasmtime(), state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(EpochTicker::ticks_for(inv.timeout));
+    store.epoch_deadline_trap();
+    Ok(store)
+}
+
+/// Runs the stage to its end. Never panics on anything the guest does.
+pub fn run_stage(engine: &Engine, inv: &StageInvocation<'_>) -> StageRunResult {
+    let started = Instant::now();
+    let mut store = match new_store(engine, inv) {
+        Ok(s) => s,
+        Err(e) => {
+            return StageRunResult {
+                result: Err(FailureReason::new(FailureKind::Host, format!("cannot prepare the sandbox: {e:#}"))),
+                instantiate_time: started.elapsed(),
+                run_time: Duration::ZERO,
+                memory_peak: 0,
+            }
+        }
+    };
+    let instance = inv.component.pre.instantiate(&mut store);
+    let instantiate_time = started.elapsed();
+    let run_started = Instant::now();
+    let result = match instance {
+        Ok(stage) => match stage.call_run(&mut store) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(StageError::InvalidInput(m))) => Err(FailureReason::new(FailureKind::InvalidInput, format!("invalid input: {m}"))),
+            Ok(Err(StageError::Failed(m))) => Err(FailureReason::new(FailureKind::StageError, m)),
+            Err(e) => explain_error(e, &store, inv),
+        },
+        Err(e) => match explain_error(e, &store, inv) {
+            Err(mut reason) if reason.kind == FailureKind::Trap => {
+                reason.kind = FailureKind::Load;
+                reason.message = format!("cannot instantiate: {}", reason.message);
+                Err(reason)
+            }
+            other => other,
+        },
+    };
+    StageRunResult {
+        result,
+        instantiate_time,
+        run_time: run_started.elapsed(),
+        memory_peak: store.data().limiter.memory_peak(),
+    }
+}
+
+/// Turns a wasmtime error into the reason a person needs: which limit, which trap, where.
+fn explain_error(e: wasmtime::Error, store: &Store<StageState>, inv: &StageInvocation<'_>) -> Result<(), FailureReason> {
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return match exit.0 {
+            0 => Ok(()),
+            code => Err(FailureReason::new(FailureKind::Exit, format!("the stage exited with status {code}"))),
+        };
+    }
+    let backtrace = e.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| bt.to_string());
+    let limiter = &store.data().limiter;
+    let (kind, message) = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => (
+            FailureKind::Deadline,
+            format!("deadline: the stage ran past its timeout of {:.1?} (requests.timeout)", inv.timeout),
+        ),
+        Some(wasmtime::Trap::StackOverflow) => (
+            FailureKind::StackOverflow,
+            "wasm stack overflow (unbounded recursion?)".to_string(),
+        ),
+        _ if limiter.memory_refused.is_some() => {
+            let wanted = limiter.memory_refused.unwrap_or_default();
+            (
+                FailureKind::MemoryLimit,
+                format!(
+                    "memory limit: the stage asked for {} of linear memory in total, over its cap of {} (requests.memory)",
+                    format_bytes(wanted),
+                    format_bytes(limiter.memory_cap())
+                ),
+            )
+        }
+        Some(trap) => {
+            let stderr = inv.log.stderr_tail();
+            let message = if stderr.is_empty() {
+                format!("trap: {trap}")
+            } else {
+                format!("trap: {trap}; the stage's last output on stderr:\n{stderr}")
+            };
+            (FailureKind::Trap, message)
+        }
+        None => (FailureKind::Trap, format!("{e:#}")),
+    };
+    Err(FailureReason {
+        kind,
+        message,
+        backtrace,
+    })
+}
+
+fn wit_volume(m: &Mount) -> Volume {
+    Volume {
+        name: m.name.clone(),
+        kind: match m.kind {
+            VolumeKind::Payload => WitVolumeKind::Payload,
+            VolumeKind::Results => WitVolumeKind::Results,
+            VolumeKind::InputFromStage => WitVolumeKind::InputFromStage,
+            VolumeKind::Dataset => WitVolumeKind::Dataset,
+        },
+        source: m.source.clone(),
+        path: m.guest_path.clone(),
+        read_only: m.read_only,
+    }
+}
