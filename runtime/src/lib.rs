@@ -5,9 +5,9 @@
 //! ([`pipeline`]), the volumes a stage sees ([`volumes`]), job execution and records
 //! ([`jobs`]), and the synthetic CT phantom ([`sample`]).
 
-pub mod pipeline;
-pub mod sample;
 pub mod engine;
 pub mod host;
 pub mod jobs;
+pub mod pipeline;
+pub mod sample;
 pub mod volumes;

@@ -31,12 +31,17 @@ pub struct Mount {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
-    #[error("operator '{operator}': dataset '{dataset}' was not given (pass --dataset {dataset}=DIR)")]
+    #[error(
+        "operator '{operator}': dataset '{dataset}' was not given (pass --dataset {dataset}=DIR)"
+    )]
     UnknownDataset { operator: String, dataset: String },
     #[error("{}: not a directory ({what})", path.display())]
     NotADirectory { path: PathBuf, what: String },
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where a job's files live: `<root>/results/<stage>/<output>/`, `<root>/logs/<stage>.log`
@@ -72,14 +77,21 @@ pub fn plan_mounts(
     for input in &stage.inputs {
         let (kind, source, host_path) = match &input.source {
             InputSource::Payload => (VolumeKind::Payload, None, payload.to_path_buf()),
-            InputSource::Stage { stage: from, output } => {
-                (VolumeKind::InputFromStage, Some(from.clone()), layout.results_dir(from, output))
-            }
+            InputSource::Stage {
+                stage: from,
+                output,
+            } => (
+                VolumeKind::InputFromStage,
+                Some(from.clone()),
+                layout.results_dir(from, output),
+            ),
             InputSource::Dataset { name } => {
-                let dir = datasets.get(name).ok_or_else(|| VolumeError::UnknownDataset {
-                    operator: stage.name.clone(),
-                    dataset: name.clone(),
-                })?;
+                let dir = datasets
+                    .get(name)
+                    .ok_or_else(|| VolumeError::UnknownDataset {
+                        operator: stage.name.clone(),
+                        dataset: name.clone(),
+                    })?;
                 (VolumeKind::Dataset, Some(name.clone()), dir.clone())
             }
         };

@@ -525,7 +525,12 @@ mod tests {
 
     #[test]
     fn seg_has_one_frame_per_slice_with_the_segment_and_is_reproducible() {
-        let mut labels = Volume::new([5, 3, 4], [0.7, 0.7, 2.0], [-5.0, 3.0, 10.0], vec![0u16; 60]);
+        let mut labels = Volume::new(
+            [5, 3, 4],
+            [0.7, 0.7, 2.0],
+            [-5.0, 3.0, 10.0],
+            vec![0u16; 60],
+        );
         labels.set(0, 0, 1, 1);
         labels.set(4, 2, 1, 1);
         labels.set(1, 1, 2, 1);
@@ -543,7 +548,11 @@ mod tests {
             std::fs::write(path, &bytes).unwrap();
         }
         let obj = dicom_object::from_reader(&bytes[128..]).unwrap();
-        let frames = obj.element(tags::NUMBER_OF_FRAMES).unwrap().to_str().unwrap();
+        let frames = obj
+            .element(tags::NUMBER_OF_FRAMES)
+            .unwrap()
+            .to_str()
+            .unwrap();
         assert_eq!(frames.trim(), "3");
         let px = obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap();
         // 3 frames x 15 pixels = 45 bits -> 6 bytes, padded to even.

@@ -35,5 +35,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
             Some(why) => println!("stage:     no: {why}"),
         }
     }
-    Ok(if inspection.stage_error.is_none() { 0 } else { EXIT_BAD_INPUT })
+    Ok(if inspection.stage_error.is_none() {
+        0
+    } else {
+        EXIT_BAD_INPUT
+    })
 }

@@ -11,11 +11,17 @@ pub struct StageBars {
 
 impl StageBars {
     pub fn new(stages: &[String], visible: bool) -> StageBars {
-        let multi = MultiProgress::with_draw_target(if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+        let multi = MultiProgress::with_draw_target(if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
         let width = stages.iter().map(String::len).max().unwrap_or(8);
-        let style = ProgressStyle::with_template(&format!("{{prefix:>{width}}} [{{bar:30}}] {{percent:>3}}% {{elapsed:>4}} {{msg}}"))
-            .expect("valid template")
-            .progress_chars("=> ");
+        let style = ProgressStyle::with_template(&format!(
+            "{{prefix:>{width}}} [{{bar:30}}] {{percent:>3}}% {{elapsed:>4}} {{msg}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> ");
         let bars = stages
             .iter()
             .map(|name| {
@@ -26,7 +32,10 @@ impl StageBars {
                 (name.clone(), bar)
             })
             .collect();
-        StageBars { bars, _multi: multi }
+        StageBars {
+            bars,
+            _multi: multi,
+        }
     }
 }
 

@@ -47,10 +47,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     let engine = Engine::new(EngineOptions::default()).context("starting the wasm engine")?;
     let job_id = new_job_id();
-    let job_dir = args.results.clone().unwrap_or_else(|| PathBuf::from("ward-jobs").join(&job_id));
-    let cpus = args
-        .cpus
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
+    let job_dir = args
+        .results
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("ward-jobs").join(&job_id));
+    let cpus = args.cpus.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1)
+    });
     let request = JobRequest {
         pipeline,
         payload: args.payload.clone(),
@@ -58,15 +63,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         job_id: job_id.clone(),
         tenant: args.tenant.clone(),
         parameters: args.params.into_iter().collect(),
-        datasets: args.datasets.into_iter().map(|(k, v)| (k, PathBuf::from(v))).collect::<BTreeMap<_, _>>(),
+        datasets: args
+            .datasets
+            .into_iter()
+            .map(|(k, v)| (k, PathBuf::from(v)))
+            .collect::<BTreeMap<_, _>>(),
         cpu_slots: cpus,
     };
-    let names: Vec<String> = request.pipeline.stages.iter().map(|s| s.name.clone()).collect();
+    let names: Vec<String> = request
+        .pipeline
+        .stages
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     let show = !args.no_progress && std::io::stderr().is_terminal();
     let bars = Arc::new(StageBars::new(&names, show));
     let summary = match run_job(&engine, &request, bars.clone()) {
         Ok(s) => s,
-        Err(e @ (JobError::Component { .. } | JobError::PayloadMissing { .. } | JobError::JobDirNotEmpty { .. } | JobError::Volume(_))) => {
+        Err(
+            e @ (JobError::Component { .. }
+            | JobError::PayloadMissing { .. }
+            | JobError::JobDirNotEmpty { .. }
+            | JobError::Volume(_)),
+        ) => {
             eprintln!("error: {e}");
             return Ok(EXIT_BAD_INPUT);
         }
@@ -74,13 +93,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     drop(bars);
 
-    println!("job {} {}", summary.job_id, match summary.status {
-        JobStatus::Succeeded => "succeeded",
-        JobStatus::Failed => "FAILED",
-        JobStatus::Running => "is still running",
-    });
+    println!(
+        "job {} {}",
+        summary.job_id,
+        match summary.status {
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Running => "is still running",
+        }
+    );
     for stage in &summary.stages {
-        let time = stage.duration_s.map(|d| format!("{d:.2}s")).unwrap_or_default();
+        let time = stage
+            .duration_s
+            .map(|d| format!("{d:.2}s"))
+            .unwrap_or_default();
         let status = match stage.status {
             StageStatus::Succeeded => "ok",
             StageStatus::Failed => "FAILED",
@@ -97,5 +123,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     println!("results: {}", job_dir.join("results").display());
     println!("logs:    {}", job_dir.join("logs").display());
     println!("summary: {}", job_dir.join("summary.json").display());
-    Ok(if summary.status == JobStatus::Succeeded { 0 } else { EXIT_FAILED })
+    Ok(if summary.status == JobStatus::Succeeded {
+        0
+    } else {
+        EXIT_FAILED
+    })
 }

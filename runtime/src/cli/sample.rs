@@ -39,9 +39,15 @@ pub fn run(cmd: SampleCommand) -> anyhow::Result<i32> {
         ..CtSeriesOptions::default()
     };
     let bar = ProgressBar::new(u64::from(args.slices));
-    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} slices").expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} slices")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     bar.set_prefix("writing CT");
-    let summary = write_ct_series_with_progress(&args.out, &options, &mut |done, _| bar.set_position(u64::from(done)))?;
+    let summary = write_ct_series_with_progress(&args.out, &options, &mut |done, _| {
+        bar.set_position(u64::from(done))
+    })?;
     bar.finish_and_clear();
     println!(
         "wrote {} CT slices of {}x{} to {} (study {})",

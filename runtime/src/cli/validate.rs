@@ -24,7 +24,10 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
         match engine.load_component(&stage.component.path, stage.component.digest.as_deref()) {
             Ok(c) => println!("{:<16} {}  {}", stage.name, c.digest, c.path.display()),
             Err(e) => {
-                eprintln!("{}: operator '{}': {e}", stage.component.location, stage.name);
+                eprintln!(
+                    "{}: operator '{}': {e}",
+                    stage.component.location, stage.name
+                );
                 failed = true;
             }
         }
@@ -32,6 +35,10 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     if failed {
         return Ok(EXIT_BAD_INPUT);
     }
-    println!("{}: valid ({} operators)", args.pipeline.display(), pipeline.stages.len());
+    println!(
+        "{}: valid ({} operators)",
+        args.pipeline.display(),
+        pipeline.stages.len()
+    );
     Ok(0)
 }

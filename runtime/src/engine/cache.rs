@@ -38,7 +38,10 @@ impl ComponentCache {
         bytes: &[u8],
         digest: &str,
     ) -> wasmtime::Result<(Component, Option<Duration>)> {
-        let entry = self.dir.as_ref().map(|d| d.join(format!("{}.cwasm", digest.trim_start_matches("sha256:"))));
+        let entry = self
+            .dir
+            .as_ref()
+            .map(|d| d.join(format!("{}.cwasm", digest.trim_start_matches("sha256:"))));
         if let Some(entry) = &entry {
             if entry.is_file() {
                 // SAFETY: the file was written by `Component::serialize` of an engine with
@@ -46,7 +49,9 @@ impl ComponentCache {
                 // fails deserialization and is replaced below.
                 match unsafe { Component::deserialize_file(engine, entry) } {
                     Ok(component) => return Ok((component, None)),
-                    Err(e) => tracing::warn!(entry = %entry.display(), error = %e, "discarding unreadable cache entry"),
+                    Err(e) => {
+                        tracing::warn!(entry = %entry.display(), error = %e, "discarding unreadable cache entry")
+                    }
                 }
             }
         }

@@ -27,18 +27,28 @@ pub enum EngineError {
     #[error("cannot configure wasmtime: {0}")]
     Config(String),
     #[error("cannot open the compiled-component cache at {}: {source}", path.display())]
-    Cache { path: PathBuf, source: std::io::Error },
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Why a component cannot be used as a stage.
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
     #[error("{}: cannot read the component: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: {size} bytes is over the {MAX_COMPONENT_BYTES}-byte limit for a component", path.display())]
     TooLarge { path: PathBuf, size: u64 },
     #[error("{}: digest is {actual}, but the pipeline pins {expected}", path.display())]
-    DigestMismatch { path: PathBuf, expected: String, actual: String },
+    DigestMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("{}: not a WebAssembly file (it does not start with the \\0asm magic bytes)", path.display())]
     NotWasm { path: PathBuf },
     #[error("{}: a core WebAssembly module, not a component; build the stage for wasm32-wasip2 (or wrap the module with `wasm-tools component new`)", path.display())]
@@ -46,7 +56,11 @@ pub enum ComponentError {
     #[error("{}: not a valid component: {reason}", path.display())]
     Invalid { path: PathBuf, reason: String },
     #[error("{}: imports `{import}`, which Ward does not grant to stages: {why}", path.display())]
-    ForbiddenImport { path: PathBuf, import: String, why: String },
+    ForbiddenImport {
+        path: PathBuf,
+        import: String,
+        why: String,
+    },
     #[error("{}: does not target ward:stage/stage: it exports no `run` function (its exports: {})", path.display(), if exports.is_empty() { "none".to_string() } else { exports.join(", ") })]
     WrongWorld { path: PathBuf, exports: Vec<String> },
     #[error("{}: does not link against the ward:stage/stage world: {reason}", path.display())]
@@ -101,13 +115,17 @@ pub struct Engine {
 impl Engine {
     pub fn new(options: EngineOptions) -> Result<Engine, EngineError> {
         let config = config::wasmtime_config(&options.limits);
-        let wasmtime = wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let wasmtime =
+            wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasmtime);
         host::add_to_linker(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        let cache = ComponentCache::open(options.cache_dir.as_deref(), &wasmtime).map_err(|source| EngineError::Cache {
-            path: options.cache_dir.clone().unwrap_or_default(),
-            source,
-        })?;
+        let cache =
+            ComponentCache::open(options.cache_dir.as_deref(), &wasmtime).map_err(|source| {
+                EngineError::Cache {
+                    path: options.cache_dir.clone().unwrap_or_default(),
+                    source,
+                }
+            })?;
         let epoch = EpochTicker::start(wasmtime.clone());
         Ok(Engine {
             wasmtime,
@@ -127,7 +145,11 @@ impl Engine {
     }
 
     /// Reads, checks and links the component at `path` (once per digest per process).
-    pub fn load_component(&self, path: &Path, expected_digest: Option<&str>) -> Result<Arc<StageComponent>, ComponentError> {
+    pub fn load_component(
+        &self,
+        path: &Path,
+        expected_digest: Option<&str>,
+    ) -> Result<Arc<StageComponent>, ComponentError> {
         let bytes = read_component(path)?;
         let digest = sha256_digest(&bytes);
         if let Some(expected) = expected_digest {
@@ -139,7 +161,12 @@ impl Engine {
                 });
             }
         }
-        if let Some(done) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
+        if let Some(done) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+        {
             return Ok(done.clone());
         }
         check_magic(path, &bytes)?;
@@ -150,7 +177,13 @@ impl Engine {
                 path: path.to_path_buf(),
                 reason: format!("{e:#}"),
             })?;
-        let loaded = Arc::new(self.link(path, &component, digest.clone(), bytes.len() as u64, compile_time)?);
+        let loaded = Arc::new(self.link(
+            path,
+            &component,
+            digest.clone(),
+            bytes.len() as u64,
+            compile_time,
+        )?);
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -222,7 +255,9 @@ fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), ComponentError> {
     const MAGIC: &[u8] = b"\0asm";
     if bytes.starts_with(MAGIC) {
         return match bytes.get(4..8) {
-            Some([1, 0, 0, 0]) => Err(ComponentError::CoreModule { path: path.to_path_buf() }),
+            Some([1, 0, 0, 0]) => Err(ComponentError::CoreModule {
+                path: path.to_path_buf(),
+            }),
             _ => Ok(()),
         };
     }
@@ -236,9 +271,13 @@ fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), ComponentError> {
         return Ok(());
     }
     if first.starts_with("(module") {
-        return Err(ComponentError::CoreModule { path: path.to_path_buf() });
+        return Err(ComponentError::CoreModule {
+            path: path.to_path_buf(),
+        });
     }
-    Err(ComponentError::NotWasm { path: path.to_path_buf() })
+    Err(ComponentError::NotWasm {
+        path: path.to_path_buf(),
+    })
 }
 
 /// What `ward inspect` shows of a component.

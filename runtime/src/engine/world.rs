@@ -9,7 +9,13 @@ use wasmtime::component::Component;
 pub const CONTRACT_VERSION: (u64, u64, u64) = (0, 1, 0);
 
 /// Interfaces a stage may import, by package prefix, with the versions granted.
-const GRANTED_WASI: &[&str] = &["wasi:io/", "wasi:clocks/", "wasi:filesystem/", "wasi:random/", "wasi:cli/"];
+const GRANTED_WASI: &[&str] = &[
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:random/",
+    "wasi:cli/",
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ComponentWorld {
@@ -28,8 +34,14 @@ impl ComponentWorld {
             _ => format!("{name} (other)"),
         };
         ComponentWorld {
-            imports: ty.imports(engine).map(|(n, i)| describe(n, &i.ty)).collect(),
-            exports: ty.exports(engine).map(|(n, i)| describe(n, &i.ty)).collect(),
+            imports: ty
+                .imports(engine)
+                .map(|(n, i)| describe(n, &i.ty))
+                .collect(),
+            exports: ty
+                .exports(engine)
+                .map(|(n, i)| describe(n, &i.ty))
+                .collect(),
         }
     }
 }

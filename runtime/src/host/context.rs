@@ -35,7 +35,11 @@ impl Host for StageState {
     }
 
     fn progress(&mut self, fraction: f32, message: String) {
-        let fraction = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
         (self.progress)(fraction, &truncate(&message, MAX_PROGRESS_MESSAGE));
     }
 }

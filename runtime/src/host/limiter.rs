@@ -40,7 +40,12 @@ impl StageLimiter {
 }
 
 impl ResourceLimiter for StageLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // Called for every memory (its creation included), so the sum is the stage's total.
         let growth = desired.saturating_sub(current) as u64;
         let wanted = self.memory_used.saturating_add(growth);
@@ -53,7 +58,12 @@ impl ResourceLimiter for StageLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 

@@ -31,7 +31,11 @@ impl StdoutStream for LogPipe {
 }
 
 impl tokio::io::AsyncWrite for LogPipe {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         // Always accepts everything: past its budget the log drops bytes, so a flooding
         // stage neither blocks nor traps on its own output.
         self.log.stream(self.source, buf);

@@ -16,7 +16,8 @@ pub struct BufferHandle;
 /// A kernel module. None is ever created by this host.
 pub struct ModuleHandle;
 
-const NO_PORTS: &str = "this Ward host does not provide streaming ports yet; exchange data through volumes";
+const NO_PORTS: &str =
+    "this Ward host does not provide streaming ports yet; exchange data through volumes";
 
 fn ports_unavailable() -> ports::PortError {
     ports::PortError::Unavailable(NO_PORTS.to_string())
@@ -27,13 +28,19 @@ impl ports::Host for StageState {
         Err(ports_unavailable())
     }
 
-    fn open_output(&mut self, _name: String) -> Result<Resource<OutputPortHandle>, ports::PortError> {
+    fn open_output(
+        &mut self,
+        _name: String,
+    ) -> Result<Resource<OutputPortHandle>, ports::PortError> {
         Err(ports_unavailable())
     }
 }
 
 impl ports::HostInputPort for StageState {
-    fn recv(&mut self, _port: Resource<InputPortHandle>) -> Result<Option<Vec<u8>>, ports::PortError> {
+    fn recv(
+        &mut self,
+        _port: Resource<InputPortHandle>,
+    ) -> Result<Option<Vec<u8>>, ports::PortError> {
         Err(ports_unavailable())
     }
 
@@ -43,7 +50,11 @@ impl ports::HostInputPort for StageState {
 }
 
 impl ports::HostOutputPort for StageState {
-    fn send(&mut self, _port: Resource<OutputPortHandle>, _message: Vec<u8>) -> Result<(), ports::PortError> {
+    fn send(
+        &mut self,
+        _port: Resource<OutputPortHandle>,
+        _message: Vec<u8>,
+    ) -> Result<(), ports::PortError> {
         Err(ports_unavailable())
     }
 
@@ -63,7 +74,10 @@ impl gpu::Host for StageState {
         Err(gpu::GpuError::NoDevice)
     }
 
-    fn load(&mut self, _source: gpu::KernelSource) -> Result<Resource<ModuleHandle>, gpu::GpuError> {
+    fn load(
+        &mut self,
+        _source: gpu::KernelSource,
+    ) -> Result<Resource<ModuleHandle>, gpu::GpuError> {
         Err(gpu::GpuError::NoDevice)
     }
 
@@ -89,11 +103,21 @@ impl gpu::HostBuffer for StageState {
         0
     }
 
-    fn write(&mut self, _buffer: Resource<BufferHandle>, _offset: u64, _data: Vec<u8>) -> Result<(), gpu::GpuError> {
+    fn write(
+        &mut self,
+        _buffer: Resource<BufferHandle>,
+        _offset: u64,
+        _data: Vec<u8>,
+    ) -> Result<(), gpu::GpuError> {
         Err(gpu::GpuError::NoDevice)
     }
 
-    fn read(&mut self, _buffer: Resource<BufferHandle>, _offset: u64, _len: u64) -> Result<Vec<u8>, gpu::GpuError> {
+    fn read(
+        &mut self,
+        _buffer: Resource<BufferHandle>,
+        _offset: u64,
+        _len: u64,
+    ) -> Result<Vec<u8>, gpu::GpuError> {
         Err(gpu::GpuError::NoDevice)
     }
 

@@ -74,11 +74,23 @@ pub fn build_wasi(
     }
     b.stdout(LogPipe::new(log.clone(), Source::Stdout));
     b.stderr(LogPipe::new(log.clone(), Source::Stderr));
-    b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    b.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
     for p in preopens {
-        let perms = if p.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        let perms = if p.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
         b.preopened_dir(p.host_path, p.guest_path, perms)
-            .map_err(|e| e.context(format!("cannot mount {} at {}", p.host_path.display(), p.guest_path)))?;
+            .map_err(|e| {
+                e.context(format!(
+                    "cannot mount {} at {}",
+                    p.host_path.display(),
+                    p.guest_path
+                ))
+            })?;
     }
     Ok(b.build())
 }

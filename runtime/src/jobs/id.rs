@@ -5,7 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// e.g. `20261125-134502-3fa9c1`.
 pub fn new_job_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let tod = secs % 86_400;
@@ -14,7 +16,12 @@ pub fn new_job_id() -> String {
     seed.update(std::process::id().to_le_bytes());
     seed.update(counter().to_le_bytes());
     let suffix = hex::encode(&seed.finalize()[..3]);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{suffix}", tod / 3600, tod / 60 % 60, tod % 60)
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{suffix}",
+        tod / 3600,
+        tod / 60 % 60,
+        tod % 60
+    )
 }
 
 fn counter() -> u64 {

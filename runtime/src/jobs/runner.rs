@@ -61,7 +61,10 @@ pub enum JobError {
     #[error(transparent)]
     Volume(#[from] VolumeError),
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> JobError {
@@ -70,12 +73,20 @@ fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> JobError
 }
 
 /// Runs `req` to its end and returns the final summary (also written to `summary.json`).
-pub fn run_job(engine: &Engine, req: &JobRequest, observer: Arc<dyn JobObserver>) -> Result<JobSummary, JobError> {
+pub fn run_job(
+    engine: &Engine,
+    req: &JobRequest,
+    observer: Arc<dyn JobObserver>,
+) -> Result<JobSummary, JobError> {
     if !req.payload.is_dir() {
-        return Err(JobError::PayloadMissing { path: req.payload.clone() });
+        return Err(JobError::PayloadMissing {
+            path: req.payload.clone(),
+        });
     }
     let components = load_components(engine, &req.pipeline)?;
-    let layout = JobLayout { root: req.job_dir.clone() };
+    let layout = JobLayout {
+        root: req.job_dir.clone(),
+    };
     let mounts: Vec<Vec<Mount>> = req
         .pipeline
         .stages
@@ -83,7 +94,10 @@ pub fn run_job(engine: &Engine, req: &JobRequest, observer: Arc<dyn JobObserver>
         .map(|s| plan_mounts(s, &layout, &req.payload, &req.datasets))
         .collect::<Result<_, _>>()?;
     for (stage, stage_mounts) in req.pipeline.stages.iter().zip(&mounts) {
-        for m in stage_mounts.iter().filter(|m| m.kind == crate::volumes::VolumeKind::Dataset) {
+        for m in stage_mounts
+            .iter()
+            .filter(|m| m.kind == crate::volumes::VolumeKind::Dataset)
+        {
             if !m.host_path.is_dir() {
                 return Err(VolumeError::NotADirectory {
                     path: m.host_path.clone(),
@@ -102,7 +116,10 @@ pub fn run_job(engine: &Engine, req: &JobRequest, observer: Arc<dyn JobObserver>
         pipeline_file: req.pipeline.file.clone(),
         tenant: req.tenant.clone(),
         status: JobStatus::Running,
-        started_unix: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64(),
         duration_s: None,
         payload: PayloadRecord {
             path: req.payload.clone(),
@@ -126,7 +143,11 @@ pub fn run_job(engine: &Engine, req: &JobRequest, observer: Arc<dyn JobObserver>
                 instantiate_ms: None,
                 duration_s: None,
                 memory_peak_bytes: None,
-                outputs: s.outputs.iter().map(|o| (o.name.clone(), layout.results_dir(&s.name, &o.name))).collect(),
+                outputs: s
+                    .outputs
+                    .iter()
+                    .map(|o| (o.name.clone(), layout.results_dir(&s.name, &o.name)))
+                    .collect(),
                 log: layout.log_path(&s.name),
                 log_dropped_bytes: 0,
                 reason: None,
@@ -135,7 +156,9 @@ pub fn run_job(engine: &Engine, req: &JobRequest, observer: Arc<dyn JobObserver>
         failure: None,
     };
     let summary_path = layout.summary_path();
-    summary.write(&summary_path).map_err(io_error(&summary_path))?;
+    summary
+        .write(&summary_path)
+        .map_err(io_error(&summary_path))?;
 
     let stages = &req.pipeline.stages;
     let slots = req.cpu_slots.max(1);
@@ -149,25 +172,35 @@ pub fn run_job(engine: &Engine, req: &JobRequest, observer: Arc<dyn JobObserver>
         loop {
             for i in 0..stages.len() {
                 let ready = status[i] == StageStatus::Pending
-                    && stages[i].depends_on.iter().all(|&d| status[d] == StageStatus::Succeeded);
+                    && stages[i]
+                        .depends_on
+                        .iter()
+                        .all(|&d| status[d] == StageStatus::Succeeded);
                 if !ready || need(i) > free {
                     continue;
                 }
                 free -= need(i);
                 running += 1;
                 status[i] = StageStatus::Running;
-                let record = summary.stage_mut(&stages[i].name).expect("every stage has a record");
+                let record = summary
+                    .stage_mut(&stages[i].name)
+                    .expect("every stage has a record");
                 record.status = StageStatus::Running;
                 record.started_at_s = Some(started.elapsed().as_secs_f64());
-                summary.write(&summary_path).map_err(io_error(&summary_path))?;
+                summary
+                    .write(&summary_path)
+                    .map_err(io_error(&summary_path))?;
                 observer.stage_started(&stages[i].name);
 
                 for m in mounts[i].iter().filter(|m| !m.read_only) {
                     std::fs::create_dir_all(&m.host_path).map_err(io_error(&m.host_path))?;
                 }
                 let log_path = layout.log_path(&stages[i].name);
-                let log = Arc::new(StageLog::create(&log_path, LOG_BUDGET_BYTES).map_err(io_error(&log_path))?);
-                let invocation = invocation(req, i, &components[i], &mounts[i], log.clone(), &observer);
+                let log = Arc::new(
+                    StageLog::create(&log_path, LOG_BUDGET_BYTES).map_err(io_error(&log_path))?,
+                );
+                let invocation =
+                    invocation(req, i, &components[i], &mounts[i], log.clone(), &observer);
                 let tx = done_tx.clone();
                 std::thread::Builder::new()
                     .name(format!("stage-{}", stages[i].name))
@@ -185,8 +218,14 @@ pub fn run_job(engine: &Engine, req: &JobRequest, observer: Arc<dyn JobObserver>
             let (i, result, dropped) = done_rx.recv().expect("a running stage reports back");
             running -= 1;
             free += need(i);
-            status[i] = if result.result.is_ok() { StageStatus::Succeeded } else { StageStatus::Failed };
-            let record = summary.stage_mut(&stages[i].name).expect("every stage has a record");
+            status[i] = if result.result.is_ok() {
+                StageStatus::Succeeded
+            } else {
+                StageStatus::Failed
+            };
+            let record = summary
+                .stage_mut(&stages[i].name)
+                .expect("every stage has a record");
             record.status = status[i];
             record.instantiate_ms = Some(result.instantiate_time.as_secs_f64() * 1e3);
             record.duration_s = Some((result.instantiate_time + result.run_time).as_secs_f64());
@@ -195,11 +234,20 @@ pub fn run_job(engine: &Engine, req: &JobRequest, observer: Arc<dyn JobObserver>
             if let Err(reason) = result.result {
                 record.reason = Some(reason.clone());
                 if summary.failure.is_none() {
-                    summary.failure = Some(JobFailure { stage: stages[i].name.clone(), reason });
+                    summary.failure = Some(JobFailure {
+                        stage: stages[i].name.clone(),
+                        reason,
+                    });
                 }
             }
-            let skipped = if status[i] == StageStatus::Failed { skip_dependents(&mut summary, &mut status, req, i) } else { Vec::new() };
-            summary.write(&summary_path).map_err(io_error(&summary_path))?;
+            let skipped = if status[i] == StageStatus::Failed {
+                skip_dependents(&mut summary, &mut status, req, i)
+            } else {
+                Vec::new()
+            };
+            summary
+                .write(&summary_path)
+                .map_err(io_error(&summary_path))?;
             for name in std::iter::once(&stages[i].name).chain(&skipped) {
                 observer.stage_finished(summary.stage(name).expect("every stage has a record"));
             }
@@ -211,17 +259,29 @@ pub fn run_job(engine: &Engine, req: &JobRequest, observer: Arc<dyn JobObserver>
     if after != summary.payload.before && summary.failure.is_none() {
         summary.failure = Some(JobFailure {
             stage: String::new(),
-            reason: FailureReason::new(FailureKind::Host, "the payload changed while the job ran (not through Ward: stages see it read-only)"),
+            reason: FailureReason::new(
+                FailureKind::Host,
+                "the payload changed while the job ran (not through Ward: stages see it read-only)",
+            ),
         });
     }
     summary.payload.after = Some(after);
-    summary.status = if summary.failure.is_some() { JobStatus::Failed } else { JobStatus::Succeeded };
+    summary.status = if summary.failure.is_some() {
+        JobStatus::Failed
+    } else {
+        JobStatus::Succeeded
+    };
     summary.duration_s = Some(started.elapsed().as_secs_f64());
-    summary.write(&summary_path).map_err(io_error(&summary_path))?;
+    summary
+        .write(&summary_path)
+        .map_err(io_error(&summary_path))?;
     Ok(summary)
 }
 
-fn load_components(engine: &Engine, pipeline: &Pipeline) -> Result<Vec<Arc<StageComponent>>, JobError> {
+fn load_components(
+    engine: &Engine,
+    pipeline: &Pipeline,
+) -> Result<Vec<Arc<StageComponent>>, JobError> {
     pipeline
         .stages
         .iter()
@@ -279,7 +339,11 @@ fn invocation<'a>(
             attempt: 1,
         },
         parameters: parameters.into_iter().collect(),
-        env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        env: spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         args,
         mounts,
         memory_cap: spec.requests.memory_bytes,
@@ -291,15 +355,20 @@ fn invocation<'a>(
 
 /// Marks every stage downstream of failed stage `failed` as skipped, with the reason, and
 /// returns their names.
-fn skip_dependents(summary: &mut JobSummary, status: &mut [StageStatus], req: &JobRequest, failed: usize) -> Vec<String> {
+fn skip_dependents(
+    summary: &mut JobSummary,
+    status: &mut [StageStatus],
+    req: &JobRequest,
+    failed: usize,
+) -> Vec<String> {
     let stages = &req.pipeline.stages;
     let mut skipped = Vec::new();
     // Stages are in topological order, so one forward pass reaches every descendant.
     for j in failed + 1..stages.len() {
-        let blocked_by = stages[j]
-            .depends_on
-            .iter()
-            .find(|&&d| matches!(status[d], StageStatus::Failed | StageStatus::Skipped) && (d == failed || status[d] == StageStatus::Skipped));
+        let blocked_by = stages[j].depends_on.iter().find(|&&d| {
+            matches!(status[d], StageStatus::Failed | StageStatus::Skipped)
+                && (d == failed || status[d] == StageStatus::Skipped)
+        });
         if status[j] == StageStatus::Pending {
             if let Some(&d) = blocked_by {
                 status[j] = StageStatus::Skipped;
@@ -307,7 +376,10 @@ fn skip_dependents(summary: &mut JobSummary, status: &mut [StageStatus], req: &J
                     record.status = StageStatus::Skipped;
                     record.reason = Some(FailureReason::new(
                         FailureKind::UpstreamFailed,
-                        format!("not run: upstream stage '{}' did not succeed", stages[d].name),
+                        format!(
+                            "not run: upstream stage '{}' did not succeed",
+                            stages[d].name
+                        ),
                     ));
                 }
                 skipped.push(stages[j].name.clone());

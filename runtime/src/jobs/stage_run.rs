@@ -38,7 +38,10 @@ pub struct StageRunResult {
 }
 
 /// Builds the store a stage runs in: WASI with its preopens, its limits and deadline.
-pub fn new_store(engine: &Engine, inv: &StageInvocation<'_>) -> wasmtime::Result<Store<StageState>> {
+pub fn new_store(
+    engine: &Engine,
+    inv: &StageInvocation<'_>,
+) -> wasmtime::Result<Store<StageState>> {
     let preopens: Vec<Preopen<'_>> = inv
         .mounts
         .iter()
@@ -73,7 +76,10 @@ pub fn run_stage(engine: &Engine, inv: &StageInvocation<'_>) -> StageRunResult {
         Ok(s) => s,
         Err(e) => {
             return StageRunResult {
-                result: Err(FailureReason::new(FailureKind::Host, format!("cannot prepare the sandbox: {e:#}"))),
+                result: Err(FailureReason::new(
+                    FailureKind::Host,
+                    format!("cannot prepare the sandbox: {e:#}"),
+                )),
                 instantiate_time: started.elapsed(),
                 run_time: Duration::ZERO,
                 memory_peak: 0,
@@ -86,7 +92,10 @@ pub fn run_stage(engine: &Engine, inv: &StageInvocation<'_>) -> StageRunResult {
     let result = match instance {
         Ok(stage) => match stage.call_run(&mut store) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(StageError::InvalidInput(m))) => Err(FailureReason::new(FailureKind::InvalidInput, format!("invalid input: {m}"))),
+            Ok(Err(StageError::InvalidInput(m))) => Err(FailureReason::new(
+                FailureKind::InvalidInput,
+                format!("invalid input: {m}"),
+            )),
             Ok(Err(StageError::Failed(m))) => Err(FailureReason::new(FailureKind::StageError, m)),
             Err(e) => explain_error(e, &store, inv),
         },
@@ -108,19 +117,33 @@ pub fn run_stage(engine: &Engine, inv: &StageInvocation<'_>) -> StageRunResult {
 }
 
 /// Turns a wasmtime error into the reason a person needs: which limit, which trap, where.
-fn explain_error(e: wasmtime::Error, store: &Store<StageState>, inv: &StageInvocation<'_>) -> Result<(), FailureReason> {
+fn explain_error(
+    e: wasmtime::Error,
+    store: &Store<StageState>,
+    inv: &StageInvocation<'_>,
+) -> Result<(), FailureReason> {
     if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return match exit.0 {
             0 => Ok(()),
-            code => Err(FailureReason::new(FailureKind::Exit, format!("the stage exited with status {code}"))),
+            code => Err(FailureReason::new(
+                FailureKind::Exit,
+                format!(
+                    "the stage exited with a failure status ({code}) instead of returning from run"
+                ),
+            )),
         };
     }
-    let backtrace = e.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| bt.to_string());
+    let backtrace = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|bt| bt.to_string());
     let limiter = &store.data().limiter;
     let (kind, message) = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => (
             FailureKind::Deadline,
-            format!("deadline: the stage ran past its timeout of {:.1?} (requests.timeout)", inv.timeout),
+            format!(
+                "deadline: the stage ran past its timeout of {:.1?} (requests.timeout)",
+                inv.timeout
+            ),
         ),
         Some(wasmtime::Trap::StackOverflow) => (
             FailureKind::StackOverflow,

@@ -7,12 +7,21 @@ use std::collections::HashMap;
 
 /// Orders `stages` (each with the upstream names it reads from) topologically, keeping
 /// file order among stages that are ready together, and fills in `depends_on`.
-pub fn order_stages(stages: Vec<(StageSpec, Vec<(String, Location)>)>) -> Result<Vec<StageSpec>, Problem> {
-    let index: HashMap<String, usize> = stages.iter().enumerate().map(|(i, (s, _))| (s.name.clone(), i)).collect();
+pub fn order_stages(
+    stages: Vec<(StageSpec, Vec<(String, Location)>)>,
+) -> Result<Vec<StageSpec>, Problem> {
+    let index: HashMap<String, usize> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| (s.name.clone(), i))
+        .collect();
     let upstream: Vec<Vec<usize>> = stages
         .iter()
         .map(|(_, from)| {
-            let mut deps: Vec<usize> = from.iter().filter_map(|(n, _)| index.get(n).copied()).collect();
+            let mut deps: Vec<usize> = from
+                .iter()
+                .filter_map(|(n, _)| index.get(n).copied())
+                .collect();
             deps.sort_unstable();
             deps.dedup();
             deps
@@ -22,7 +31,8 @@ pub fn order_stages(stages: Vec<(StageSpec, Vec<(String, Location)>)>) -> Result
     let mut placed: Vec<Option<usize>> = vec![None; stages.len()];
     let mut order = Vec::with_capacity(stages.len());
     while order.len() < stages.len() {
-        let ready = (0..stages.len()).find(|&i| placed[i].is_none() && upstream[i].iter().all(|&u| placed[u].is_some()));
+        let ready = (0..stages.len())
+            .find(|&i| placed[i].is_none() && upstream[i].iter().all(|&u| placed[u].is_some()));
         match ready {
             Some(i) => {
                 placed[i] = Some(order.len());
@@ -32,12 +42,16 @@ pub fn order_stages(stages: Vec<(StageSpec, Vec<(String, Location)>)>) -> Result
         }
     }
 
-    let mut slots: Vec<Option<(StageSpec, Vec<(String, Location)>)>> = stages.into_iter().map(Some).collect();
+    let mut slots: Vec<Option<(StageSpec, Vec<(String, Location)>)>> =
+        stages.into_iter().map(Some).collect();
     Ok(order
         .iter()
         .map(|&i| {
             let (mut spec, _) = slots[i].take().expect("each stage is placed once");
-            spec.depends_on = upstream[i].iter().map(|&u| placed[u].expect("upstream placed first")).collect();
+            spec.depends_on = upstream[i]
+                .iter()
+                .map(|&u| placed[u].expect("upstream placed first"))
+                .collect();
             spec.depends_on.sort_unstable();
             spec
         })
@@ -45,8 +59,14 @@ pub fn order_stages(stages: Vec<(StageSpec, Vec<(String, Location)>)>) -> Result
 }
 
 /// Walks upstream edges from an unplaced stage until a stage repeats: that loop is a cycle.
-fn cycle_problem(stages: &[(StageSpec, Vec<(String, Location)>)], upstream: &[Vec<usize>], placed: &[Option<usize>]) -> Problem {
-    let start = (0..stages.len()).find(|&i| placed[i].is_none()).expect("an unplaced stage exists");
+fn cycle_problem(
+    stages: &[(StageSpec, Vec<(String, Location)>)],
+    upstream: &[Vec<usize>],
+    placed: &[Option<usize>],
+) -> Problem {
+    let start = (0..stages.len())
+        .find(|&i| placed[i].is_none())
+        .expect("an unplaced stage exists");
     let mut path = vec![start];
     let mut current = start;
     loop {
@@ -58,7 +78,11 @@ fn cycle_problem(stages: &[(StageSpec, Vec<(String, Location)>)], upstream: &[Ve
         if let Some(pos) = path.iter().position(|&p| p == next) {
             let cycle: Vec<usize> = path[pos..].to_vec();
             // Report in data-flow order: upstream first.
-            let mut names: Vec<&str> = cycle.iter().rev().map(|&i| stages[i].0.name.as_str()).collect();
+            let mut names: Vec<&str> = cycle
+                .iter()
+                .rev()
+                .map(|&i| stages[i].0.name.as_str())
+                .collect();
             names.push(names[0]);
             let first = &stages[cycle[cycle.len() - 1]].0;
             return Problem {

@@ -46,10 +46,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
         }])
     })?;
     let file: PipelineFile = marked_yaml::from_node(&node).map_err(|e| {
-        let (line, column) = e
-            .start_mark()
-            .map(|m| (m.line(), m.column()))
-            .unwrap_or((1, 1));
+        let (line, column) = match e.start_mark() {
+            Some(m) if (m.line(), m.column()) != (1, 1) => (m.line(), m.column()),
+            // Some errors carry no useful span; an unknown key can still be found in the text.
+            _ => unknown_key_position(&e, text).unwrap_or((1, 1)),
+        };
         PipelineError::Invalid(vec![Problem {
             location: v.at(line, column),
             operator: None,
@@ -65,6 +66,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             Err(PipelineError::Invalid(v.problems))
         }
     }
+}
+
+/// Where an unknown key is written: the first line whose key is that name.
+fn unknown_key_position(e: &marked_yaml::FromNodeError, text: &str) -> Option<(usize, usize)> {
+    let marked_yaml::Error::UnknownFieldError(field, _, _) = &**e else {
+        return None;
+    };
+    text.lines().enumerate().find_map(|(i, line)| {
+        let trimmed = line.trim_start_matches([' ', '-']);
+        let column = line.len() - trimmed.len() + 1;
+        trimmed
+            .strip_prefix(field.as_str())?
+            .trim_start()
+            .starts_with(':')
+            .then_some((i + 1, column))
+    })
 }
 
 fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
@@ -84,7 +101,9 @@ fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
 fn load_error_message(e: &marked_yaml::LoadError) -> String {
     use marked_yaml::LoadError::*;
     match e {
-        TopLevelMustBeMapping(_) => "the top level must be a mapping (api-version, name, operators)".into(),
+        TopLevelMustBeMapping(_) => {
+            "the top level must be a mapping (api-version, name, operators)".into()
+        }
         DuplicateKey(inner) => format!("key '{}' appears twice", inner.key.as_str()),
         ScanError(_, err) => err.to_string(),
         other => format!("{other}"),
@@ -99,6 +118,8 @@ struct Validator {
 
 /// What validation learnt of one operator before the graph is built.
 struct Draft {
+    /// Index of the operator in the file.
+    index: usize,
     spec: StageSpec,
     /// Upstream operator names, with where each was written.
     from: Vec<(String, Location)>,
@@ -153,7 +174,7 @@ impl Validator {
 
         let mut drafts: Vec<Draft> = Vec::new();
         let mut seen: HashMap<String, Location> = HashMap::new();
-        for op in &file.operators {
+        for (index, op) in file.operators.iter().enumerate() {
             let loc = self.loc(&op.name);
             if let Some(first) = seen.get(op.name.as_str()) {
                 let msg = format!("duplicate operator name (first defined at {first})");
@@ -161,7 +182,7 @@ impl Validator {
                 continue;
             }
             seen.insert(op.name.to_string(), loc);
-            drafts.push(self.operator(op, &pipeline_params));
+            drafts.push(self.operator(index, op, &pipeline_params));
         }
 
         // Outputs of every operator, to check `from`/`name` pairs.
@@ -174,8 +195,8 @@ impl Validator {
                 )
             })
             .collect();
-        for (draft, op) in drafts.iter_mut().zip(&file.operators) {
-            self.resolve_inputs(draft, op, &outputs);
+        for draft in drafts.iter_mut() {
+            self.resolve_inputs(draft, &file.operators[draft.index], &outputs);
         }
         let problems_before_graph = self.problems.len();
         let stages = order_stages(drafts.into_iter().map(|d| (d.spec, d.from)).collect());
@@ -204,14 +225,23 @@ impl Validator {
         for (k, v) in map {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
                 let loc = self.loc(k);
-                self.problem(loc, operator, format!("{what} name '{}' is not valid", k.as_str()));
+                self.problem(
+                    loc,
+                    operator,
+                    format!("{what} name '{}' is not valid", k.as_str()),
+                );
             }
             out.insert(k.to_string(), v.to_string());
         }
         out
     }
 
-    fn operator(&mut self, op: &Spanned<OperatorDef>, pipeline_params: &BTreeMap<String, String>) -> Draft {
+    fn operator(
+        &mut self,
+        index: usize,
+        op: &Spanned<OperatorDef>,
+        pipeline_params: &BTreeMap<String, String>,
+    ) -> Draft {
         let name = op.name.to_string();
         if let Err(why) = check_identifier(&op.name) {
             let loc = self.loc(&op.name);
@@ -235,7 +265,11 @@ impl Validator {
             }
             if outputs.iter().any(|o: &OutputSpec| o.name == *out.name) {
                 let loc = self.loc(&out.name);
-                self.problem(loc, Some(&name), format!("two outputs are named '{}'", out.name.as_str()));
+                self.problem(
+                    loc,
+                    Some(&name),
+                    format!("two outputs are named '{}'", out.name.as_str()),
+                );
             }
             self.guest_path(&out.path, &name, &mut guest_paths);
             outputs.push(OutputSpec {
@@ -253,6 +287,7 @@ impl Validator {
             self.guest_path(&input.path, &name, &mut guest_paths);
         }
         Draft {
+            index,
             spec: StageSpec {
                 name,
                 description: op.description.clone(),
@@ -281,7 +316,11 @@ impl Validator {
                     self.problem(
                         loc,
                         Some(op),
-                        format!("component file '{}' does not exist (resolved to {})", p.as_str(), path.display()),
+                        format!(
+                            "component file '{}' does not exist (resolved to {})",
+                            p.as_str(),
+                            path.display()
+                        ),
                     );
                 }
             }
@@ -298,20 +337,39 @@ impl Validator {
             }
             (Some(_), Some(r)) => {
                 let loc = self.loc(r);
-                self.problem(loc, Some(op), "component has both `path` and `ref`: give one");
+                self.problem(
+                    loc,
+                    Some(op),
+                    "component has both `path` and `ref`: give one",
+                );
             }
             (None, None) => {
-                self.problem(location.clone(), Some(op), "component needs `path:` (a .wasm component file)");
+                self.problem(
+                    location.clone(),
+                    Some(op),
+                    "component needs `path:` (a .wasm component file)",
+                );
             }
         }
         let digest = def.digest.as_ref().map(|d| {
             if !is_sha256_digest(d) {
                 let loc = self.loc(d);
-                self.problem(loc, Some(op), format!("digest '{}' must be 'sha256:' followed by 64 lowercase hex digits", d.as_str()));
+                self.problem(
+                    loc,
+                    Some(op),
+                    format!(
+                        "digest '{}' must be 'sha256:' followed by 64 lowercase hex digits",
+                        d.as_str()
+                    ),
+                );
             }
             d.to_string()
         });
-        ComponentRef { path, digest, location }
+        ComponentRef {
+            path,
+            digest,
+            location,
+        }
     }
 
     fn requests(&mut self, r: &Spanned<RequestsDef>, op: &str) -> Requests {
@@ -320,11 +378,22 @@ impl Validator {
             match parse_bytes(m) {
                 Ok(bytes) if bytes < (1 << 20) => {
                     let loc = self.loc(m);
-                    self.problem(loc, Some(op), format!("requests.memory '{}' is below the 1Mi minimum", m.as_str()));
+                    self.problem(
+                        loc,
+                        Some(op),
+                        format!("requests.memory '{}' is below the 1Mi minimum", m.as_str()),
+                    );
                 }
                 Ok(bytes) if bytes > MAX_MEMORY => {
                     let loc = self.loc(m);
-                    self.problem(loc, Some(op), format!("requests.memory '{}' is above the 4Gi a 32-bit wasm memory can hold", m.as_str()));
+                    self.problem(
+                        loc,
+                        Some(op),
+                        format!(
+                            "requests.memory '{}' is above the 4Gi a 32-bit wasm memory can hold",
+                            m.as_str()
+                        ),
+                    );
                 }
                 Ok(bytes) => out.memory_bytes = bytes,
                 Err(why) => {
@@ -337,7 +406,14 @@ impl Validator {
             match parse_duration(t) {
                 Ok(d) if d.is_zero() || d > MAX_TIMEOUT => {
                     let loc = self.loc(t);
-                    self.problem(loc, Some(op), format!("requests.timeout '{}' must be above 0 and at most 24h", t.as_str()));
+                    self.problem(
+                        loc,
+                        Some(op),
+                        format!(
+                            "requests.timeout '{}' must be above 0 and at most 24h",
+                            t.as_str()
+                        ),
+                    );
                 }
                 Ok(d) => out.timeout = d,
                 Err(why) => {
@@ -346,13 +422,23 @@ impl Validator {
                 }
             }
         }
-        for (field, value, min, target) in [("cpu", &r.cpu, 1, &mut out.cpu), ("gpu", &r.gpu, 0, &mut out.gpu)] {
+        for (field, value, min, target) in [
+            ("cpu", &r.cpu, 1, &mut out.cpu),
+            ("gpu", &r.gpu, 0, &mut out.gpu),
+        ] {
             if let Some(v) = value {
                 match v.parse::<u32>() {
                     Ok(n) if n >= min && n <= 1024 => *target = n,
                     _ => {
                         let loc = self.loc(v);
-                        self.problem(loc, Some(op), format!("requests.{field} '{}' must be a whole number from {min} to 1024", v.as_str()));
+                        self.problem(
+                            loc,
+                            Some(op),
+                            format!(
+                                "requests.{field} '{}' must be a whole number from {min} to 1024",
+                                v.as_str()
+                            ),
+                        );
                     }
                 }
             }
@@ -360,30 +446,55 @@ impl Validator {
         out
     }
 
-    fn guest_path(&mut self, path: &Spanned<String>, op: &str, seen: &mut HashMap<String, Location>) {
+    fn guest_path(
+        &mut self,
+        path: &Spanned<String>,
+        op: &str,
+        seen: &mut HashMap<String, Location>,
+    ) {
         let loc = self.loc(path);
         if let Err(why) = check_guest_path(path) {
             self.problem(loc, Some(op), format!("path '{}' {why}", path.as_str()));
             return;
         }
         if let Some(first) = seen.get(path.as_str()) {
-            let msg = format!("path '{}' is mounted twice (also at {first})", path.as_str());
+            let msg = format!(
+                "path '{}' is mounted twice (also at {first})",
+                path.as_str()
+            );
             self.problem(loc, Some(op), msg);
             return;
         }
         seen.insert(path.to_string(), loc);
     }
 
-    fn resolve_inputs(&mut self, draft: &mut Draft, op: &Spanned<OperatorDef>, outputs: &HashMap<String, Vec<String>>) {
+    fn resolve_inputs(
+        &mut self,
+        draft: &mut Draft,
+        op: &Spanned<OperatorDef>,
+        outputs: &HashMap<String, Vec<String>>,
+    ) {
         let me = draft.spec.name.clone();
-        let mut names: HashSet<String> = draft.spec.outputs.iter().map(|o| o.name.clone()).collect();
+        let mut names: HashSet<String> =
+            draft.spec.outputs.iter().map(|o| o.name.clone()).collect();
         for input in &op.input {
-            let Some(spec) = self.input(input, &me, outputs, &mut draft.from) else {
+            let Some(mut spec) = self.input(input, &me, outputs, &mut draft.from) else {
                 continue;
             };
+            // A volume is named after the upstream output; when that name is taken in this
+            // stage, it is qualified with the upstream operator's name.
+            if names.contains(&spec.name) {
+                if let InputSource::Stage { stage, output } = &spec.source {
+                    spec.name = format!("{stage}.{output}");
+                }
+            }
             if !names.insert(spec.name.clone()) {
                 let loc = self.loc(input);
-                self.problem(loc, Some(&me), format!("two volumes of this operator would be named '{}'; rename one output upstream", spec.name));
+                self.problem(
+                    loc,
+                    Some(&me),
+                    format!("volume '{}' is mounted twice in this operator", spec.name),
+                );
             }
             draft.spec.inputs.push(spec);
         }
@@ -400,7 +511,11 @@ impl Validator {
         match (&input.from, &input.dataset) {
             (Some(_), Some(d)) => {
                 let loc = self.loc(d);
-                self.problem(loc, Some(me), "an input has either `from` (an operator) or `dataset`, not both");
+                self.problem(
+                    loc,
+                    Some(me),
+                    "an input has either `from` (an operator) or `dataset`, not both",
+                );
                 None
             }
             (None, Some(d)) => {
@@ -410,7 +525,9 @@ impl Validator {
                 }
                 Some(InputSpec {
                     name: d.to_string(),
-                    source: InputSource::Dataset { name: d.to_string() },
+                    source: InputSource::Dataset {
+                        name: d.to_string(),
+                    },
                     guest_path,
                 })
             }
@@ -426,28 +543,60 @@ impl Validator {
                     return None;
                 }
                 let Some(theirs) = outputs.get(from.as_str()) else {
-                    let mut known: Vec<&str> = outputs.keys().map(String::as_str).filter(|n| *n != me).collect();
+                    let mut known: Vec<&str> = outputs
+                        .keys()
+                        .map(String::as_str)
+                        .filter(|n| *n != me)
+                        .collect();
                     known.sort();
-                    self.problem(loc, Some(me), format!("input from unknown operator '{}' (operators: {})", from.as_str(), known.join(", ")));
+                    self.problem(
+                        loc,
+                        Some(me),
+                        format!(
+                            "input from unknown operator '{}' (operators: {})",
+                            from.as_str(),
+                            known.join(", ")
+                        ),
+                    );
                     return None;
                 };
                 let output = match &input.name {
                     Some(n) if theirs.iter().any(|o| o == n.as_str()) => n.to_string(),
                     Some(n) => {
                         let loc = self.loc(n);
-                        self.problem(loc, Some(me), format!("operator '{}' has no output '{}' (outputs: {})", from.as_str(), n.as_str(), theirs.join(", ")));
+                        self.problem(
+                            loc,
+                            Some(me),
+                            format!(
+                                "operator '{}' has no output '{}' (outputs: {})",
+                                from.as_str(),
+                                n.as_str(),
+                                theirs.join(", ")
+                            ),
+                        );
                         return None;
                     }
                     None if theirs.len() == 1 => theirs[0].clone(),
                     None => {
-                        self.problem(loc, Some(me), format!("operator '{}' has several outputs ({}): name one with `name:`", from.as_str(), theirs.join(", ")));
+                        self.problem(
+                            loc,
+                            Some(me),
+                            format!(
+                                "operator '{}' has several outputs ({}): name one with `name:`",
+                                from.as_str(),
+                                theirs.join(", ")
+                            ),
+                        );
                         return None;
                     }
                 };
                 from_list.push((from.to_string(), loc));
                 Some(InputSpec {
                     name: output.clone(),
-                    source: InputSource::Stage { stage: from.to_string(), output },
+                    source: InputSource::Stage {
+                        stage: from.to_string(),
+                        output,
+                    },
                     guest_path,
                 })
             }
@@ -457,8 +606,13 @@ impl Validator {
 
 /// Names become directory names on the host, so they are kept to a safe alphabet.
 fn check_identifier(name: &str) -> Result<(), String> {
-    let ok_start = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let ok_rest = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.');
+    let ok_start = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok_rest = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.');
     if !ok_start || !ok_rest || name.len() > 63 || name.contains("..") {
         return Err(format!(
             "'{name}' must be 1-63 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit"
@@ -474,13 +628,21 @@ fn check_guest_path(path: &str) -> Result<(), &'static str> {
     if path == "/" {
         return Err("cannot be the root '/'");
     }
-    if path.ends_with('/') || path.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..") {
+    if path.ends_with('/')
+        || path
+            .split('/')
+            .skip(1)
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err("must be a plain path without '.', '..', '//' or a trailing '/'");
     }
     Ok(())
 }
 
 fn is_sha256_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
 }

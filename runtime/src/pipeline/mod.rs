@@ -10,3 +10,6 @@ pub mod quantity;
 pub use error::{PipelineError, Problem};
 pub use load::{load, parse};
 pub use model::*;
+
+#[cfg(test)]
+mod tests;

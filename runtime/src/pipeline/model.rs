@@ -114,7 +114,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 mod duration_secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 }

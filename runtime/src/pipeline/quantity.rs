@@ -11,6 +11,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (e.g. 512Mi, 2Gi)"))?;
     let multiplier: u64 = match suffix.trim() {
         "" => 1,
         "k" | "K" => 1_000,
@@ -27,9 +30,6 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
             ))
         }
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size (e.g. 512Mi, 2Gi)"))?;
     let bytes = value * multiplier as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
         return Err(format!("'{text}' is out of range"));
@@ -44,6 +44,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (e.g. 30s, 5m)"))?;
     let seconds_per_unit = match unit.trim() {
         "ms" => 0.001,
         "" | "s" => 1.0,
@@ -55,9 +58,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration (e.g. 30s, 5m)"))?;
     let seconds = value * seconds_per_unit;
     if !seconds.is_finite() || seconds < 0.0 || seconds > 365.0 * 86400.0 {
         return Err(format!("'{text}' is out of range"));
@@ -91,7 +91,9 @@ mod tests {
         assert_eq!(parse_bytes("1.5Gi").unwrap(), 3 << 29);
         assert_eq!(parse_bytes("2G").unwrap(), 2_000_000_000);
         assert_eq!(parse_bytes("4096").unwrap(), 4096);
-        assert!(parse_bytes("12Xi").unwrap_err().contains("unknown size suffix"));
+        assert!(parse_bytes("12Xi")
+            .unwrap_err()
+            .contains("unknown size suffix"));
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("-1Mi").is_err());
     }
@@ -103,7 +105,9 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3d").unwrap_err().contains("unknown duration unit"));
+        assert!(parse_duration("3d")
+            .unwrap_err()
+            .contains("unknown duration unit"));
     }
 
     #[test]

@@ -190,6 +190,9 @@ pub fn read_series(
         })
         .collect();
 
+    if slices.is_empty() {
+        return Err(DicomError::NoImageSeries);
+    }
     check_consistent(&slices)?;
     let normal = normal_of(&slices[0].orientation);
     let along = |h: &SliceHeader| dot(normal, h.position);
@@ -210,13 +213,15 @@ pub fn read_series(
 
     // Pass 2: pixels of the chosen series.
     total += slices.len();
+    // Decoded planes go straight into the volume's buffer: one copy of the series in memory.
+    let (nx, ny) = (slices[0].columns, slices[0].rows);
+    let mut data = Vec::with_capacity(nx * ny * slices.len());
     let mut kept = Vec::with_capacity(slices.len());
-    let mut planes = Vec::with_capacity(slices.len());
     for (n, h) in slices.into_iter().enumerate() {
         observer.progress(files.len() + n, total, &h.file.name);
         match decode_slice(&h) {
             Ok(p) => {
-                planes.push(p);
+                data.extend_from_slice(&p);
                 kept.push(h);
             }
             Err(e) => bad(e, observer)?,
@@ -228,11 +233,7 @@ pub fn read_series(
     })?;
 
     let dz = slice_spacing(&kept, &along)?;
-    let (nx, ny, nz) = (first.columns, first.rows, kept.len());
-    let mut data = Vec::with_capacity(nx * ny * nz);
-    for p in planes {
-        data.extend_from_slice(&p);
-    }
+    let nz = kept.len();
     let volume = Volume {
         dims: [nx, ny, nz],
         spacing: [first.pixel_spacing[1], first.pixel_spacing[0], dz],

@@ -1,0 +1,101 @@
+//! What a hostile or broken stage tries. Each either ends the stage through a sandbox limit
+//! or reports (as a stage error) that the sandbox refused it.
+
+use std::path::Path;
+use ward_stage_sdk::{failed, StageError, VolumeKind};
+
+/// Grows a heap vector by 64 MiB at a time until allocation fails.
+pub fn exhaust_memory() -> Result<(), StageError> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 64 << 20];
+        // Touch the block so it is really used.
+        block[0] = hoard.len() as u8;
+        hoard.push(block);
+    }
+}
+
+/// Loops forever without calling the host.
+pub fn spin() -> Result<(), StageError> {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+/// Recurses without end; the frame keeps a buffer so the stack fills quickly.
+pub fn recurse(depth: u64) -> Result<u64, StageError> {
+    let frame = std::hint::black_box([depth; 64]);
+    if std::hint::black_box(depth) == u64::MAX {
+        return Ok(0);
+    }
+    let below = recurse(depth + 1)?;
+    Ok(below + frame[(depth % 64) as usize])
+}
+
+/// Tries to create, overwrite and delete files in the payload and in upstream results.
+pub fn write_payload() -> Result<(), StageError> {
+    let mut refused = Vec::new();
+    for v in ward_stage_sdk::volumes::mounted() {
+        if v.kind == VolumeKind::Results {
+            continue;
+        }
+        let dir = Path::new(&v.path);
+        let created = std::fs::write(dir.join("planted.txt"), b"written by a stage");
+        refused.push(format!("create in {}: {}", v.path, outcome(created)));
+        if let Some(victim) = first_file(dir) {
+            let overwritten = std::fs::write(&victim, b"overwritten");
+            refused.push(format!(
+                "overwrite {}: {}",
+                victim.display(),
+                outcome(overwritten)
+            ));
+            let removed = std::fs::remove_file(&victim);
+            refused.push(format!("delete {}: {}", victim.display(), outcome(removed)));
+        }
+    }
+    Err(failed!("write attempts: {}", refused.join("; ")))
+}
+
+/// Tries to leave its volumes with `..` and absolute paths.
+pub fn escape() -> Result<(), StageError> {
+    let mut attempts = Vec::new();
+    for target in [
+        "/etc/passwd",
+        "/payload/../../etc/passwd",
+        "../etc/passwd",
+        "/proc/self/environ",
+    ] {
+        attempts.push(format!(
+            "read {target}: {}",
+            outcome(std::fs::read(target).map(|_| ()))
+        ));
+    }
+    Err(failed!("escape attempts: {}", attempts.join("; ")))
+}
+
+/// Writes far more log and stdout than any budget allows, then succeeds.
+pub fn flood() -> Result<(), StageError> {
+    let line = "x".repeat(1000);
+    for i in 0..20_000 {
+        ward_stage_sdk::context::log(ward_stage_sdk::Level::Info, &format!("{i} {line}"));
+        println!("{i} {line}");
+    }
+    ward_stage_sdk::context::log(ward_stage_sdk::Level::Info, &"y".repeat(1 << 20));
+    Ok(())
+}
+
+fn outcome(result: std::io::Result<()>) -> String {
+    match result {
+        Ok(()) => "ALLOWED".to_string(),
+        Err(e) => format!("refused ({e})"),
+    }
+}
+
+fn first_file(dir: &Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+}

@@ -1,0 +1,247 @@
+//! Validation of pipeline files: every problem found, each at its file:line:col.
+
+use super::*;
+use std::path::Path;
+
+/// Validates `yaml` as if it were `<dir>/pipeline.yaml`, where `dir` holds `stage.wasm`.
+fn check(yaml: &str) -> Result<Pipeline, PipelineError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stage.wasm"), b"\0asm").unwrap();
+    parse(&dir.path().join("pipeline.yaml"), yaml)
+}
+
+fn problems(yaml: &str) -> Vec<String> {
+    match check(yaml) {
+        Ok(_) => panic!("expected validation problems"),
+        Err(e) => e
+            .problems()
+            .iter()
+            .map(|p| {
+                let file = p
+                    .location
+                    .file
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                format!(
+                    "{file}:{}:{}: {}{}",
+                    p.location.line,
+                    p.location.column,
+                    p.operator
+                        .as_deref()
+                        .map(|o| format!("[{o}] "))
+                        .unwrap_or_default(),
+                    p.message
+                )
+            })
+            .collect(),
+    }
+}
+
+const GOOD: &str = "api-version: 0.1
+name: demo
+parameters:
+  lower: 200
+operators:
+  - name: reader
+    component: {path: stage.wasm}
+    input:
+      - path: /payload
+    output:
+      - name: volume
+        path: /results
+  - name: segment
+    component: {path: stage.wasm}
+    parameters: {lower: 300}
+    input:
+      - from: reader
+        path: /input
+    requests: {memory: 256Mi, timeout: 90s, cpu: 2}
+  - name: report
+    component: {path: stage.wasm}
+    input:
+      - {from: reader, name: volume, path: /volume}
+      - {from: segment, path: /labels}
+";
+
+#[test]
+fn a_good_pipeline_is_ordered_and_resolved() {
+    let p = check(GOOD).unwrap();
+    let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["reader", "segment", "report"]);
+    let segment = &p.stages[1];
+    assert_eq!(
+        segment.parameters["lower"], "300",
+        "operator parameters override the pipeline's"
+    );
+    assert_eq!(p.stages[0].parameters["lower"], "200");
+    assert_eq!(segment.requests.memory_bytes, 256 << 20);
+    assert_eq!(segment.requests.timeout, std::time::Duration::from_secs(90));
+    assert_eq!(segment.requests.cpu, 2);
+    assert_eq!(
+        segment.inputs[0].source,
+        InputSource::Stage {
+            stage: "reader".into(),
+            output: "volume".into()
+        }
+    );
+    assert_eq!(
+        segment.outputs[0].name, "results",
+        "an operator without outputs gets one"
+    );
+    assert_eq!(p.stages[2].depends_on, vec![0, 1]);
+    assert_eq!(p.stages[0].inputs[0].source, InputSource::Payload);
+    assert_eq!(p.stages[0].requests.memory_bytes, DEFAULT_MEMORY);
+}
+
+#[test]
+fn stages_are_ordered_by_data_flow_not_file_order() {
+    let yaml = "api-version: 0.1
+name: reversed
+operators:
+  - name: b
+    component: {path: stage.wasm}
+    input: [{from: a, path: /in}]
+  - name: a
+    component: {path: stage.wasm}
+";
+    let p = check(yaml).unwrap();
+    assert_eq!(p.stages[0].name, "a");
+    assert_eq!(p.stages[1].depends_on, vec![0]);
+}
+
+#[test]
+fn a_cycle_names_its_operators() {
+    let yaml = "api-version: 0.1
+name: loop
+operators:
+  - name: a
+    component: {path: stage.wasm}
+    input: [{from: c, path: /in}]
+  - name: b
+    component: {path: stage.wasm}
+    input: [{from: a, path: /in}]
+  - name: c
+    component: {path: stage.wasm}
+    input: [{from: b, path: /in}]
+";
+    let p = problems(yaml);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains("cycle: a -> b -> c -> a")
+            || p[0].contains("cycle: b -> c -> a -> b")
+            || p[0].contains("cycle: c -> a -> b -> c"),
+        "{p:?}"
+    );
+    assert!(p[0].starts_with("pipeline.yaml:"), "{p:?}");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_location() {
+    let yaml = "api-version: 0.1
+name: broken
+operators:
+  - name: reader
+    component: {path: missing.wasm}
+    requests: {memory: 12Xi, timeout: soon, cpu: 0}
+  - name: reader
+    component: {path: stage.wasm}
+  - name: segment
+    component: {path: stage.wasm}
+    input:
+      - {from: raeder, path: /in}
+      - {from: reader, name: nope, path: in}
+";
+    let p = problems(yaml);
+    let expect = [
+        "pipeline.yaml:5:23: [reader] component file 'missing.wasm' does not exist",
+        "pipeline.yaml:6:24: [reader] requests.memory '12Xi': unknown size suffix 'Xi'",
+        "pipeline.yaml:6:39: [reader] requests.timeout 'soon' is not a duration",
+        "pipeline.yaml:6:50: [reader] requests.cpu '0' must be a whole number from 1 to 1024",
+        "pipeline.yaml:7:11: [reader] duplicate operator name (first defined at",
+        "pipeline.yaml:12:16: [segment] input from unknown operator 'raeder' (operators: reader)",
+        "pipeline.yaml:13:42: [segment] path 'in' must be absolute",
+        "pipeline.yaml:13:30: [segment] operator 'reader' has no output 'nope' (outputs: results)",
+    ];
+    for e in expect {
+        assert!(
+            p.iter().any(|got| got.starts_with(e)),
+            "missing {e:?} in {p:#?}"
+        );
+    }
+}
+
+#[test]
+fn memory_beyond_what_wasm_can_address_is_refused() {
+    let yaml = "api-version: 0.1
+name: big
+operators:
+  - name: a
+    component: {path: stage.wasm}
+    requests: {memory: 8Gi}
+";
+    let p = problems(yaml);
+    assert!(p[0].contains("above the 4Gi"), "{p:?}");
+}
+
+#[test]
+fn unknown_fields_and_bad_yaml_are_located() {
+    let p = problems(
+        "api-version: 0.1\nname: x\noperators:\n  - name: a\n    container: {path: stage.wasm}\n",
+    );
+    assert!(
+        p[0].contains("Unknown field `container`") && p[0].starts_with("pipeline.yaml:5:"),
+        "{p:?}"
+    );
+    let p = problems("api-version: 0.1\nname: [unclosed\n");
+    assert!(p[0].contains("not valid YAML"), "{p:?}");
+    let p = problems("api-version: 0.1\nname: x\nname: y\noperators: []\n");
+    assert!(p[0].contains("'name' appears twice"), "{p:?}");
+}
+
+#[test]
+fn names_that_could_escape_the_job_directory_are_refused() {
+    let yaml = "api-version: 0.1
+name: evil
+operators:
+  - name: ../../etc
+    component: {path: stage.wasm}
+";
+    let p = problems(yaml);
+    assert!(p[0].contains("operator name '../../etc' must be"), "{p:?}");
+}
+
+#[test]
+fn unsupported_api_version_and_registry_refs() {
+    let yaml = "api-version: 9.0
+name: x
+operators:
+  - name: a
+    component: {ref: registry.example/seg:1, digest: sha256:abc}
+";
+    let p = problems(yaml);
+    assert!(
+        p.iter()
+            .any(|m| m.contains("api-version '9.0' is not supported")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|m| m.contains("no component registry")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|m| m.contains("digest 'sha256:abc' must be")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn reading_a_file_that_is_not_there() {
+    let err = load(Path::new("/nonexistent/pipeline.yaml")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/pipeline.yaml: cannot read"),
+        "{err}"
+    );
+}

@@ -1,0 +1,181 @@
+//! The `ward` command line: exit codes, messages, and what it writes.
+
+use crate::support::*;
+
+#[test]
+fn sample_ct_writes_a_series_dcmtk_reads() {
+    let dir = tempdir();
+    let out_dir = dir.path().join("ct");
+    let out = run_ward(&[
+        "sample",
+        "ct",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--slices",
+        "4",
+        "--size",
+        "32",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("wrote 4 CT slices of 32x32"),
+        "{}",
+        out.stdout
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4);
+    for f in &files {
+        let dump = dcmdump(&["+E", f.to_str().unwrap()]);
+        assert_eq!(dump.code, 0, "{}", dump.stderr);
+        assert!(
+            !dump.stderr.contains("W:") && !dump.stderr.contains("E:"),
+            "{}",
+            dump.stderr
+        );
+        assert!(dump.stdout.contains("=CTImageStorage"), "{}", dump.stdout);
+    }
+}
+
+#[test]
+fn a_failed_job_exits_1_and_says_why() {
+    let dir = tempdir();
+    let pipeline = misbehave_pipeline(dir.path(), "panic", "");
+    let payload = small_payload();
+    let job = dir.path().join("job");
+    let out = run_ward(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--payload",
+        payload.path().to_str().unwrap(),
+        "--results",
+        job.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
+    assert!(out.stdout.contains("deliberate panic"), "{}", out.stdout);
+    let summary = read_json(&job.join("summary.json"));
+    assert_eq!(summary["stages"][0]["reason"]["kind"], "trap");
+}
+
+#[test]
+fn bad_invocations_exit_2_and_touch_nothing() {
+    let dir = tempdir();
+    let pipeline = misbehave_pipeline(dir.path(), "ok", "");
+    let missing = dir.path().join("no-such-payload");
+    let out = run_ward(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--payload",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("no-such-payload: the payload is not a directory"),
+        "{}",
+        out.stderr
+    );
+
+    // A job directory that already holds something is never overwritten.
+    let payload = small_payload();
+    let job = dir.path().join("existing");
+    std::fs::create_dir(&job).unwrap();
+    std::fs::write(job.join("keep.txt"), "precious").unwrap();
+    let out = run_ward(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--payload",
+        payload.path().to_str().unwrap(),
+        "--results",
+        job.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("already exists and is not empty"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(job.join("keep.txt")).unwrap(),
+        "precious"
+    );
+
+    let out = run_ward(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--payload",
+        payload.path().to_str().unwrap(),
+        "--param",
+        "novalue",
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("'novalue' is not KEY=VALUE"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run_ward(&["validate", dir.path().join("nope.yaml").to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("nope.yaml: cannot read the pipeline file"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn datasets_are_mounted_read_only_by_name() {
+    let dir = tempdir();
+    let pipeline = write_pipeline(
+        dir.path(),
+        "api-version: 0.1
+name: with-dataset
+operators:
+  - name: victim
+    component: {path: '{components}/misbehave.wasm'}
+    input: [{dataset: atlas, path: /atlas}]
+",
+    );
+    let payload = small_payload();
+    let atlas = tempdir();
+    std::fs::write(atlas.path().join("atlas.raw"), [0u8; 16]).unwrap();
+    let job = dir.path().join("job");
+    let without = run_ward(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--payload",
+        payload.path().to_str().unwrap(),
+    ]);
+    assert_eq!(without.code, 2);
+    assert!(
+        without.stderr.contains(
+            "operator 'victim': dataset 'atlas' was not given (pass --dataset atlas=DIR)"
+        ),
+        "{}",
+        without.stderr
+    );
+    let dataset = format!("atlas={}", atlas.path().display());
+    let out = run_ward(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--payload",
+        payload.path().to_str().unwrap(),
+        "--dataset",
+        &dataset,
+        "--results",
+        job.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let inventory = read_json(&job.join("results/victim/results/inventory.json"));
+    assert_eq!(inventory["volumes"][0]["kind"], "dataset");
+    assert_eq!(inventory["volumes"][0]["source"], "atlas");
+    assert_eq!(inventory["volumes"][0]["read_only"], true);
+    assert_eq!(inventory["volumes"][0]["files"], 1);
+}

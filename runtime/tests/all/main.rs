@@ -1,0 +1,10 @@
+//! Ward's integration tests: one test binary (every extra one relinks wasmtime), a module per
+//! area. They drive real components built from `guests/` and `conformance/stages/` (built
+//! once per run), the real engine and the `ward` binary, and DCMTK's dcmdump.
+
+mod cli;
+mod ct_pipeline;
+mod real_dicom;
+mod sandbox;
+mod support;
+mod validation;

@@ -1,0 +1,167 @@
+//! Real scanner files no one here wrote (pydicom's test data, installed with pip by the test
+//! set-up): the reader's HU must match what pydicom computes, and compressed transfer syntaxes
+//! must decode to the same pixels as their uncompressed originals.
+
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use ward::jobs::JobStatus;
+
+fn pydicom_files() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import os, pydicom; print(os.path.join(os.path.dirname(pydicom.__file__), 'data', 'test_files'))"])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "pydicom is needed (pip install pydicom numpy): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// HU of every pixel of `file` as pydicom computes them (stored value × slope + intercept).
+fn pydicom_hu(file: &Path) -> Vec<i64> {
+    let script = "import sys, json, pydicom
+ds = pydicom.dcmread(sys.argv[1])
+a = ds.pixel_array.astype('float64') * float(getattr(ds, 'RescaleSlope', 1) or 1) + float(getattr(ds, 'RescaleIntercept', 0) or 0)
+print(json.dumps([int(round(v)) for v in a.flatten().tolist()]))";
+    let out = Command::new("python3")
+        .args(["-c", script, file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn reader_pipeline(dir: &Path) -> PathBuf {
+    write_pipeline(
+        dir,
+        "api-version: 0.1
+name: read
+operators:
+  - name: dicom-reader
+    component: {path: '{components}/dicom_reader.wasm'}
+    input: [{path: /payload}]
+    output: [{name: volume, path: /results}]
+",
+    )
+}
+
+/// Runs the reader on a payload holding only `file`; returns the HU volume it wrote, or the
+/// failure message.
+fn read_with_ward(file: &Path) -> Result<(serde_json::Value, Vec<i64>), String> {
+    let dir = tempdir();
+    let payload = tempdir();
+    std::fs::copy(file, payload.path().join(file.file_name().unwrap())).unwrap();
+    let (summary, jobs) = run_pipeline(&reader_pipeline(dir.path()), payload.path(), &[]);
+    if summary.status != JobStatus::Succeeded {
+        return Err(summary.failure.unwrap().reason.message);
+    }
+    let results = jobs.path().join("job/results/dicom-reader/volume");
+    let header = read_json(&results.join("volume.json"));
+    let raw = std::fs::read(results.join("volume.raw")).unwrap();
+    let hu = raw
+        .chunks_exact(2)
+        .map(|b| i64::from(i16::from_le_bytes([b[0], b[1]])))
+        .collect();
+    Ok((header, hu))
+}
+
+#[test]
+fn a_real_ct_slice_matches_pydicom() {
+    let file = pydicom_files().join("CT_small.dcm");
+    let (header, hu) = read_with_ward(&file).unwrap();
+    let expected = pydicom_hu(&file);
+    assert_eq!(header["dims"], serde_json::json!([128, 128, 1]));
+    assert_eq!(header["modality"], "CT");
+    assert_eq!(hu.len(), expected.len());
+    let mismatches = hu.iter().zip(&expected).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        mismatches, 0,
+        "HU differ from pydicom's in {mismatches} pixels"
+    );
+    // Not a trivially flat image: real anatomy spans hundreds of HU.
+    let (min, max) = (
+        expected.iter().min().unwrap(),
+        expected.iter().max().unwrap(),
+    );
+    assert!(max - min > 500, "{min}..{max}");
+}
+
+#[test]
+fn a_real_ct_slice_goes_through_the_whole_pipeline() {
+    let payload = tempdir();
+    std::fs::copy(
+        pydicom_files().join("CT_small.dcm"),
+        payload.path().join("CT_small.dcm"),
+    )
+    .unwrap();
+    components_dir();
+    let (summary, jobs) = run_pipeline(
+        &repo_root().join("examples/ct-segmentation/pipeline.yaml"),
+        payload.path(),
+        &[],
+    );
+    assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
+    let stats = read_json(&jobs.path().join("job/results/segment/labels/stats.json"));
+    let hu = pydicom_hu(&pydicom_files().join("CT_small.dcm"));
+    let above = hu.iter().filter(|&&v| v >= 200 && v <= 3071).count() as u64;
+    assert_eq!(
+        stats["total_voxels"].as_u64().unwrap(),
+        above,
+        "segmented voxels = pixels pydicom puts in [200, 3071] HU"
+    );
+    let seg = jobs
+        .path()
+        .join("job/results/dicom-writer/seg/dicom/segmentation.dcm");
+    let dump = dcmdump(&["+E", seg.to_str().unwrap()]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+}
+
+#[test]
+fn compressed_and_other_encodings_decode_to_the_same_pixels() {
+    let files = pydicom_files();
+    let (_, reference) = read_with_ward(&files.join("MR_small.dcm")).unwrap();
+    assert_eq!(
+        reference,
+        pydicom_hu(&files.join("MR_small.dcm")),
+        "uncompressed MR matches pydicom"
+    );
+    for variant in [
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+    ] {
+        let got = read_with_ward(&files.join(variant)).unwrap_or_else(|e| panic!("{variant}: {e}"));
+        assert_eq!(
+            got.1, reference,
+            "{variant} decodes to the uncompressed pixels"
+        );
+    }
+}
+
+#[test]
+fn jpeg_ls_gets_a_clear_per_file_error() {
+    let message =
+        read_with_ward(&pydicom_files().join("MR_small_jpeg_ls_lossless.dcm")).unwrap_err();
+    assert!(
+        message.contains("MR_small_jpeg_ls_lossless.dcm"),
+        "{message}"
+    );
+    assert!(
+        message.contains("1.2.840.10008.1.2.4.80"),
+        "names the transfer syntax: {message}"
+    );
+}
+
+#[test]
+fn a_truncated_real_file_is_named() {
+    let message = read_with_ward(&pydicom_files().join("MR_truncated.dcm")).unwrap_err();
+    assert!(message.contains("MR_truncated.dcm"), "{message}");
+}

@@ -1,0 +1,310 @@
+//! Stages that fail in every way a stage can: each ends as failed with a precise reason,
+//! the payload is unchanged, the host goes on, and other stages are unaffected.
+
+use crate::support::*;
+use ward::jobs::{FailureKind, JobStatus, JobSummary, StageStatus};
+use ward::volumes::tree_digest;
+
+/// Runs one misbehaving stage on a small payload and checks the payload is unchanged.
+fn misbehave(behaviour: &str, requests: &str) -> (JobSummary, tempfile::TempDir) {
+    let dir = tempdir();
+    let payload = small_payload();
+    let before = tree_digest(payload.path()).unwrap();
+    let pipeline = misbehave_pipeline(dir.path(), behaviour, requests);
+    let (summary, jobs) = run_pipeline(&pipeline, payload.path(), &[]);
+    assert_eq!(
+        tree_digest(payload.path()).unwrap(),
+        before,
+        "{behaviour}: the payload changed"
+    );
+    assert_eq!(
+        summary.payload.after.as_ref(),
+        Some(&before),
+        "the summary records the payload digest"
+    );
+    (summary, jobs)
+}
+
+fn failure(summary: &JobSummary) -> (FailureKind, String) {
+    assert_eq!(summary.status, JobStatus::Failed, "{summary:#?}");
+    let failure = summary
+        .failure
+        .as_ref()
+        .expect("a failed job names its failure");
+    assert_eq!(failure.stage, "victim");
+    assert_eq!(summary.stages[0].status, StageStatus::Failed);
+    (failure.reason.kind, failure.reason.to_string())
+}
+
+#[test]
+fn a_well_behaved_stage_succeeds_and_sees_exactly_its_volumes() {
+    let (summary, jobs) = misbehave("ok", "memory: 64Mi");
+    assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
+    let inventory = read_json(
+        &jobs
+            .path()
+            .join("job/results/victim/results/inventory.json"),
+    );
+    let volumes = inventory["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 2, "{inventory:#}");
+    assert_eq!(volumes[0]["kind"], "payload");
+    assert_eq!(volumes[0]["path"], "/payload");
+    assert_eq!(volumes[0]["read_only"], true);
+    assert_eq!(volumes[0]["files"], 2, "the stage sees the payload's files");
+    assert_eq!(volumes[1]["kind"], "results");
+    assert_eq!(volumes[1]["read_only"], false);
+    assert_eq!(inventory["tenant"], "test");
+    assert_eq!(inventory["parameters"][0][0], "behaviour");
+    let peak = summary.stages[0].memory_peak_bytes.unwrap();
+    assert!(
+        peak > 0 && peak <= 64 << 20,
+        "peak memory {peak} is measured and under the cap"
+    );
+}
+
+#[test]
+fn a_panic_is_reported_verbatim_with_a_backtrace() {
+    let (summary, jobs) = misbehave("panic", "");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::Trap);
+    assert!(
+        message.contains("deliberate panic: the stage gave up"),
+        "{message}"
+    );
+    let backtrace = summary.stages[0]
+        .reason
+        .as_ref()
+        .unwrap()
+        .backtrace
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        backtrace.contains("misbehave"),
+        "the guest backtrace names the stage's functions: {backtrace}"
+    );
+    let log = std::fs::read_to_string(jobs.path().join("job/logs/victim.log")).unwrap();
+    assert!(
+        log.contains("deliberate panic"),
+        "stderr is captured into the stage log: {log}"
+    );
+}
+
+#[test]
+fn a_trap_names_the_trap() {
+    let (summary, _jobs) = misbehave("trap", "");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::Trap);
+    assert!(message.contains("unreachable"), "{message}");
+}
+
+#[test]
+fn stage_errors_are_reported_as_given() {
+    let (summary, _jobs) = misbehave("stage-error", "");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::StageError);
+    assert_eq!(message, "deliberate failure requested by the test");
+    let (summary, _jobs) = misbehave("invalid-input", "");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::InvalidInput);
+    assert_eq!(message, "invalid input: deliberately rejecting the input");
+    let (summary, _jobs) = misbehave("exit", "");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::Exit);
+    // WASI 0.2 carries only success or failure through exit, not the number.
+    assert!(
+        message.contains("exited with a failure status"),
+        "{message}"
+    );
+}
+
+#[test]
+fn memory_past_the_cap_ends_the_stage() {
+    let (summary, _jobs) = misbehave("oom", "memory: 200Mi");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::MemoryLimit, "{message}");
+    assert!(message.contains("over its cap of 200 MiB"), "{message}");
+    let peak = summary.stages[0].memory_peak_bytes.unwrap();
+    assert!(peak <= 200 << 20, "peak {peak} stayed under the cap");
+}
+
+#[test]
+fn an_endless_loop_hits_the_deadline() {
+    let started = std::time::Instant::now();
+    let (summary, _jobs) = misbehave("spin", "timeout: 500ms");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::Deadline);
+    assert!(message.contains("timeout of 500"), "{message}");
+    // Not a timing assertion on Ward's speed: only that the deadline ended the loop at all.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn unbounded_recursion_overflows_the_stack_not_the_host() {
+    let (summary, _jobs) = misbehave("recurse", "");
+    let (kind, message) = failure(&summary);
+    assert!(
+        matches!(kind, FailureKind::StackOverflow | FailureKind::Trap),
+        "{kind:?}: {message}"
+    );
+    assert!(
+        message.contains("stack overflow") || message.contains("out of bounds"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_payload_cannot_be_written_or_deleted() {
+    let (summary, _jobs) = misbehave("write-payload", "");
+    let (_, message) = failure(&summary);
+    assert!(
+        !message.contains("ALLOWED"),
+        "a write went through: {message}"
+    );
+    assert!(message.contains("create in /payload: refused"), "{message}");
+    assert!(message.contains("delete /payload/"), "{message}");
+}
+
+#[test]
+fn paths_outside_the_volumes_cannot_be_read() {
+    let (summary, _jobs) = misbehave("escape", "");
+    let (_, message) = failure(&summary);
+    assert!(
+        !message.contains("ALLOWED"),
+        "an escape went through: {message}"
+    );
+    assert!(message.contains("read /etc/passwd: refused"), "{message}");
+}
+
+#[test]
+fn a_flooding_stage_is_capped_and_still_reported() {
+    let (summary, jobs) = misbehave("flood", "");
+    assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
+    let log_size = std::fs::metadata(jobs.path().join("job/logs/victim.log"))
+        .unwrap()
+        .len();
+    assert!(
+        log_size <= ward::jobs::LOG_BUDGET_BYTES + 4096,
+        "log is {log_size} bytes"
+    );
+    assert!(
+        summary.stages[0].log_dropped_bytes > 0,
+        "dropped bytes are counted"
+    );
+    let log = std::fs::read_to_string(jobs.path().join("job/logs/victim.log")).unwrap();
+    assert!(log.contains("log budget of"), "the log says it was cut");
+}
+
+#[test]
+fn args_and_environment_are_only_what_the_pipeline_gives() {
+    let dir = tempdir();
+    let payload = small_payload();
+    let pipeline = write_pipeline(
+        dir.path(),
+        "api-version: 0.1
+name: env
+operators:
+  - name: victim
+    component: {path: '{components}/misbehave.wasm'}
+    parameters: {behaviour: env}
+    env: {MODE: fast}
+    args: [--flag]
+",
+    );
+    std::env::set_var("WARD_SECRET_FOR_TEST", "host secret");
+    let (summary, jobs) = run_pipeline(&pipeline, payload.path(), &[]);
+    assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
+    let report = read_json(
+        &jobs
+            .path()
+            .join("job/results/victim/results/environment.json"),
+    );
+    assert_eq!(report["args"], serde_json::json!(["victim", "--flag"]));
+    assert_eq!(report["env"], serde_json::json!([["MODE", "fast"]]));
+}
+
+/// A failing stage fails the job and skips its dependents, while an independent branch of
+/// the same job runs and succeeds.
+#[test]
+fn a_failure_skips_dependents_but_not_independent_stages() {
+    let dir = tempdir();
+    let payload = small_payload();
+    let pipeline = write_pipeline(
+        dir.path(),
+        "api-version: 0.1
+name: branches
+operators:
+  - name: broken
+    component: {path: '{components}/misbehave.wasm'}
+    parameters: {behaviour: panic}
+  - name: after-broken
+    component: {path: '{components}/misbehave.wasm'}
+    input: [{from: broken, path: /in}]
+  - name: independent
+    component: {path: '{components}/misbehave.wasm'}
+    input: [{path: /payload}]
+  - name: after-independent
+    component: {path: '{components}/misbehave.wasm'}
+    input: [{from: independent, path: /in}, {path: /payload}]
+",
+    );
+    let (summary, jobs) = run_pipeline(&pipeline, payload.path(), &[]);
+    assert_eq!(summary.status, JobStatus::Failed);
+    let status = |name: &str| summary.stage(name).unwrap().status;
+    assert_eq!(status("broken"), StageStatus::Failed);
+    assert_eq!(status("after-broken"), StageStatus::Skipped);
+    assert_eq!(status("independent"), StageStatus::Succeeded);
+    assert_eq!(status("after-independent"), StageStatus::Succeeded);
+    let skipped = summary
+        .stage("after-broken")
+        .unwrap()
+        .reason
+        .as_ref()
+        .unwrap();
+    assert_eq!(skipped.kind, FailureKind::UpstreamFailed);
+    assert!(skipped.message.contains("'broken'"));
+    // The downstream stage saw its upstream's results read-only and the payload.
+    let inventory = read_json(
+        &jobs
+            .path()
+            .join("job/results/after-independent/results/inventory.json"),
+    );
+    let kinds: Vec<&str> = inventory["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["input-from-stage", "payload", "results"]);
+    assert_eq!(inventory["volumes"][0]["source"], "independent");
+    assert_eq!(
+        inventory["volumes"][0]["files"], 1,
+        "it sees the upstream's inventory.json"
+    );
+    // The summary on disk is the final one.
+    let on_disk = read_json(&jobs.path().join("job/summary.json"));
+    assert_eq!(on_disk["status"], "failed");
+    assert_eq!(on_disk["failure"]["stage"], "broken");
+}
+
+/// Several jobs share the engine at once; a trapping one does not disturb the others.
+#[test]
+fn concurrent_jobs_are_isolated() {
+    let handles: Vec<_> = ["ok", "panic", "ok", "oom", "ok"]
+        .into_iter()
+        .map(|behaviour| {
+            std::thread::spawn(move || {
+                let (summary, _jobs) = misbehave(behaviour, "memory: 128Mi");
+                (behaviour, summary.status)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (behaviour, status) = h.join().expect("the host thread survives");
+        let expected = if behaviour == "ok" {
+            JobStatus::Succeeded
+        } else {
+            JobStatus::Failed
+        };
+        assert_eq!(status, expected, "{behaviour}");
+    }
+}

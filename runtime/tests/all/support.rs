@@ -1,0 +1,186 @@
+//! Shared set-up: the stage components (built once per test run), one engine with a shared
+//! compile cache, temporary pipelines and payloads, and the `ward` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use ward::engine::{Engine, EngineOptions};
+use ward::jobs::{new_job_id, run_job, JobRequest, JobSummary, NoObserver};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("runtime/ is in the repository")
+        .to_path_buf()
+}
+
+/// The compiled-component cache every test shares, so each component compiles once.
+pub fn cache_dir() -> PathBuf {
+    repo_root().join("target").join("ward-test-cache")
+}
+
+/// Builds every stage component (guests and conformance stages) once per test run, and
+/// returns the directory holding the `.wasm` files.
+pub fn components_dir() -> &'static Path {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let guests = repo_root().join("guests");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let output = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--workspace",
+            ])
+            .current_dir(&guests)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "building the stage components failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(guests.join("target/wasm32-wasip2/release"))
+    });
+    match built {
+        Ok(dir) => dir,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The path of a built component, e.g. `component("segment")`.
+pub fn component(name: &str) -> PathBuf {
+    let path = components_dir().join(format!("{}.wasm", name.replace('-', "_")));
+    if path.exists() {
+        return path;
+    }
+    components_dir().join(format!("{name}.wasm"))
+}
+
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        Engine::new(EngineOptions {
+            cache_dir: Some(cache_dir()),
+            ..EngineOptions::default()
+        })
+        .expect("the engine starts")
+    })
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("ward-test-")
+        .tempdir()
+        .expect("a temporary directory")
+}
+
+/// Writes `yaml` as `pipeline.yaml` in `dir`, replacing `{components}` with the directory of
+/// the built components.
+pub fn write_pipeline(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("pipeline.yaml");
+    let text = yaml.replace("{components}", &components_dir().display().to_string());
+    std::fs::write(&path, text).expect("writing the pipeline");
+    path
+}
+
+/// A pipeline of one `misbehave` stage with the given behaviour and requests.
+pub fn misbehave_pipeline(dir: &Path, behaviour: &str, requests: &str) -> PathBuf {
+    write_pipeline(
+        dir,
+        &format!(
+            "api-version: 0.1
+name: misbehave
+operators:
+  - name: victim
+    component:
+      path: {{components}}/misbehave.wasm
+    parameters:
+      behaviour: {behaviour}
+    input:
+      - path: /payload
+    requests: {{{requests}}}
+"
+        ),
+    )
+}
+
+/// Runs the pipeline at `pipeline` in-process on `payload`, with job parameters `params`.
+pub fn run_pipeline(
+    pipeline: &Path,
+    payload: &Path,
+    params: &[(&str, &str)],
+) -> (JobSummary, tempfile::TempDir) {
+    let jobs = tempdir();
+    let request = JobRequest {
+        pipeline: ward::pipeline::load(pipeline)
+            .unwrap_or_else(|e| panic!("pipeline invalid:\n{e}")),
+        payload: payload.to_path_buf(),
+        job_dir: jobs.path().join("job"),
+        job_id: new_job_id(),
+        tenant: "test".into(),
+        parameters: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        datasets: Default::default(),
+        cpu_slots: 2,
+    };
+    let summary = run_job(engine(), &request, Arc::new(NoObserver))
+        .unwrap_or_else(|e| panic!("job could not run: {e}"));
+    (summary, jobs)
+}
+
+/// A payload directory holding one small text file.
+pub fn small_payload() -> tempfile::TempDir {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("notes.txt"), b"a payload file").unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/data.bin"), [1u8, 2, 3, 4]).unwrap();
+    dir
+}
+
+/// The `ward` binary with the shared compile cache.
+pub fn ward() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ward"));
+    cmd.env("WARD_CACHE_DIR", cache_dir());
+    cmd
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run_ward(args: &[&str]) -> Output {
+    let out = ward().args(args).output().expect("the ward binary runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// DCMTK's dcmdump, which the tests use as the independent reader of DICOM files.
+pub fn dcmdump(args: &[&str]) -> Output {
+    let out = Command::new("dcmdump")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("dcmdump is needed (apt-get install -y dcmtk): {e}"));
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
