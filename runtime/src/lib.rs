@@ -5,6 +5,7 @@
 //! ([`pipeline`]), the volumes a stage sees ([`volumes`]), job execution and records
 //! ([`jobs`]), and the synthetic CT phantom ([`sample`]).
 
+pub mod bench;
 pub mod engine;
 pub mod host;
 pub mod jobs;

@@ -36,6 +36,9 @@ pub struct Ids {
     pub implementation_class_uid: String,
 }
 
+/// The encoded file and the segments it holds.
+pub type Built = (Vec<u8>, Vec<SegmentInfo>);
+
 /// Builds the SEG for labels `1..=segments` of `labels`. Returns None when no segment has a
 /// voxel (a SEG needs at least one frame).
 pub fn build(
@@ -43,7 +46,7 @@ pub fn build(
     source: &Source,
     segments: u16,
     ids: &Ids,
-) -> Result<Option<(Vec<u8>, Vec<SegmentInfo>)>, String> {
+) -> Result<Option<Built>, String> {
     let [nx, ny, nz] = labels.dims;
     let n_seg = segments as usize;
     let plane = nx * ny;

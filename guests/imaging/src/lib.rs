@@ -13,6 +13,7 @@ pub mod project;
 pub mod raw_io;
 pub mod reformat;
 pub mod render;
+pub mod segmentation;
 pub mod stats;
 pub mod threshold;
 pub mod volume;

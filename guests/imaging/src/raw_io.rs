@@ -137,7 +137,7 @@ pub fn read_header(path: &Path) -> Result<VolumeHeader, RawIoError> {
         path: path.to_owned(),
         reason,
     };
-    if header.dims.iter().any(|&d| d == 0) {
+    if header.dims.contains(&0) {
         return Err(bad(format!("dims {:?} has a zero", header.dims)));
     }
     if header

@@ -89,9 +89,10 @@ pub fn overlay(grey: &Image<u8>, labels: Option<&Image<u16>>, alpha: f64) -> Rgb
     }
 }
 
-/// Resamples (bilinear) so pixels are square at the finer of the two pixel sizes, keeping
-/// the longest side at most `max_side` pixels.
-pub fn to_physical_aspect(rgb: &Rgb, pixel_mm: [f64; 2], max_side: usize) -> Rgb {
+/// Resamples (bilinear) so pixels are square at the finer of the two pixel sizes, then
+/// scales so the longest side is at least `min_side` (small volumes stay viewable) and at
+/// most `max_side` pixels.
+pub fn to_physical_aspect(rgb: &Rgb, pixel_mm: [f64; 2], min_side: usize, max_side: usize) -> Rgb {
     let (w, h) = (rgb.width, rgb.height);
     if w == 0 || h == 0 {
         return rgb.clone();
@@ -100,9 +101,10 @@ pub fn to_physical_aspect(rgb: &Rgb, pixel_mm: [f64; 2], max_side: usize) -> Rgb
     let mut out_w = (w as f64 * pixel_mm[0] / target).round().max(1.0);
     let mut out_h = (h as f64 * pixel_mm[1] / target).round().max(1.0);
     let longest = out_w.max(out_h);
-    if longest > max_side as f64 {
-        out_w = (out_w * max_side as f64 / longest).round().max(1.0);
-        out_h = (out_h * max_side as f64 / longest).round().max(1.0);
+    let wanted = longest.clamp(min_side.min(max_side) as f64, max_side as f64);
+    if wanted != longest {
+        out_w = (out_w * wanted / longest).round().max(1.0);
+        out_h = (out_h * wanted / longest).round().max(1.0);
     }
     let (out_w, out_h) = (out_w as usize, out_h as usize);
     if (out_w, out_h) == (w, h) {
@@ -187,7 +189,10 @@ mod tests {
     fn resampling_restores_physical_aspect_and_png_decodes() {
         let grey = img(4, 3, [0.5, 2.0], vec![7u8; 12]);
         let rgb = overlay(&grey, None, 0.4);
-        let square = to_physical_aspect(&rgb, grey.pixel_mm, 2048);
+        let square = to_physical_aspect(&rgb, grey.pixel_mm, 1, 2048);
+        assert_eq!((square.width, square.height), (4, 12));
+        let big = to_physical_aspect(&rgb, grey.pixel_mm, 48, 2048);
+        assert_eq!((big.width, big.height), (16, 48));
         assert_eq!((square.width, square.height), (4, 12));
         let bytes = encode_png(&square).unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes));

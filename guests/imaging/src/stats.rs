@@ -62,9 +62,9 @@ pub fn measure(labels: &Volume<u16>, ct: &Volume<i16>, n_labels: usize) -> Vec<L
                     a.min_hu = a.min_hu.min(hu);
                     a.max_hu = a.max_hu.max(hu);
                     let p = [i, j, k];
-                    for d in 0..3 {
-                        a.lo[d] = a.lo[d].min(p[d]);
-                        a.hi[d] = a.hi[d].max(p[d]);
+                    for (d, &v) in p.iter().enumerate() {
+                        a.lo[d] = a.lo[d].min(v);
+                        a.hi[d] = a.hi[d].max(v);
                     }
                 }
                 idx += 1;

@@ -17,7 +17,9 @@ use ward_stage_sdk::{self as sdk, invalid_input, log_info, Guest, StageError};
 
 /// Overlay opacity inside a label; outlines are drawn nearly opaque.
 const OVERLAY_ALPHA: f64 = 0.35;
-/// Longest side of a written picture, so a huge volume still gives a viewable file.
+/// Bounds on the longest side of a written picture: small volumes are enlarged so they can
+/// be seen, huge ones reduced so the file stays viewable.
+const MIN_SIDE: usize = 512;
 const MAX_SIDE: usize = 2048;
 
 #[derive(Serialize)]
@@ -120,7 +122,7 @@ fn save(
     grey: &Image<u8>,
     rgb: draw::Rgb,
 ) -> Result<Picture, StageError> {
-    let square = draw::to_physical_aspect(&rgb, grey.pixel_mm, MAX_SIDE);
+    let square = draw::to_physical_aspect(&rgb, grey.pixel_mm, MIN_SIDE, MAX_SIDE);
     let png = draw::encode_png(&square)
         .map_err(|e: RenderError| StageError::Failed(format!("{view}.png: {e}")))?;
     let file = format!("{view}.png");

@@ -5,11 +5,11 @@
 //! (none | open | close), `element` (cross | box), `radius` (voxels, 1), `min-voxels` (1).
 //! Writes `labels.raw`, `labels.json` and `stats.json`.
 
-use imaging::components::{self, Connectivity};
-use imaging::morphology::{self, Element, Operation};
+use imaging::components::Connectivity;
+use imaging::morphology::{Element, Operation};
 use imaging::raw_io;
-use imaging::stats::{self, LabelStats};
-use imaging::threshold;
+use imaging::segmentation::{segment, Params};
+use imaging::stats::LabelStats;
 use serde::Serialize;
 use std::path::PathBuf;
 use ward_stage_sdk::{self as sdk, invalid_input, log_info, Guest, StageError};
@@ -66,43 +66,35 @@ impl Guest for Segment {
             .map_err(|e| StageError::InvalidInput(e.to_string()))?;
         let out = PathBuf::from(sdk::results()?.path);
 
-        sdk::progress(0.1, "thresholding");
-        let mut mask = threshold::threshold(&ct, lower, upper);
-        log_info!(
-            "{} of {} voxels within [{lower}, {upper}] HU",
-            threshold::count(&mask),
-            mask.len()
-        );
-        let op = match morph.as_str() {
-            "open" => Some(Operation::Open),
-            "close" => Some(Operation::Close),
-            _ => None,
+        let params = Params {
+            lower,
+            upper,
+            connectivity,
+            morphology: match morph.as_str() {
+                "open" => Some((Operation::Open, element, radius)),
+                "close" => Some((Operation::Close, element, radius)),
+                _ => None,
+            },
+            min_voxels,
         };
-        if let Some(op) = op {
-            sdk::progress(0.3, &format!("{morph} (radius {radius})"));
-            mask = morphology::apply(&mask, op, element, radius);
-        }
-
-        sdk::progress(0.5, "labelling components");
-        let labelled = components::label(&mask, connectivity, min_voxels)
-            .map_err(|e| invalid_input!("{e}; raise 'min-voxels' or narrow 'lower'/'upper'"))?;
-        drop(mask);
-        let n = labelled.components.len();
+        let seg = segment(&ct, &params, &mut |fraction, phase| {
+            sdk::progress(fraction, phase)
+        })
+        .map_err(|e| invalid_input!("{e}; raise 'min-voxels' or narrow 'lower'/'upper'"))?;
         log_info!(
-            "{n} components kept, {} dropped below {min_voxels} voxels",
-            labelled.dropped
+            "{} of {} voxels within [{lower}, {upper}] HU; {} components kept, {} dropped below {min_voxels} voxels",
+            seg.thresholded_voxels,
+            ct.len(),
+            seg.components.len(),
+            seg.dropped
         );
-
-        sdk::progress(0.7, "measuring");
-        let components = stats::measure(&labelled.labels, &ct, n);
-        let total_voxels: usize = components.iter().map(|c| c.voxels).sum();
-        let total_ml = total_voxels as f64 * ct.voxel_mm3() / 1000.0;
+        let n = seg.components.len();
 
         sdk::progress(0.9, "writing labels");
         let mut extra = serde_json::Map::new();
         extra.insert("labels".into(), serde_json::json!(n));
         let failed = |e: raw_io::RawIoError| StageError::Failed(e.to_string());
-        raw_io::write_volume(&out, "labels", &labelled.labels, extra).map_err(failed)?;
+        raw_io::write_volume(&out, "labels", &seg.labels, extra).map_err(failed)?;
         let stats_file = StatsFile {
             lower,
             upper,
@@ -111,10 +103,10 @@ impl Guest for Segment {
             morphology_element: element_name,
             morphology_radius: radius,
             min_voxels,
-            dropped_components: labelled.dropped,
-            total_voxels,
-            total_ml,
-            components,
+            dropped_components: seg.dropped,
+            total_voxels: seg.total_voxels,
+            total_ml: seg.total_ml,
+            components: seg.components,
         };
         raw_io::write_json(&out.join("stats.json"), &stats_file).map_err(failed)?;
         Ok(())

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the job ran and failed; 2 the input was wrong (pipeline,
 //! component, payload, arguments) and nothing ran.
 
+mod bench;
 mod inspect;
 mod progress;
 mod run;
@@ -39,6 +40,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Show a component's imports, exports, size and digest, and whether it is a stage.
     Inspect(inspect::InspectArgs),
+    /// Measure compile, instantiate, pipeline and sandbox-vs-native figures.
+    Bench(bench::BenchArgs),
     /// Write sample data.
     #[command(subcommand)]
     Sample(sample::SampleCommand),
@@ -55,6 +58,7 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Sample(cmd) => sample::run(cmd),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

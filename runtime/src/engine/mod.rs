@@ -104,11 +104,39 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("ward").join("components"))
 }
 
+/// What identifies a component file's contents without reading it: if none of these
+/// changed, neither did the digest computed when it was last read.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct FileStamp {
+    path: PathBuf,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(FileStamp {
+            path: std::fs::canonicalize(path).ok()?,
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        })
+    }
+}
+
 pub struct Engine {
     wasmtime: wasmtime::Engine,
     linker: Linker<StageState>,
     cache: ComponentCache,
+    /// Linked components by digest, and the digest of each file as last read.
     loaded: Mutex<HashMap<String, Arc<StageComponent>>>,
+    digests: Mutex<HashMap<FileStamp, String>>,
     _epoch: EpochTicker,
 }
 
@@ -132,6 +160,7 @@ impl Engine {
             linker,
             cache,
             loaded: Mutex::new(HashMap::new()),
+            digests: Mutex::new(HashMap::new()),
             _epoch: epoch,
         })
     }
@@ -144,12 +173,39 @@ impl Engine {
         self.cache.dir()
     }
 
-    /// Reads, checks and links the component at `path` (once per digest per process).
+    /// The component already linked for a file with this stamp.
+    fn known(&self, stamp: &FileStamp) -> Option<Arc<StageComponent>> {
+        let digest = self
+            .digests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(stamp)
+            .cloned()?;
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+            .cloned()
+    }
+
+    /// Reads, checks and links the component at `path` (once per digest per process; a
+    /// file whose size, time and inode are unchanged is not read again).
     pub fn load_component(
         &self,
         path: &Path,
         expected_digest: Option<&str>,
     ) -> Result<Arc<StageComponent>, ComponentError> {
+        let stamp = FileStamp::of(path);
+        if let Some(known) = stamp.as_ref().and_then(|s| self.known(s)) {
+            if let Some(expected) = expected_digest.filter(|e| *e != known.digest) {
+                return Err(ComponentError::DigestMismatch {
+                    path: path.to_path_buf(),
+                    expected: expected.to_string(),
+                    actual: known.digest.clone(),
+                });
+            }
+            return Ok(known);
+        }
         let bytes = read_component(path)?;
         let digest = sha256_digest(&bytes);
         if let Some(expected) = expected_digest {
@@ -187,7 +243,13 @@ impl Engine {
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(digest, loaded.clone());
+            .insert(digest.clone(), loaded.clone());
+        if let Some(stamp) = stamp {
+            self.digests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(stamp, digest);
+        }
         Ok(loaded)
     }
 

@@ -11,4 +11,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use ward::stage::{context, gpu, ports, types, volumes};
+pub use self::ward::stage::{context, gpu, ports, types, volumes};

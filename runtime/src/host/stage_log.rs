@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -21,12 +21,15 @@ pub enum Source {
 
 pub struct StageLog {
     inner: Mutex<Inner>,
+    path: PathBuf,
     started: Instant,
     budget: u64,
 }
 
 struct Inner {
-    file: BufWriter<File>,
+    /// Created at the first line: a stage that writes nothing leaves no file (creating a
+    /// file is a large part of what a trivial stage costs).
+    file: Option<BufWriter<File>>,
     written: u64,
     dropped_bytes: u64,
     stdout_partial: Vec<u8>,
@@ -35,11 +38,16 @@ struct Inner {
 }
 
 impl StageLog {
-    /// Creates (truncates) the log file at `path`, keeping at most `budget` bytes.
+    /// A log that will be written to `path` (replacing any file there), keeping at most
+    /// `budget` bytes. The file is created when the first line is written.
     pub fn create(path: &Path, budget: u64) -> std::io::Result<StageLog> {
+        if path.exists() {
+            std::fs::remove_file(path)?;
+        }
         Ok(StageLog {
+            path: path.to_path_buf(),
             inner: Mutex::new(Inner {
-                file: BufWriter::new(File::create(path)?),
+                file: None,
                 written: 0,
                 dropped_bytes: 0,
                 stdout_partial: Vec::new(),
@@ -119,9 +127,16 @@ impl StageLog {
                 self.budget,
                 inner.dropped_bytes
             );
-            let _ = inner.file.write_all(note.as_bytes());
+            self.write_raw(&mut inner, note.as_bytes());
         }
-        let _ = inner.file.flush();
+        if let Some(file) = inner.file.as_mut() {
+            let _ = file.flush();
+        }
+    }
+
+    /// The log file's path; it exists once the stage wrote something.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Bytes dropped because the budget was spent.
@@ -147,7 +162,22 @@ impl StageLog {
             return;
         }
         inner.written += line.len() as u64;
-        let _ = inner.file.write_all(line.as_bytes());
+        self.write_raw(inner, line.as_bytes());
+    }
+
+    fn write_raw(&self, inner: &mut Inner, bytes: &[u8]) {
+        if inner.file.is_none() {
+            match File::create(&self.path) {
+                Ok(f) => inner.file = Some(BufWriter::new(f)),
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot create the stage log");
+                    return;
+                }
+            }
+        }
+        if let Some(file) = inner.file.as_mut() {
+            let _ = file.write_all(bytes);
+        }
     }
 }
 

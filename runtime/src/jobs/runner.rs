@@ -3,8 +3,8 @@
 //! the summary on disk current at every transition.
 
 use super::outcome::{FailureKind, FailureReason, StageStatus};
-use super::stage_run::{run_stage, StageInvocation, StageRunResult};
-use super::summary::{JobFailure, JobStatus, JobSummary, PayloadRecord, StageRecord};
+use super::stage_run::{run_stage_then, StageInvocation, StageRunResult};
+use super::summary::{JobFailure, JobStatus, JobSummary, PayloadRecord, StageRecord, SummaryFile};
 use crate::engine::{ComponentError, Engine, StageComponent};
 use crate::host::bindings::context::JobInfo;
 use crate::host::{ProgressFn, StageLog};
@@ -156,9 +156,8 @@ pub fn run_job(
         failure: None,
     };
     let summary_path = layout.summary_path();
-    summary
-        .write(&summary_path)
-        .map_err(io_error(&summary_path))?;
+    let mut summary_file =
+        SummaryFile::create(&summary_path, &summary).map_err(io_error(&summary_path))?;
 
     let stages = &req.pipeline.stages;
     let slots = req.cpu_slots.max(1);
@@ -187,8 +186,8 @@ pub fn run_job(
                     .expect("every stage has a record");
                 record.status = StageStatus::Running;
                 record.started_at_s = Some(started.elapsed().as_secs_f64());
-                summary
-                    .write(&summary_path)
+                summary_file
+                    .update(&summary)
                     .map_err(io_error(&summary_path))?;
                 observer.stage_started(&stages[i].name);
 
@@ -206,9 +205,10 @@ pub fn run_job(
                     .name(format!("stage-{}", stages[i].name))
                     .stack_size(STAGE_THREAD_STACK)
                     .spawn_scoped(scope, move || {
-                        let result = run_stage(engine, &invocation);
-                        log.finish();
-                        let _ = tx.send((i, result, log.dropped_bytes()));
+                        run_stage_then(engine, &invocation, |result| {
+                            log.finish();
+                            let _ = tx.send((i, result, log.dropped_bytes()));
+                        });
                     })
                     .map_err(io_error("stage thread"))?;
             }
@@ -245,8 +245,8 @@ pub fn run_job(
             } else {
                 Vec::new()
             };
-            summary
-                .write(&summary_path)
+            summary_file
+                .update(&summary)
                 .map_err(io_error(&summary_path))?;
             for name in std::iter::once(&stages[i].name).chain(&skipped) {
                 observer.stage_finished(summary.stage(name).expect("every stage has a record"));
@@ -272,8 +272,8 @@ pub fn run_job(
         JobStatus::Succeeded
     };
     summary.duration_s = Some(started.elapsed().as_secs_f64());
-    summary
-        .write(&summary_path)
+    summary_file
+        .finish(&summary)
         .map_err(io_error(&summary_path))?;
     Ok(summary)
 }

@@ -69,13 +69,18 @@ pub fn new_store(
     Ok(store)
 }
 
-/// Runs the stage to its end. Never panics on anything the guest does.
-pub fn run_stage(engine: &Engine, inv: &StageInvocation<'_>) -> StageRunResult {
+/// Runs the stage to its end and hands how it ended to `report`, before the sandbox is torn
+/// down. Never panics on anything the guest does.
+pub fn run_stage_then(
+    engine: &Engine,
+    inv: &StageInvocation<'_>,
+    report: impl FnOnce(StageRunResult),
+) {
     let started = Instant::now();
     let mut store = match new_store(engine, inv) {
         Ok(s) => s,
         Err(e) => {
-            return StageRunResult {
+            return report(StageRunResult {
                 result: Err(FailureReason::new(
                     FailureKind::Host,
                     format!("cannot prepare the sandbox: {e:#}"),
@@ -83,7 +88,7 @@ pub fn run_stage(engine: &Engine, inv: &StageInvocation<'_>) -> StageRunResult {
                 instantiate_time: started.elapsed(),
                 run_time: Duration::ZERO,
                 memory_peak: 0,
-            }
+            })
         }
     };
     let instance = inv.component.pre.instantiate(&mut store);
@@ -108,12 +113,23 @@ pub fn run_stage(engine: &Engine, inv: &StageInvocation<'_>) -> StageRunResult {
             other => other,
         },
     };
-    StageRunResult {
+    let outcome = StageRunResult {
         result,
         instantiate_time,
         run_time: run_started.elapsed(),
         memory_peak: store.data().limiter.memory_peak(),
-    }
+    };
+    // Tearing the store down (returning its memory to the pool) takes a while; the
+    // outcome is reported first so dependent stages need not wait for it.
+    report(outcome);
+    drop(store);
+}
+
+/// Runs the stage to its end and returns how it ended.
+pub fn run_stage(engine: &Engine, inv: &StageInvocation<'_>) -> StageRunResult {
+    let mut outcome = None;
+    run_stage_then(engine, inv, |o| outcome = Some(o));
+    outcome.expect("run_stage_then always reports")
 }
 
 /// Turns a wasmtime error into the reason a person needs: which limit, which trap, where.

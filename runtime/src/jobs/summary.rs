@@ -5,7 +5,6 @@ use super::outcome::{FailureReason, StageStatus};
 use crate::volumes::TreeDigest;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,13 +77,47 @@ impl JobSummary {
         self.stages.iter().find(|s| s.name == name)
     }
 
-    /// Writes the summary through a temporary file and a rename, so it is never half-written.
+    /// Writes the final summary through a temporary file and a rename, so a reader never
+    /// sees it half-written.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let tmp = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        serde_json::to_writer_pretty(&mut file, self)?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
+        std::fs::write(&tmp, self.to_json())?;
         std::fs::rename(&tmp, path)
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        let mut text = serde_json::to_vec_pretty(self).expect("a summary serializes");
+        text.push(b'\n');
+        text
+    }
+}
+
+/// `summary.json` while the job runs: rewritten in place at every transition through one
+/// open file, since creating a file per transition costs more than the stages of a small job.
+/// The last write, when the job ends, is atomic ([`JobSummary::write`]).
+pub struct SummaryFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl SummaryFile {
+    pub fn create(path: &Path, summary: &JobSummary) -> std::io::Result<SummaryFile> {
+        let mut file = SummaryFile {
+            path: path.to_path_buf(),
+            file: std::fs::File::create(path)?,
+        };
+        file.update(summary)?;
+        Ok(file)
+    }
+
+    pub fn update(&mut self, summary: &JobSummary) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let text = summary.to_json();
+        self.file.write_all_at(&text, 0)?;
+        self.file.set_len(text.len() as u64)
+    }
+
+    pub fn finish(self, summary: &JobSummary) -> std::io::Result<()> {
+        summary.write(&self.path)
     }
 }

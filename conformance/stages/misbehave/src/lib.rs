@@ -14,6 +14,7 @@ impl ward_stage_sdk::Guest for Misbehave {
         let behaviour = context::parameter("behaviour").unwrap_or_else(|| "ok".to_string());
         match behaviour.as_str() {
             "ok" => inventory(),
+            "noop" => Ok(()),
             "stage-error" => Err(failed!("deliberate failure requested by the test")),
             "invalid-input" => Err(invalid_input!("deliberately rejecting the input")),
             "panic" => panic!("deliberate panic: the stage gave up"),

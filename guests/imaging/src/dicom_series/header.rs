@@ -78,7 +78,7 @@ pub fn scan_header(file: &SourceFile) -> Result<Scan, DicomError> {
         });
     }
     if let Some(frames) = f.opt_str(tags::NUMBER_OF_FRAMES) {
-        if frames.parse::<u32>().map_or(true, |n| n != 1) {
+        if frames.parse::<u32>() != Ok(1) {
             return Err(f.invalid(
                 tags::NUMBER_OF_FRAMES,
                 "NumberOfFrames",

@@ -1,0 +1,71 @@
+//! `ward bench`: the figures Ward's speed goals are stated in, each measured against a
+//! baseline in the same run — compile time of each stage component, cached instantiation,
+//! a trivial three-stage pipeline end to end, and the `segment` stage in the sandbox against
+//! the same `imaging` code compiled natively.
+
+mod pipeline;
+mod segment;
+pub mod stats;
+
+pub use pipeline::{compile_times, instantiate_time, trivial_pipeline_time};
+pub use segment::{segment_sandbox_vs_native, SegmentComparison};
+
+use serde::Serialize;
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub what: String,
+    pub value: f64,
+    pub unit: &'static str,
+    /// The figure it is compared with, measured in the same run, and what it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<(String, f64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goal: Option<String>,
+}
+
+impl Row {
+    pub fn new(what: impl Into<String>, value: f64, unit: &'static str) -> Row {
+        Row {
+            what: what.into(),
+            value,
+            unit,
+            baseline: None,
+            goal: None,
+        }
+    }
+
+    pub fn baseline(mut self, what: impl Into<String>, value: f64) -> Row {
+        self.baseline = Some((what.into(), value));
+        self
+    }
+
+    pub fn goal(mut self, goal: impl Into<String>) -> Row {
+        self.goal = Some(goal.into());
+        self
+    }
+
+    pub fn ratio(&self) -> Option<f64> {
+        self.baseline.as_ref().map(|(_, b)| self.value / b)
+    }
+}
+
+/// Prints rows as an aligned table.
+pub fn print_table(rows: &[Row]) {
+    let width = rows.iter().map(|r| r.what.len()).max().unwrap_or(10);
+    for r in rows {
+        let mut line = format!("{:<width$}  {:>12.3} {:<3}", r.what, r.value, r.unit);
+        if let Some((name, b)) = &r.baseline {
+            line.push_str(&format!(
+                "  vs {name} {b:.3} {}: ratio {:.2}",
+                r.unit,
+                r.value / b
+            ));
+        }
+        if let Some(goal) = &r.goal {
+            line.push_str(&format!("  (goal {goal})"));
+        }
+        println!("{line}");
+    }
+}

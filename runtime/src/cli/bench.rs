@@ -1,0 +1,133 @@
+//! `ward bench`: Ward's speed figures, each beside its goal or a baseline from the same run.
+//! Run it from a release build: `cargo run --release -p ward -- bench`.
+
+use std::path::PathBuf;
+use ward::bench::{self, Row};
+use ward::engine::{Engine, EngineOptions};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Directory of the built stage components.
+    #[arg(long, default_value = "guests/target/wasm32-wasip2/release")]
+    components: PathBuf,
+    /// Volume size for the segment comparison: columns = rows.
+    #[arg(long, default_value_t = 512)]
+    size: usize,
+    /// Slices of the segment comparison volume.
+    #[arg(long, default_value_t = 300)]
+    slices: usize,
+    /// Repeats of the segment comparison.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Iterations of the instantiate and pipeline figures.
+    #[arg(long, default_value_t = 500)]
+    iterations: usize,
+    /// Where job directories and volumes are written (default: the system's temporary
+    /// directory). On a disk with slow metadata operations, a tmpfs such as /dev/shm shows
+    /// Ward's own overhead.
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+const STAGES: [&str; 4] = ["dicom_reader", "segment", "render", "dicom_writer"];
+
+pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("ward-bench-");
+    let scratch = match &args.scratch {
+        Some(dir) => builder.tempdir_in(dir)?,
+        None => builder.tempdir()?,
+    };
+    let engine = Engine::new(EngineOptions {
+        cache_dir: Some(scratch.path().join("cache")),
+        ..EngineOptions::default()
+    })?;
+    let components = std::path::absolute(&args.components)?;
+    let component = |name: &str| components.join(format!("{name}.wasm"));
+    let mut rows = Vec::new();
+
+    let mut named: Vec<(String, PathBuf)> = STAGES
+        .iter()
+        .map(|s| (s.to_string(), component(s)))
+        .collect();
+    named.push(("misbehave".into(), component("misbehave")));
+    for (name, time, bytes) in bench::compile_times(&engine, &named)? {
+        rows.push(Row::new(
+            format!("compile {name} ({} KiB)", bytes / 1024),
+            time.as_secs_f64() * 1e3,
+            "ms",
+        ));
+    }
+    for (name, path) in &named {
+        let (instantiate, store) =
+            bench::instantiate_time(&engine, path, args.iterations, scratch.path())?;
+        rows.push(
+            Row::new(
+                format!("instantiate {name}, median"),
+                instantiate.median_us,
+                "us",
+            )
+            .goal("<= 10 us"),
+        );
+        rows.push(Row::new(
+            format!("  new store with WASI context for {name}, median"),
+            store.median_us,
+            "us",
+        ));
+    }
+    let trivial = bench::trivial_pipeline_time(
+        &engine,
+        &component("misbehave"),
+        args.iterations.min(200),
+        scratch.path(),
+    )?;
+    rows.push(
+        Row::new(
+            "trivial 3-stage pipeline end to end, p50",
+            trivial.median_us / 1e3,
+            "ms",
+        )
+        .goal("<= 3 ms"),
+    );
+    rows.push(Row::new(
+        "trivial 3-stage pipeline end to end, p90",
+        trivial.p90_us / 1e3,
+        "ms",
+    ));
+
+    let dims = [args.size, args.size, args.slices];
+    let cmp = bench::segment_sandbox_vs_native(
+        &engine,
+        &component("segment"),
+        dims,
+        args.repeats,
+        scratch.path(),
+    )?;
+    rows.push(
+        Row::new(
+            format!(
+                "segment {}x{}x{} in the sandbox, median",
+                dims[0], dims[1], dims[2]
+            ),
+            cmp.sandbox.median_us / 1e6,
+            "s",
+        )
+        .baseline("native imaging", cmp.native.median_us / 1e6)
+        .goal("ratio <= 1.25"),
+    );
+    rows.push(Row::new(
+        "  segment stage peak linear memory",
+        cmp.sandbox_memory_peak as f64 / (1 << 20) as f64,
+        "MiB",
+    ));
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        bench::print_table(&rows);
+    }
+    Ok(0)
+}

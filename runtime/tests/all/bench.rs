@@ -1,0 +1,50 @@
+//! `ward bench` runs end to end on small sizes (the figures themselves are for a release
+//! build; here only that every measurement runs and the sandbox agrees with native code).
+
+use crate::support::*;
+
+#[test]
+fn bench_runs_every_measurement() {
+    let dir = components_dir().to_str().unwrap().to_string();
+    let out = run_ward(&[
+        "bench",
+        "--components",
+        &dir,
+        "--size",
+        "48",
+        "--slices",
+        "12",
+        "--repeats",
+        "1",
+        "--iterations",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let what: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["what"].as_str().unwrap())
+        .collect();
+    for needle in [
+        "compile segment",
+        "instantiate segment, median",
+        "trivial 3-stage pipeline end to end, p50",
+        "segment 48x48x12 in the sandbox",
+    ] {
+        assert!(
+            what.iter().any(|w| w.starts_with(needle)),
+            "no {needle:?} in {what:?}"
+        );
+    }
+    let segment = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["what"].as_str().unwrap().starts_with("segment 48x48x12"))
+        .unwrap();
+    assert_eq!(segment["baseline"][0], "native imaging");
+    assert!(segment["value"].as_f64().unwrap() > 0.0);
+}
