@@ -27,8 +27,9 @@ pub struct StageLog {
 }
 
 struct Inner {
-    /// Created at the first line: a stage that writes nothing leaves no file (creating a
-    /// file is a large part of what a trivial stage costs).
+    /// Created at the first line, or after the stage's outcome is reported if it wrote
+    /// nothing: creating a file is a large part of what a trivial stage costs, and it should
+    /// not delay the stages downstream.
     file: Option<BufWriter<File>>,
     written: u64,
     dropped_bytes: u64,
@@ -134,7 +135,16 @@ impl StageLog {
         }
     }
 
-    /// The log file's path; it exists once the stage wrote something.
+    /// Creates the (empty) file if the stage wrote nothing, so every stage has a log.
+    pub fn ensure_file(&self) {
+        let mut inner = self.lock();
+        self.write_raw(&mut inner, b"");
+        if let Some(file) = inner.file.as_mut() {
+            let _ = file.flush();
+        }
+    }
+
+    /// The log file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -209,6 +209,7 @@ pub fn run_job(
                             log.finish();
                             let _ = tx.send((i, result, log.dropped_bytes()));
                         });
+                        log.ensure_file();
                     })
                     .map_err(io_error("stage thread"))?;
             }

@@ -308,3 +308,89 @@ fn concurrent_jobs_are_isolated() {
         assert_eq!(status, expected, "{behaviour}");
     }
 }
+
+#[test]
+fn ports_and_gpu_answer_with_errors_not_traps() {
+    let (summary, jobs) = misbehave("unavailable", "");
+    assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
+    let report = read_json(
+        &jobs
+            .path()
+            .join("job/results/victim/results/unavailable.json"),
+    );
+    assert!(
+        report["open-input"]
+            .as_str()
+            .unwrap()
+            .contains("Unavailable"),
+        "{report}"
+    );
+    assert!(
+        report["open-input"]
+            .as_str()
+            .unwrap()
+            .contains("does not provide streaming ports"),
+        "{report}"
+    );
+    assert!(
+        report["open-output"]
+            .as_str()
+            .unwrap()
+            .contains("Unavailable"),
+        "{report}"
+    );
+    assert_eq!(report["device"], serde_json::Value::Null, "no GPU device");
+    assert!(
+        report["alloc"].as_str().unwrap().contains("NoDevice"),
+        "{report}"
+    );
+}
+
+/// Two independent stages overlap when two CPU slots are free, and run one after the other
+/// when there is one.
+#[test]
+fn independent_stages_run_concurrently_within_the_cpu_slots() {
+    let dir = tempdir();
+    let payload = small_payload();
+    let pipeline = write_pipeline(
+        dir.path(),
+        "api-version: 0.1
+name: parallel
+parameters: {behaviour: sleep, sleep-ms: 400}
+operators:
+  - name: left
+    component: {path: '{components}/misbehave.wasm'}
+  - name: right
+    component: {path: '{components}/misbehave.wasm'}
+",
+    );
+    let overlap = |slots: u32| {
+        let jobs = tempdir();
+        let request = ward::jobs::JobRequest {
+            pipeline: ward::pipeline::load(&pipeline).unwrap(),
+            payload: payload.path().to_path_buf(),
+            job_dir: jobs.path().join("job"),
+            job_id: ward::jobs::new_job_id(),
+            tenant: "test".into(),
+            parameters: Default::default(),
+            datasets: Default::default(),
+            cpu_slots: slots,
+        };
+        let s = ward::jobs::run_job(
+            engine(),
+            &request,
+            std::sync::Arc::new(ward::jobs::NoObserver),
+        )
+        .unwrap();
+        assert_eq!(s.status, JobStatus::Succeeded, "{s:#?}");
+        let span = |name: &str| {
+            let r = s.stage(name).unwrap();
+            let start = r.started_at_s.unwrap();
+            (start, start + r.duration_s.unwrap())
+        };
+        let (l, r) = (span("left"), span("right"));
+        l.0 < r.1 && r.0 < l.1
+    };
+    assert!(overlap(2), "with two slots the stages overlap");
+    assert!(!overlap(1), "with one slot they do not");
+}

@@ -27,6 +27,8 @@ impl ward_stage_sdk::Guest for Misbehave {
             "escape" => attacks::escape(),
             "flood" => attacks::flood(),
             "env" => report_environment(),
+            "unavailable" => report_unavailable(),
+            "sleep" => sleep(),
             other => Err(invalid_input!("unknown behaviour '{other}'")),
         }
     }
@@ -101,6 +103,40 @@ fn count_files(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// Sleeps for the `sleep-ms` parameter (default 200), then writes the inventory.
+fn sleep() -> Result<(), StageError> {
+    let ms: u64 = ward_stage_sdk::param("sleep-ms", 200)?;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    inventory()
+}
+
+/// Calls the interfaces this host declares but does not provide (ports, gpu) and writes
+/// what each answered: the answers must be errors, not traps.
+fn report_unavailable() -> Result<(), StageError> {
+    use ward_stage_sdk::{gpu, ports};
+    let input = ports::open_input("slices")
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"));
+    let output = ports::open_output("slices")
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"));
+    let device = gpu::device().map(|d| d.name);
+    let alloc = gpu::alloc(1024).map(|_| ()).map_err(|e| format!("{e:?}"));
+    let report = serde_json::json!({
+        "open-input": format!("{input:?}"),
+        "open-output": format!("{output:?}"),
+        "device": device,
+        "alloc": format!("{alloc:?}"),
+    });
+    let dir = ward_stage_sdk::results()?.path;
+    ward_stage_sdk::write_file(
+        Path::new(&dir),
+        "unavailable.json",
+        report.to_string().as_bytes(),
+    )?;
+    Ok(())
 }
 
 /// What the stage sees of args and environment: only what the pipeline gave.
