@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod ct_pipeline;
+mod engine;
 mod real_dicom;
 mod sandbox;
 mod support;
