@@ -110,6 +110,8 @@ pub fn run_job(
     prepare_job_dir(&layout)?;
 
     let started = Instant::now();
+    let job_span = tracing::info_span!("job", job = %req.job_id, tenant = %req.tenant, pipeline = %req.pipeline.name);
+    let _job = job_span.enter();
     let mut summary = JobSummary {
         job_id: req.job_id.clone(),
         pipeline: req.pipeline.name.clone(),
@@ -201,15 +203,32 @@ pub fn run_job(
                 let invocation =
                     invocation(req, i, &components[i], &mounts[i], log.clone(), &observer);
                 let tx = done_tx.clone();
+                let stage_span =
+                    tracing::info_span!(parent: &job_span, "stage", stage = %stages[i].name);
                 std::thread::Builder::new()
                     .name(format!("stage-{}", stages[i].name))
                     .stack_size(STAGE_THREAD_STACK)
                     .spawn_scoped(scope, move || {
-                        run_stage_then(engine, &invocation, |result| {
-                            log.finish();
-                            let _ = tx.send((i, result, log.dropped_bytes()));
-                        });
-                        log.ensure_file();
+                        let _span = stage_span.enter();
+                        tracing::info!("stage started");
+                        let mut reported = false;
+                        // A panic here is a host bug; the stage is still reported, so the
+                        // runner never waits for a stage that will not answer.
+                        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run_stage_then(engine, &invocation, |result| {
+                                log.finish();
+                                match &result.result {
+                                    Ok(()) => tracing::info!(seconds = result.run_time.as_secs_f64(), "stage succeeded"),
+                                    Err(reason) => tracing::warn!(kind = ?reason.kind, reason = %reason.message, "stage failed"),
+                                }
+                                reported = tx.send((i, result, log.dropped_bytes())).is_ok();
+                            });
+                            log.ensure_file();
+                        }));
+                        if outcome.is_err() && !reported {
+                            let reason = FailureReason::new(FailureKind::Host, "the host failed while running this stage (see the host's log)");
+                            let _ = tx.send((i, StageRunResult::failed(reason), 0));
+                        }
                     })
                     .map_err(io_error("stage thread"))?;
             }

@@ -37,6 +37,18 @@ pub struct StageRunResult {
     pub memory_peak: u64,
 }
 
+impl StageRunResult {
+    /// A stage that ended before it could run.
+    pub fn failed(reason: FailureReason) -> StageRunResult {
+        StageRunResult {
+            result: Err(reason),
+            instantiate_time: Duration::ZERO,
+            run_time: Duration::ZERO,
+            memory_peak: 0,
+        }
+    }
+}
+
 /// Builds the store a stage runs in: WASI with its preopens, its limits and deadline.
 pub fn new_store(
     engine: &Engine,
@@ -80,15 +92,10 @@ pub fn run_stage_then(
     let mut store = match new_store(engine, inv) {
         Ok(s) => s,
         Err(e) => {
-            return report(StageRunResult {
-                result: Err(FailureReason::new(
-                    FailureKind::Host,
-                    format!("cannot prepare the sandbox: {e:#}"),
-                )),
-                instantiate_time: started.elapsed(),
-                run_time: Duration::ZERO,
-                memory_peak: 0,
-            })
+            return report(StageRunResult::failed(FailureReason::new(
+                FailureKind::Host,
+                format!("cannot prepare the sandbox: {e:#}"),
+            )))
         }
     };
     let instance = inv.component.pre.instantiate(&mut store);
