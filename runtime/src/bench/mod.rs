@@ -45,10 +45,6 @@ impl Row {
         self.goal = Some(goal.into());
         self
     }
-
-    pub fn ratio(&self) -> Option<f64> {
-        self.baseline.as_ref().map(|(_, b)| self.value / b)
-    }
 }
 
 /// Prints rows as an aligned table.

@@ -81,6 +81,20 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Text from a stage (its error, its stderr) made safe for a terminal: control characters
+/// other than newline and tab are replaced, so a stage cannot drive the user's terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Parses `K=V` arguments.
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {

@@ -82,6 +82,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         Ok(s) => s,
         Err(
             e @ (JobError::Component { .. }
+            | JobError::NoGpu { .. }
             | JobError::PayloadMissing { .. }
             | JobError::JobDirNotEmpty { .. }
             | JobError::Volume(_)),
@@ -115,7 +116,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         };
         println!("  {:<16} {:<8} {:>8}", stage.name, status, time);
         if let Some(reason) = &stage.reason {
-            for line in reason.to_string().lines() {
+            for line in super::printable(&reason.to_string()).lines() {
                 println!("      {line}");
             }
         }

@@ -16,13 +16,19 @@ pub struct ComponentCache {
 }
 
 impl ComponentCache {
-    /// A cache in `root/<engine-key>/`, created owner-only; `None` disables caching.
+    /// A cache in `root/<engine-key>/`, created owner-only; `None` disables caching. A
+    /// directory another user could write to (or swap out) is not used: compiled code is
+    /// loaded without further checks, so the cache is only as safe as its path.
     pub fn open(root: Option<&Path>, engine: &wasmtime::Engine) -> std::io::Result<ComponentCache> {
         let Some(root) = root else {
             return Ok(ComponentCache { dir: None });
         };
         let dir = root.join(engine_key(engine));
         create_private_dir(&dir)?;
+        if let Err(why) = check_private_path(&dir) {
+            tracing::warn!(cache = %dir.display(), "not caching compiled components: {why}");
+            return Ok(ComponentCache { dir: None });
+        }
         Ok(ComponentCache { dir: Some(dir) })
     }
 
@@ -77,6 +83,33 @@ fn engine_key(engine: &wasmtime::Engine) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!("engine-{:016x}", hasher.finish())
+}
+
+/// Every directory from `dir` up must belong to this user or root, and none but `dir`'s
+/// ancestors that are sticky (like /tmp) may be writable by others.
+#[cfg(unix)]
+fn check_private_path(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let dir = std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
+    for (depth, path) in dir.ancestors().enumerate() {
+        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let owner_ok = meta.uid() == 0 || Some(meta.uid()) == me;
+        let others_write = meta.mode() & 0o022 != 0;
+        let sticky = meta.mode() & 0o1000 != 0;
+        if !owner_ok {
+            return Err(format!("{} belongs to another user", path.display()));
+        }
+        if others_write && (depth == 0 || !sticky) {
+            return Err(format!("{} is writable by other users", path.display()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private_path(_dir: &Path) -> Result<(), String> {
+    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -110,22 +110,20 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 struct FileStamp {
     path: PathBuf,
     len: u64,
-    modified: Option<std::time::SystemTime>,
     inode: u64,
+    /// The inode change time: any write moves it, and unlike mtime it cannot be set back.
+    changed: (i64, i64),
 }
 
 impl FileStamp {
     fn of(path: &Path) -> Option<FileStamp> {
         let meta = std::fs::metadata(path).ok()?;
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-        #[cfg(not(unix))]
-        let inode = 0;
+        use std::os::unix::fs::MetadataExt;
         Some(FileStamp {
             path: std::fs::canonicalize(path).ok()?,
             len: meta.len(),
-            modified: meta.modified().ok(),
-            inode,
+            inode: meta.ino(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
         })
     }
 }
@@ -137,6 +135,7 @@ pub struct Engine {
     /// Linked components by digest, and the digest of each file as last read.
     loaded: Mutex<HashMap<String, Arc<StageComponent>>>,
     digests: Mutex<HashMap<FileStamp, String>>,
+    max_concurrent_stages: u32,
     _epoch: EpochTicker,
 }
 
@@ -161,12 +160,18 @@ impl Engine {
             cache,
             loaded: Mutex::new(HashMap::new()),
             digests: Mutex::new(HashMap::new()),
+            max_concurrent_stages: options.limits.max_concurrent_stages,
             _epoch: epoch,
         })
     }
 
     pub fn wasmtime(&self) -> &wasmtime::Engine {
         &self.wasmtime
+    }
+
+    /// Stage instances the pool holds slots for.
+    pub fn max_concurrent_stages(&self) -> u32 {
+        self.max_concurrent_stages
     }
 
     pub fn cache_dir(&self) -> Option<&Path> {
@@ -225,14 +230,7 @@ impl Engine {
         {
             return Ok(done.clone());
         }
-        check_magic(path, &bytes)?;
-        let (component, compile_time) = self
-            .cache
-            .load_or_compile(&self.wasmtime, &bytes, &digest)
-            .map_err(|e| ComponentError::Invalid {
-                path: path.to_path_buf(),
-                reason: format!("{e:#}"),
-            })?;
+        let (component, compile_time) = self.compile(path, &bytes, &digest)?;
         let loaded = Arc::new(self.link(
             path,
             &component,
@@ -258,6 +256,22 @@ impl Engine {
         let started = std::time::Instant::now();
         Component::new(&self.wasmtime, bytes)?;
         Ok(started.elapsed())
+    }
+
+    /// Compiles (or loads from the cache) the component in `bytes`, read from `path`.
+    fn compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<(Component, Option<Duration>), ComponentError> {
+        check_magic(path, bytes)?;
+        self.cache
+            .load_or_compile(&self.wasmtime, bytes, digest)
+            .map_err(|e| ComponentError::Invalid {
+                path: path.to_path_buf(),
+                reason: format!("{e:#}"),
+            })
     }
 
     fn link(
@@ -356,15 +370,8 @@ impl Engine {
     /// Compiles the component at `path` and reports its world, whether or not it is a stage.
     pub fn inspect(&self, path: &Path) -> Result<Inspection, ComponentError> {
         let bytes = read_component(path)?;
-        check_magic(path, &bytes)?;
         let digest = sha256_digest(&bytes);
-        let (component, _) = self
-            .cache
-            .load_or_compile(&self.wasmtime, &bytes, &digest)
-            .map_err(|e| ComponentError::Invalid {
-                path: path.to_path_buf(),
-                reason: format!("{e:#}"),
-            })?;
+        let (component, _) = self.compile(path, &bytes, &digest)?;
         let world = ComponentWorld::of(&component, &self.wasmtime);
         let stage_error = self
             .link(path, &component, digest.clone(), bytes.len() as u64, None)

@@ -1,21 +1,15 @@
 //! The store limiter: caps a stage's linear memory in aggregate across all its memories,
-//! and bounds tables and instances, remembering what was refused so the failure can be
-//! reported precisely.
+//! remembering what was refused so the failure can be reported precisely. Instances, tables,
+//! memories and table elements per component are bounded by the pooling allocator
+//! (`engine/config.rs`).
 
 use wasmtime::ResourceLimiter;
-
-/// Table elements a stage may have in one table.
-const MAX_TABLE_ELEMENTS: usize = 1_000_000;
-/// Core instances, tables and memories a stage's component may create.
-const MAX_INSTANCES: usize = 64;
-const MAX_TABLES: usize = 64;
-const MAX_MEMORIES: usize = 16;
 
 pub struct StageLimiter {
     memory_cap: u64,
     memory_used: u64,
     memory_peak: u64,
-    /// Set when a growth was refused: (bytes asked for in total, cap).
+    /// Set when a growth was refused: the bytes the stage would have held in total.
     pub memory_refused: Option<u64>,
 }
 
@@ -55,27 +49,19 @@ impl ResourceLimiter for StageLimiter {
         }
         self.memory_used = wanted;
         self.memory_peak = self.memory_peak.max(wanted);
+        // A guest that recovered from a refused growth and has grown within the cap since is
+        // no longer over it: a later trap has another cause.
+        self.memory_refused = None;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
         _current: usize,
-        desired: usize,
+        _desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
-    }
-
-    fn instances(&self) -> usize {
-        MAX_INSTANCES
-    }
-
-    fn tables(&self) -> usize {
-        MAX_TABLES
-    }
-
-    fn memories(&self) -> usize {
-        MAX_MEMORIES
+        // The pool's `table_elements` bounds every table.
+        Ok(true)
     }
 }

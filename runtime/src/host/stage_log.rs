@@ -144,11 +144,6 @@ impl StageLog {
         }
     }
 
-    /// The log file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Bytes dropped because the budget was spent.
     pub fn dropped_bytes(&self) -> u64 {
         self.lock().dropped_bytes

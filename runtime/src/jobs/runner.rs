@@ -58,6 +58,12 @@ pub enum JobError {
         operator: String,
         source: ComponentError,
     },
+    #[error("{location}: operator '{operator}': requests {gpus} GPU(s), but this host provides none (the gpu interface answers no-device); set requests.gpu: 0 and use the stage's CPU path")]
+    NoGpu {
+        location: Location,
+        operator: String,
+        gpus: u32,
+    },
     #[error(transparent)]
     Volume(#[from] VolumeError),
     #[error("{}: {source}", path.display())]
@@ -81,6 +87,13 @@ pub fn run_job(
     if !req.payload.is_dir() {
         return Err(JobError::PayloadMissing {
             path: req.payload.clone(),
+        });
+    }
+    if let Some(s) = req.pipeline.stages.iter().find(|s| s.requests.gpu > 0) {
+        return Err(JobError::NoGpu {
+            location: s.location.clone(),
+            operator: s.name.clone(),
+            gpus: s.requests.gpu,
         });
     }
     let components = load_components(engine, &req.pipeline)?;
@@ -162,7 +175,11 @@ pub fn run_job(
         SummaryFile::create(&summary_path, &summary).map_err(io_error(&summary_path))?;
 
     let stages = &req.pipeline.stages;
-    let slots = req.cpu_slots.max(1);
+    // A stage's pool slot is released only after its result is reported, so at most twice
+    // the running stages hold slots at once.
+    let slots = req
+        .cpu_slots
+        .clamp(1, (engine.max_concurrent_stages() / 2).max(1));
     let need = |i: usize| stages[i].requests.cpu.clamp(1, slots);
     let mut status = vec![StageStatus::Pending; stages.len()];
     let mut free = slots;
@@ -188,24 +205,23 @@ pub fn run_job(
                     .expect("every stage has a record");
                 record.status = StageStatus::Running;
                 record.started_at_s = Some(started.elapsed().as_secs_f64());
-                summary_file
-                    .update(&summary)
-                    .map_err(io_error(&summary_path))?;
+                update_summary(&mut summary_file, &summary);
                 observer.stage_started(&stages[i].name);
 
-                for m in mounts[i].iter().filter(|m| !m.read_only) {
-                    std::fs::create_dir_all(&m.host_path).map_err(io_error(&m.host_path))?;
-                }
-                let log_path = layout.log_path(&stages[i].name);
-                let log = Arc::new(
-                    StageLog::create(&log_path, LOG_BUDGET_BYTES).map_err(io_error(&log_path))?,
-                );
+                let log = match prepare_stage(&mounts[i], &layout.log_path(&stages[i].name)) {
+                    Ok(log) => log,
+                    Err(reason) => {
+                        // Reported like any other ending, on the next turn of the loop.
+                        let _ = done_tx.send((i, StageRunResult::failed(reason), 0));
+                        continue;
+                    }
+                };
                 let invocation =
                     invocation(req, i, &components[i], &mounts[i], log.clone(), &observer);
                 let tx = done_tx.clone();
                 let stage_span =
                     tracing::info_span!(parent: &job_span, "stage", stage = %stages[i].name);
-                std::thread::Builder::new()
+                let spawned = std::thread::Builder::new()
                     .name(format!("stage-{}", stages[i].name))
                     .stack_size(STAGE_THREAD_STACK)
                     .spawn_scoped(scope, move || {
@@ -219,7 +235,7 @@ pub fn run_job(
                                 log.finish();
                                 match &result.result {
                                     Ok(()) => tracing::info!(seconds = result.run_time.as_secs_f64(), "stage succeeded"),
-                                    Err(reason) => tracing::warn!(kind = ?reason.kind, reason = %reason.message, "stage failed"),
+                                    Err(reason) => tracing::info!(kind = ?reason.kind, reason = %reason.message, "stage failed"),
                                 }
                                 reported = tx.send((i, result, log.dropped_bytes())).is_ok();
                             });
@@ -229,8 +245,14 @@ pub fn run_job(
                             let reason = FailureReason::new(FailureKind::Host, "the host failed while running this stage (see the host's log)");
                             let _ = tx.send((i, StageRunResult::failed(reason), 0));
                         }
-                    })
-                    .map_err(io_error("stage thread"))?;
+                    });
+                if let Err(e) = spawned {
+                    let reason = FailureReason::new(
+                        FailureKind::Host,
+                        format!("cannot start the stage's thread: {e}"),
+                    );
+                    let _ = done_tx.send((i, StageRunResult::failed(reason), 0));
+                }
             }
             if running == 0 {
                 break;
@@ -255,7 +277,7 @@ pub fn run_job(
                 record.reason = Some(reason.clone());
                 if summary.failure.is_none() {
                     summary.failure = Some(JobFailure {
-                        stage: stages[i].name.clone(),
+                        stage: Some(stages[i].name.clone()),
                         reason,
                     });
                 }
@@ -265,9 +287,7 @@ pub fn run_job(
             } else {
                 Vec::new()
             };
-            summary_file
-                .update(&summary)
-                .map_err(io_error(&summary_path))?;
+            update_summary(&mut summary_file, &summary);
             for name in std::iter::once(&stages[i].name).chain(&skipped) {
                 observer.stage_finished(summary.stage(name).expect("every stage has a record"));
             }
@@ -278,7 +298,7 @@ pub fn run_job(
     let after = tree_digest(&req.payload)?;
     if after != summary.payload.before && summary.failure.is_none() {
         summary.failure = Some(JobFailure {
-            stage: String::new(),
+            stage: None,
             reason: FailureReason::new(
                 FailureKind::Host,
                 "the payload changed while the job ran (not through Ward: stages see it read-only)",
@@ -296,6 +316,29 @@ pub fn run_job(
         .finish(&summary)
         .map_err(io_error(&summary_path))?;
     Ok(summary)
+}
+
+/// Creates a stage's output directories and its log, or says why it cannot run.
+fn prepare_stage(
+    mounts: &[Mount],
+    log_path: &std::path::Path,
+) -> Result<Arc<StageLog>, FailureReason> {
+    let host_error = |what: &std::path::Path, e: std::io::Error| {
+        FailureReason::new(FailureKind::Host, format!("{}: {e}", what.display()))
+    };
+    for m in mounts.iter().filter(|m| !m.read_only) {
+        std::fs::create_dir_all(&m.host_path).map_err(|e| host_error(&m.host_path, e))?;
+    }
+    let log = StageLog::create(log_path, LOG_BUDGET_BYTES).map_err(|e| host_error(log_path, e))?;
+    Ok(Arc::new(log))
+}
+
+/// Rewrites the running summary; a failure to write it is logged, not fatal to the job
+/// (the final summary is written, and its error returned, when the job ends).
+fn update_summary(file: &mut SummaryFile, summary: &JobSummary) {
+    if let Err(e) = file.update(summary) {
+        tracing::error!(error = %e, "cannot update summary.json");
+    }
 }
 
 fn load_components(
@@ -385,10 +428,10 @@ fn skip_dependents(
     let mut skipped = Vec::new();
     // Stages are in topological order, so one forward pass reaches every descendant.
     for j in failed + 1..stages.len() {
-        let blocked_by = stages[j].depends_on.iter().find(|&&d| {
-            matches!(status[d], StageStatus::Failed | StageStatus::Skipped)
-                && (d == failed || status[d] == StageStatus::Skipped)
-        });
+        let blocked_by = stages[j]
+            .depends_on
+            .iter()
+            .find(|&&d| d == failed || status[d] == StageStatus::Skipped);
         if status[j] == StageStatus::Pending {
             if let Some(&d) = blocked_by {
                 status[j] = StageStatus::Skipped;

@@ -6,6 +6,7 @@ use crate::engine::{Engine, EpochTicker, StageComponent};
 use crate::host::bindings::context::JobInfo;
 use crate::host::bindings::types::StageError;
 use crate::host::bindings::volumes::{Volume, VolumeKind as WitVolumeKind};
+use crate::host::stage_log::{truncate, MAX_MESSAGE_BYTES};
 use crate::host::{build_wasi, wasi::Preopen, ProgressFn, StageLimiter, StageLog, StageState};
 use crate::pipeline::quantity::format_bytes;
 use crate::volumes::{Mount, VolumeKind};
@@ -66,7 +67,7 @@ pub fn new_store(
     let wasi = build_wasi(&preopens, &inv.args, &inv.env, &inv.log)?;
     let state = StageState {
         wasi,
-        table: ResourceTable::new(),
+        table: bounded_table(),
         limiter: StageLimiter::new(inv.memory_cap),
         info: inv.info.clone(),
         parameters: inv.parameters.clone(),
@@ -106,9 +107,12 @@ pub fn run_stage_then(
             Ok(Ok(())) => Ok(()),
             Ok(Err(StageError::InvalidInput(m))) => Err(FailureReason::new(
                 FailureKind::InvalidInput,
-                format!("invalid input: {m}"),
+                format!("invalid input: {}", truncate(&m, MAX_MESSAGE_BYTES)),
             )),
-            Ok(Err(StageError::Failed(m))) => Err(FailureReason::new(FailureKind::StageError, m)),
+            Ok(Err(StageError::Failed(m))) => Err(FailureReason::new(
+                FailureKind::StageError,
+                truncate(&m, MAX_MESSAGE_BYTES),
+            )),
             Err(e) => explain_error(e, &store, inv),
         },
         Err(e) => match explain_error(e, &store, inv) {
@@ -185,10 +189,17 @@ fn explain_error(
         }
         Some(trap) => {
             let stderr = inv.log.stderr_tail();
-            let message = if stderr.is_empty() {
-                format!("trap: {trap}")
+            // Rust and C keep their stack in linear memory: overflowing it shows as an
+            // out-of-bounds access, not as a wasm stack overflow.
+            let hint = if *trap == wasmtime::Trap::MemoryOutOfBounds {
+                " (if the stage recursed deeply, its stack in linear memory may have overflowed)"
             } else {
-                format!("trap: {trap}; the stage's last output on stderr:\n{stderr}")
+                ""
+            };
+            let message = if stderr.is_empty() {
+                format!("trap: {trap}{hint}")
+            } else {
+                format!("trap: {trap}{hint}; the stage's last output on stderr:\n{stderr}")
             };
             (FailureKind::Trap, message)
         }
@@ -199,6 +210,16 @@ fn explain_error(
         message,
         backtrace,
     })
+}
+
+/// Open files, directories and streams a stage may hold at once. Each open file is a host
+/// file descriptor, so this bounds what one stage can take from the host's limit.
+pub const MAX_HANDLES: usize = 4096;
+
+fn bounded_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_HANDLES);
+    table
 }
 
 fn wit_volume(m: &Mount) -> Volume {

@@ -36,7 +36,9 @@ pub struct JobSummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JobFailure {
-    pub stage: String,
+    /// The stage that failed; none when the job as a whole failed (e.g. its payload changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
     pub reason: FailureReason,
 }
 
@@ -77,14 +79,6 @@ impl JobSummary {
         self.stages.iter().find(|s| s.name == name)
     }
 
-    /// Writes the final summary through a temporary file and a rename, so a reader never
-    /// sees it half-written.
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, self.to_json())?;
-        std::fs::rename(&tmp, path)
-    }
-
     fn to_json(&self) -> Vec<u8> {
         let mut text = serde_json::to_vec_pretty(self).expect("a summary serializes");
         text.push(b'\n');
@@ -92,32 +86,70 @@ impl JobSummary {
     }
 }
 
-/// `summary.json` while the job runs: rewritten in place at every transition through one
-/// open file, since creating a file per transition costs more than the stages of a small job.
-/// The last write, when the job ends, is atomic ([`JobSummary::write`]).
+/// `summary.json` while the job runs, rewritten at every transition. Creating a file per
+/// transition costs more than the stages of a small job, so two files are kept — the summary
+/// and `summary.json.next` — and each update writes the next version into the spare one and
+/// swaps the two names atomically (`renameat2(RENAME_EXCHANGE)`): a reader or a crash sees
+/// one whole version or the one before it.
 pub struct SummaryFile {
     path: PathBuf,
-    file: std::fs::File,
+    spare_path: PathBuf,
+    /// Open handles on the inode named `path` and the one named `spare_path`.
+    current: std::fs::File,
+    spare: Option<std::fs::File>,
 }
 
 impl SummaryFile {
     pub fn create(path: &Path, summary: &JobSummary) -> std::io::Result<SummaryFile> {
-        let mut file = SummaryFile {
+        let current = std::fs::File::create(path)?;
+        write_whole(&current, &summary.to_json())?;
+        Ok(SummaryFile {
             path: path.to_path_buf(),
-            file: std::fs::File::create(path)?,
-        };
-        file.update(summary)?;
-        Ok(file)
+            spare_path: path.with_extension("json.next"),
+            current,
+            spare: None,
+        })
     }
 
     pub fn update(&mut self, summary: &JobSummary) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
         let text = summary.to_json();
-        self.file.write_all_at(&text, 0)?;
-        self.file.set_len(text.len() as u64)
+        let spare = match self.spare.take() {
+            Some(f) => f,
+            None => std::fs::File::create(&self.spare_path)?,
+        };
+        write_whole(&spare, &text)?;
+        let swapped = rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &self.spare_path,
+            rustix::fs::CWD,
+            &self.path,
+            rustix::fs::RenameFlags::EXCHANGE,
+        );
+        match swapped {
+            Ok(()) => {
+                self.spare = Some(std::mem::replace(&mut self.current, spare));
+                Ok(())
+            }
+            // A file system without the exchange: rewrite in place.
+            Err(_) => {
+                self.spare = Some(spare);
+                write_whole(&self.current, &text)
+            }
+        }
     }
 
-    pub fn finish(self, summary: &JobSummary) -> std::io::Result<()> {
-        summary.write(&self.path)
+    /// Writes the final version and removes the spare.
+    pub fn finish(mut self, summary: &JobSummary) -> std::io::Result<()> {
+        self.update(summary)?;
+        if self.spare.take().is_some() {
+            std::fs::remove_file(&self.spare_path)?;
+        }
+        Ok(())
     }
+}
+
+fn write_whole(file: &std::fs::File, text: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(text, 0)?;
+    file.set_len(text.len() as u64)
 }

@@ -17,7 +17,7 @@ pub const SUPPORTED_API_VERSIONS: &[&str] = &["0.1", "0.1.0"];
 
 /// Reads and validates the pipeline file at `path`. Component paths are resolved against
 /// the file's directory and must exist; whether they are valid components is checked by the
-/// engine (`Engine::check_component`).
+/// engine when it loads them (`Engine::load_component`, as `ward validate` and `ward run` do).
 pub fn load(path: &Path) -> Result<Pipeline, PipelineError> {
     let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
         path: path.to_path_buf(),
@@ -465,6 +465,19 @@ impl Validator {
             self.problem(loc, Some(op), msg);
             return;
         }
+        // One volume inside another would hide part of it behind the other.
+        let nested = seen.iter().find(|(other, _)| {
+            path.starts_with(&format!("{other}/"))
+                || other.starts_with(&format!("{}/", path.as_str()))
+        });
+        if let Some((other, at)) = nested {
+            let msg = format!(
+                "path '{}' and '{other}' (at {at}) are nested; mount volumes side by side",
+                path.as_str()
+            );
+            self.problem(loc, Some(op), msg);
+            return;
+        }
         seen.insert(path.to_string(), loc);
     }
 
@@ -519,6 +532,14 @@ impl Validator {
                 None
             }
             (None, Some(d)) => {
+                if let Some(name) = &input.name {
+                    let loc = self.loc(name);
+                    self.problem(
+                        loc,
+                        Some(me),
+                        "`name` picks an operator's output; an input with `dataset` takes none",
+                    );
+                }
                 if let Err(why) = check_identifier(d) {
                     let loc = self.loc(d);
                     self.problem(loc, Some(me), format!("dataset name {why}"));
@@ -531,11 +552,23 @@ impl Validator {
                     guest_path,
                 })
             }
-            (None, None) => Some(InputSpec {
-                name: "payload".into(),
-                source: InputSource::Payload,
-                guest_path,
-            }),
+            (None, None) => {
+                if let Some(name) = &input.name {
+                    // Without `from` this would silently mount the payload.
+                    let loc = self.loc(name);
+                    self.problem(
+                        loc,
+                        Some(me),
+                        format!("`name: {}` without `from`: say which operator's output this is (an input with neither `from` nor `dataset` is the payload)", name.as_str()),
+                    );
+                    return None;
+                }
+                Some(InputSpec {
+                    name: "payload".into(),
+                    source: InputSource::Payload,
+                    guest_path,
+                })
+            }
             (Some(from), None) => {
                 let loc = self.loc(from);
                 if from.as_str() == me {

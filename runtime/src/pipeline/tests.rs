@@ -245,3 +245,34 @@ fn reading_a_file_that_is_not_there() {
         "{err}"
     );
 }
+
+#[test]
+fn inputs_that_would_mount_the_wrong_thing_are_refused() {
+    let yaml = "api-version: 0.1
+name: x
+operators:
+  - name: a
+    component: {path: stage.wasm}
+    input:
+      - {name: volume, path: /in}
+      - {dataset: atlas, name: atlas, path: /atlas}
+      - {path: /data}
+      - {path: /data/inner}
+";
+    let p = problems(yaml);
+    assert!(
+        p.iter()
+            .any(|m| m.contains("`name: volume` without `from`")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("an input with `dataset` takes none")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("path '/data/inner' and '/data'") && m.contains("nested")),
+        "{p:#?}"
+    );
+}

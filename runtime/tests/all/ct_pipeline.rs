@@ -194,7 +194,7 @@ fn expect_reader_refuses(payload: &Path, needle: &str) {
     let (summary, _jobs) = run_pipeline(&example_pipeline(), payload, &[]);
     assert_eq!(summary.status, JobStatus::Failed);
     let failure = summary.failure.as_ref().unwrap();
-    assert_eq!(failure.stage, "dicom-reader");
+    assert_eq!(failure.stage.as_deref(), Some("dicom-reader"));
     assert_eq!(
         failure.reason.kind,
         FailureKind::InvalidInput,

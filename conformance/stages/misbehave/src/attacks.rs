@@ -33,6 +33,15 @@ pub fn recurse(depth: u64) -> Result<u64, StageError> {
     Ok(below + frame[(depth % 64) as usize])
 }
 
+/// Recurses without end in frames small enough to live in wasm locals, so it is the wasm
+/// (native) stack that overflows rather than the shadow stack in linear memory.
+pub fn recurse_native(depth: u64) -> u64 {
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    std::hint::black_box(recurse_native(std::hint::black_box(depth + 1))) ^ depth
+}
+
 /// Tries to create, overwrite and delete files in the payload and in upstream results.
 pub fn write_payload() -> Result<(), StageError> {
     let mut refused = Vec::new();

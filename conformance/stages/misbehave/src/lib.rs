@@ -16,6 +16,7 @@ impl ward_stage_sdk::Guest for Misbehave {
             "ok" => inventory(),
             "noop" => Ok(()),
             "stage-error" => Err(failed!("deliberate failure requested by the test")),
+            "huge-error" => Err(failed!("{}", "e".repeat(4 << 20))),
             "invalid-input" => Err(invalid_input!("deliberately rejecting the input")),
             "panic" => panic!("deliberate panic: the stage gave up"),
             "trap" => trap(),
@@ -23,6 +24,10 @@ impl ward_stage_sdk::Guest for Misbehave {
             "oom" => attacks::exhaust_memory(),
             "spin" => attacks::spin(),
             "recurse" => attacks::recurse(1).map(|_| ()),
+            "recurse-native" => {
+                attacks::recurse_native(1);
+                Ok(())
+            }
             "write-payload" => attacks::write_payload(),
             "escape" => attacks::escape(),
             "flood" => attacks::flood(),
