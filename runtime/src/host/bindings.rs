@@ -3,6 +3,9 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "stage",
+    // `run` is called asynchronously so the wall-clock deadline also ends a stage that is
+    // blocked in a host call (WASI poll, sleep); the contract's own imports stay synchronous.
+    exports: { default: async },
     with: {
         "ward:stage/ports.input-port": super::unavailable::InputPortHandle,
         "ward:stage/ports.output-port": super::unavailable::OutputPortHandle,

@@ -1,5 +1,8 @@
 //! The restricted WASI 0.2 a stage gets, and the linker that grants it.
 //!
+//! The blocking WASI calls (poll, streams, filesystem) are the asynchronous implementations,
+//! so a stage waiting in one yields to the runtime and its deadline can end it.
+//!
 //! Granted: filesystem (only the volume preopens), clocks, random, stdio (stdout/stderr into
 //! the stage log, empty stdin), exit, environment (only what the pipeline gives). Not
 //! granted: `wasi:sockets` and anything else; a component importing them is refused when
@@ -14,7 +17,7 @@ use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
-use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
+use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random};
 use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiView};
 
@@ -28,13 +31,13 @@ impl HasData for HasIo {
 pub fn add_to_linker(linker: &mut Linker<StageState>) -> wasmtime::Result<()> {
     type T = StageState;
     let l = linker;
-    sync::io::error::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
-    sync::io::poll::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
-    sync::io::streams::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    io::error::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    io::poll::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    io::streams::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
     clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
     clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
     filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
-    sync::filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
     random::random::add_to_linker::<T, WasiRandom>(l, |t| t.wasi.random())?;
     random::insecure::add_to_linker::<T, WasiRandom>(l, |t| t.wasi.random())?;
     random::insecure_seed::add_to_linker::<T, WasiRandom>(l, |t| t.wasi.random())?;
@@ -77,6 +80,8 @@ pub fn build_wasi(
     b.allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
+    // File I/O runs on the stage's own thread rather than hopping to a blocking pool.
+    b.allow_blocking_current_thread(true);
     for p in preopens {
         let perms = if p.read_only {
             FsPerms::ReadOnly

@@ -99,11 +99,42 @@ pub fn run_stage_then(
             )))
         }
     };
-    let instance = inv.component.pre.instantiate(&mut store);
-    let instantiate_time = started.elapsed();
-    let run_started = Instant::now();
-    let result = match instance {
-        Ok(stage) => match stage.call_run(&mut store) {
+    // A runtime of the stage's own: WASI's blocking calls are futures on it, so the timeout
+    // below also ends a stage that waits in one (the epoch deadline covers wasm code).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return report(StageRunResult::failed(FailureReason::new(
+                FailureKind::Host,
+                format!("cannot start the stage's runtime: {e}"),
+            )))
+        }
+    };
+    let mut instantiate_time = Duration::ZERO;
+    let mut run_started = Instant::now();
+    let stage_run = async {
+        let instance = inv.component.pre.instantiate_async(&mut store).await;
+        instantiate_time = started.elapsed();
+        run_started = Instant::now();
+        match instance {
+            Ok(stage) => stage.call_run(&mut store).await.map_err(Ended::Trapped),
+            Err(e) => Err(Ended::NotInstantiated(e)),
+        }
+    };
+    // The timer must be created inside the runtime.
+    let ran = runtime.block_on(async { tokio::time::timeout(inv.timeout, stage_run).await });
+    let result = match ran {
+        Err(_elapsed) => Err(FailureReason::new(
+            FailureKind::Deadline,
+            format!(
+                "deadline: the stage ran past its timeout of {:.1?} (requests.timeout) while waiting in a host call",
+                inv.timeout
+            ),
+        )),
+        Ok(ended) => match ended {
             Ok(Ok(())) => Ok(()),
             Ok(Err(StageError::InvalidInput(m))) => Err(FailureReason::new(
                 FailureKind::InvalidInput,
@@ -113,15 +144,15 @@ pub fn run_stage_then(
                 FailureKind::StageError,
                 truncate(&m, MAX_MESSAGE_BYTES),
             )),
-            Err(e) => explain_error(e, &store, inv),
-        },
-        Err(e) => match explain_error(e, &store, inv) {
-            Err(mut reason) if reason.kind == FailureKind::Trap => {
-                reason.kind = FailureKind::Load;
-                reason.message = format!("cannot instantiate: {}", reason.message);
-                Err(reason)
-            }
-            other => other,
+            Err(Ended::Trapped(e)) => explain_error(e, &store, inv),
+            Err(Ended::NotInstantiated(e)) => match explain_error(e, &store, inv) {
+                Err(mut reason) if reason.kind == FailureKind::Trap => {
+                    reason.kind = FailureKind::Load;
+                    reason.message = format!("cannot instantiate: {}", reason.message);
+                    Err(reason)
+                }
+                other => other,
+            },
         },
     };
     let outcome = StageRunResult {
@@ -141,6 +172,12 @@ pub fn run_stage(engine: &Engine, inv: &StageInvocation<'_>) -> StageRunResult {
     let mut outcome = None;
     run_stage_then(engine, inv, |o| outcome = Some(o));
     outcome.expect("run_stage_then always reports")
+}
+
+/// How the instantiate-and-run future ended when it did not return normally.
+enum Ended {
+    NotInstantiated(wasmtime::Error),
+    Trapped(wasmtime::Error),
 }
 
 /// Turns a wasmtime error into the reason a person needs: which limit, which trap, where.

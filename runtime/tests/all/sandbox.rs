@@ -418,3 +418,31 @@ fn a_huge_error_message_is_cut() {
         .len();
     assert!(on_disk < 100_000, "summary.json is {on_disk} bytes");
 }
+
+/// A stage blocked in a host call (sleeping) is ended by its deadline, not when it wakes.
+#[test]
+fn a_stage_waiting_in_a_host_call_hits_the_deadline() {
+    let dir = tempdir();
+    let payload = small_payload();
+    let pipeline = write_pipeline(
+        dir.path(),
+        "api-version: 0.1
+name: sleeper
+operators:
+  - name: victim
+    component: {path: '{components}/misbehave.wasm'}
+    parameters: {behaviour: sleep, sleep-ms: 600000}
+    requests: {timeout: 500ms}
+",
+    );
+    let started = std::time::Instant::now();
+    let (summary, _jobs) = run_pipeline(&pipeline, payload.path(), &[]);
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::Deadline, "{message}");
+    assert!(
+        message.contains("while waiting in a host call"),
+        "{message}"
+    );
+    // The stage asked to sleep ten minutes; only that it did not is asserted.
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+}
