@@ -3,7 +3,7 @@
 //! and the statistics.
 
 use super::stats::{summarize, Summary};
-use crate::engine::Engine;
+use crate::engine::{Engine, StageComponent};
 use crate::host::bindings::context::JobInfo;
 use crate::host::StageLog;
 use crate::jobs::stage_run::{run_stage, StageInvocation};
@@ -16,11 +16,29 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// One run's time, split where the stage reports progress: reading the volume (with
+/// instantiation, in the sandbox), computing, and writing the results.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    pub read: Duration,
+    pub compute: Duration,
+    pub write: Duration,
+}
+
+impl Phases {
+    pub fn total(&self) -> Duration {
+        self.read + self.compute + self.write
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SegmentComparison {
     pub dims: [usize; 3],
     pub sandbox: Summary,
     pub native: Summary,
+    /// Medians of the compute phase alone (threshold, labelling, measuring).
+    pub sandbox_compute: Summary,
+    pub native_compute: Summary,
     pub sandbox_memory_peak: u64,
     /// Voxels labelled by each, which must agree.
     pub voxels: usize,
@@ -68,87 +86,179 @@ pub fn segment_sandbox_vs_native(
 
     let mut sandbox_samples = Vec::new();
     let mut native_samples = Vec::new();
-    let mut sandbox_voxels = 0;
-    let mut native_voxels = 0;
-    let mut peak = 0;
+    let mut sandbox_compute = Vec::new();
+    let mut native_compute = Vec::new();
+    let (mut sandbox_stats, mut native_stats, mut peak) = (None, None, 0);
+    // Alternate which goes first, so neither always runs on a warmer page cache.
     for r in 0..repeats {
-        // Sandbox: the real stage, as the runner runs it.
-        let out = scratch.join(format!("segment-sandbox-{r}"));
-        std::fs::create_dir_all(&out)?;
-        let mounts = [
-            Mount {
-                name: "volume".into(),
-                kind: VolumeKind::InputFromStage,
-                source: Some("dicom-reader".into()),
-                host_path: input.clone(),
-                guest_path: "/input/volume".into(),
-                read_only: true,
-            },
-            Mount {
-                name: "labels".into(),
-                kind: VolumeKind::Results,
-                source: None,
-                host_path: out.clone(),
-                guest_path: "/results".into(),
-                read_only: false,
-            },
-        ];
-        let invocation = StageInvocation {
-            component: &component,
-            info: JobInfo {
-                job_id: "bench".into(),
-                pipeline: "bench".into(),
-                stage: "segment".into(),
-                tenant: "bench".into(),
-                attempt: 1,
-            },
-            parameters: Vec::new(),
-            env: Vec::new(),
-            args: vec!["segment".into()],
-            mounts: &mounts,
-            memory_cap: 4 << 30,
-            timeout: Duration::from_secs(600),
-            log: Arc::new(StageLog::create(
-                &scratch.join(format!("segment-{r}.log")),
-                1 << 20,
-            )?),
-            progress: Arc::new(|_, _| {}),
-        };
-        let started = Instant::now();
-        let result = run_stage(engine, &invocation);
-        sandbox_samples.push(started.elapsed());
-        if let Err(reason) = result.result {
-            anyhow::bail!("the segment stage failed: {reason}");
+        for sandbox_turn in [r % 2 == 0, r % 2 != 0] {
+            if sandbox_turn {
+                let (phases, stats, memory) = sandbox_once(engine, &component, &input, scratch, r)?;
+                sandbox_samples.push(phases.total());
+                sandbox_compute.push(phases.compute);
+                sandbox_stats = Some(stats);
+                peak = peak.max(memory);
+            } else {
+                let (phases, stats) = native_once(&input, scratch, r)?;
+                native_samples.push(phases.total());
+                native_compute.push(phases.compute);
+                native_stats = Some(stats);
+            }
         }
-        peak = peak.max(result.memory_peak);
-        let stats: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("stats.json"))?)?;
-        sandbox_voxels = stats["total_voxels"].as_u64().unwrap_or_default() as usize;
-        std::fs::remove_dir_all(&out)?;
-
-        // Native: the same library calls the stage makes.
-        let out = scratch.join(format!("segment-native-{r}"));
-        std::fs::create_dir_all(&out)?;
-        let started = Instant::now();
-        let (ct, _) = raw_io::read_volume::<i16>(&input, "volume")?;
-        let seg = segment(&ct, &Params::default(), &mut |_, _| {})?;
-        let mut extra = serde_json::Map::new();
-        extra.insert("labels".into(), serde_json::json!(seg.components.len()));
-        raw_io::write_volume(&out, "labels", &seg.labels, extra)?;
-        raw_io::write_json(&out.join("stats.json"), &seg.components)?;
-        native_samples.push(started.elapsed());
-        native_voxels = seg.total_voxels;
-        std::fs::remove_dir_all(&out)?;
     }
+    // Every label's voxel count, bounding box, centroid and HU must agree.
+    let same = match (&sandbox_stats, &native_stats) {
+        (Some(a), Some(b)) => agree(a, b),
+        _ => false,
+    };
     anyhow::ensure!(
-        sandbox_voxels == native_voxels,
-        "sandbox labelled {sandbox_voxels} voxels, native {native_voxels}"
+        same,
+        "the sandbox and native segmentations differ:\n{sandbox_stats:?}\n{native_stats:?}"
     );
+    let voxels = native_stats
+        .as_ref()
+        .and_then(|s| s.as_array())
+        .map(|a| a.iter().filter_map(|c| c["voxels"].as_u64()).sum::<u64>() as usize)
+        .unwrap_or_default();
     Ok(SegmentComparison {
         dims,
         sandbox: summarize(&mut sandbox_samples),
         native: summarize(&mut native_samples),
+        sandbox_compute: summarize(&mut sandbox_compute),
+        native_compute: summarize(&mut native_compute),
         sandbox_memory_peak: peak,
-        voxels: native_voxels,
+        voxels,
     })
+}
+
+/// The real stage, run as the runner runs it: (phases, per-label statistics, peak memory). The
+/// phases are taken from the stage's progress reports: 0.1 after reading, 0.9 before writing.
+fn sandbox_once(
+    engine: &Engine,
+    component: &StageComponent,
+    input: &Path,
+    scratch: &Path,
+    r: usize,
+) -> anyhow::Result<(Phases, serde_json::Value, u64)> {
+    let out = scratch.join(format!("segment-sandbox-{r}"));
+    let marks: Arc<std::sync::Mutex<Vec<(Duration, f32)>>> = Default::default();
+    let started = Instant::now();
+    std::fs::create_dir_all(&out)?;
+    let mounts = [
+        Mount {
+            name: "volume".into(),
+            kind: VolumeKind::InputFromStage,
+            source: Some("dicom-reader".into()),
+            host_path: input.to_path_buf(),
+            guest_path: "/input/volume".into(),
+            read_only: true,
+        },
+        Mount {
+            name: "labels".into(),
+            kind: VolumeKind::Results,
+            source: None,
+            host_path: out.clone(),
+            guest_path: "/results".into(),
+            read_only: false,
+        },
+    ];
+    let invocation = StageInvocation {
+        component,
+        info: JobInfo {
+            job_id: "bench".into(),
+            pipeline: "bench".into(),
+            stage: "segment".into(),
+            tenant: "bench".into(),
+            attempt: 1,
+        },
+        parameters: Vec::new(),
+        env: Vec::new(),
+        args: vec!["segment".into()],
+        mounts: &mounts,
+        memory_cap: 4 << 30,
+        timeout: Duration::from_secs(600),
+        log: Arc::new(StageLog::create(
+            &scratch.join(format!("segment-{r}.log")),
+            1 << 20,
+        )?),
+        progress: {
+            let marks = marks.clone();
+            Arc::new(move |fraction, _| {
+                marks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((started.elapsed(), fraction))
+            })
+        },
+    };
+    let result = run_stage(engine, &invocation);
+    let total = started.elapsed();
+    if let Err(reason) = result.result {
+        anyhow::bail!("the segment stage failed: {reason}");
+    }
+    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json"))?)?;
+    let components = stats["components"].clone();
+    std::fs::remove_dir_all(&out)?;
+    let marks = marks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let at = |fraction: f32| marks.iter().find(|(_, f)| *f >= fraction).map(|(t, _)| *t);
+    let (Some(read_done), Some(write_start)) = (at(0.1), at(0.9)) else {
+        anyhow::bail!("the segment stage did not report progress at 0.1 and 0.9");
+    };
+    let phases = Phases {
+        read: read_done,
+        compute: write_start.saturating_sub(read_done),
+        write: total.saturating_sub(write_start),
+    };
+    Ok((phases, components, result.memory_peak))
+}
+
+/// The same library calls the stage makes, compiled natively: (phases, per-label statistics).
+fn native_once(
+    input: &Path,
+    scratch: &Path,
+    r: usize,
+) -> anyhow::Result<(Phases, serde_json::Value)> {
+    let out = scratch.join(format!("segment-native-{r}"));
+    std::fs::create_dir_all(&out)?;
+    let started = Instant::now();
+    let (ct, _) = raw_io::read_volume::<i16>(input, "volume")?;
+    let read = started.elapsed();
+    let seg = segment(&ct, &Params::default(), &mut |_, _| {})?;
+    let compute = started.elapsed() - read;
+    let mut extra = serde_json::Map::new();
+    extra.insert("labels".into(), serde_json::json!(seg.components.len()));
+    raw_io::write_volume(&out, "labels", &seg.labels, extra)?;
+    raw_io::write_json(&out.join("stats.json"), &seg.components)?;
+    let write = started.elapsed() - read - compute;
+    std::fs::remove_dir_all(&out)?;
+    Ok((
+        Phases {
+            read,
+            compute,
+            write,
+        },
+        serde_json::to_value(&seg.components)?,
+    ))
+}
+
+/// Equal JSON, except that numbers may differ in their last bits (sums in another order,
+/// decimal round trips).
+fn agree(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| agree(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| agree(v, w)))
+        }
+        _ => a == b,
+    }
 }

@@ -17,7 +17,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 300)]
     slices: usize,
     /// Repeats of the segment comparison.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     repeats: usize,
     /// Iterations of the instantiate and pipeline figures.
     #[arg(long, default_value_t = 500)]
@@ -117,6 +117,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         )
         .baseline("native imaging", cmp.native.median_us / 1e6)
         .goal("ratio <= 1.25"),
+    );
+    rows.push(
+        Row::new(
+            "  of which compute (threshold, labelling, measuring), median",
+            cmp.sandbox_compute.median_us / 1e6,
+            "s",
+        )
+        .baseline("native imaging", cmp.native_compute.median_us / 1e6),
     );
     rows.push(Row::new(
         "  segment stage peak linear memory",
