@@ -165,3 +165,47 @@ fn a_truncated_real_file_is_named() {
     let message = read_with_ward(&pydicom_files().join("MR_truncated.dcm")).unwrap_err();
     assert!(message.contains("MR_truncated.dcm"), "{message}");
 }
+
+/// `file` recompressed by a DCMTK tool into a temporary directory.
+fn dcmtk_compress(tool: &str, args: &[&str], file: &Path, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("{tool}{}.dcm", args.join("")));
+    let status = Command::new(tool)
+        .args(args)
+        .arg(file)
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("{tool} is needed (apt-get install -y dcmtk): {e}"));
+    assert!(status.success(), "{tool} {args:?} failed");
+    out
+}
+
+/// A real CT slice compressed by DCMTK (an independent encoder) decodes inside the sandbox
+/// to exactly the original HU when lossless; what cannot be decoded is named.
+#[test]
+fn dcmtk_compressed_copies_of_a_real_ct_decode_exactly() {
+    let original = pydicom_files().join("CT_small.dcm");
+    let (_, reference) = read_with_ward(&original).unwrap();
+    let dir = tempdir();
+    for (tool, args) in [
+        ("dcmcjpeg", &["+e1"][..]),
+        ("dcmcjpeg", &["+el"][..]),
+        ("dcmcrle", &[][..]),
+    ] {
+        let copy = dcmtk_compress(tool, args, &original, dir.path());
+        let (_, hu) = read_with_ward(&copy).unwrap_or_else(|e| panic!("{tool} {args:?}: {e}"));
+        assert_eq!(hu, reference, "{tool} {args:?} is lossless");
+    }
+    // 12-bit lossy JPEG (process 4) and JPEG-LS have no pure-Rust decoder in the sandbox.
+    for (tool, args, syntax) in [
+        ("dcmcjpeg", &["+ee"][..], "1.2.840.10008.1.2.4.51"),
+        ("dcmcjpls", &[][..], "1.2.840.10008.1.2.4.80"),
+    ] {
+        let copy = dcmtk_compress(tool, args, &original, dir.path());
+        let message = read_with_ward(&copy).unwrap_err();
+        assert!(message.contains(syntax), "{tool} {args:?}: {message}");
+        assert!(
+            message.contains(copy.file_name().unwrap().to_str().unwrap()),
+            "{message}"
+        );
+    }
+}
