@@ -3,6 +3,7 @@
 
 mod id;
 mod outcome;
+mod request;
 mod runner;
 pub mod stage_run;
 mod summary;

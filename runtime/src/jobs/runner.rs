@@ -4,79 +4,23 @@
 
 use super::outcome::{FailureKind, FailureReason, StageStatus};
 use super::stage_run::{run_stage_then, StageInvocation, StageRunResult};
-use super::summary::{JobFailure, JobStatus, JobSummary, PayloadRecord, StageRecord, SummaryFile};
-use crate::engine::{ComponentError, Engine, StageComponent};
+use super::summary::{JobFailure, JobStatus, JobSummary, SummaryFile};
+use crate::engine::{Engine, StageComponent};
 use crate::host::bindings::context::JobInfo;
 use crate::host::{ProgressFn, StageLog};
-use crate::pipeline::{Location, Pipeline};
-use crate::volumes::{plan_mounts, tree_digest, JobLayout, Mount, VolumeError};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use crate::pipeline::Pipeline;
+use crate::volumes::{plan_mounts, tree_digest, JobLayout, Mount, VolumeError, VolumeKind};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
+
+use super::request::io_error;
+pub use super::request::{JobError, JobObserver, JobRequest, NoObserver};
 
 /// The most a stage may write to its log (its own lines, stdout and stderr together).
 pub const LOG_BUDGET_BYTES: u64 = 8 << 20;
 /// Native stack of a stage thread; wasm frames use at most the engine's max_wasm_stack.
 const STAGE_THREAD_STACK: usize = 16 << 20;
-
-pub struct JobRequest {
-    pub pipeline: Pipeline,
-    pub payload: PathBuf,
-    /// Created by the runner; must not exist or be empty.
-    pub job_dir: PathBuf,
-    pub job_id: String,
-    pub tenant: String,
-    /// Job-level parameters, overriding the pipeline's and operators'.
-    pub parameters: BTreeMap<String, String>,
-    pub datasets: BTreeMap<String, PathBuf>,
-    /// CPU slots stages may use at once (`requests.cpu` each).
-    pub cpu_slots: u32,
-}
-
-/// Hears about a job as it runs (progress bars, logs). Every method has a default.
-pub trait JobObserver: Send + Sync {
-    fn stage_started(&self, _stage: &str) {}
-    fn stage_progress(&self, _stage: &str, _fraction: f32, _message: &str) {}
-    fn stage_finished(&self, _record: &StageRecord) {}
-}
-
-pub struct NoObserver;
-impl JobObserver for NoObserver {}
-
-/// Why a job could not be run at all (its stages' failures are in the summary instead).
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    #[error("{}: the payload is not a directory", path.display())]
-    PayloadMissing { path: PathBuf },
-    #[error("{}: the job directory already exists and is not empty", path.display())]
-    JobDirNotEmpty { path: PathBuf },
-    #[error("{location}: operator '{operator}': {source}")]
-    Component {
-        location: Location,
-        operator: String,
-        source: ComponentError,
-    },
-    #[error("{location}: operator '{operator}': requests {gpus} GPU(s), but this host provides none (the gpu interface answers no-device); set requests.gpu: 0 and use the stage's CPU path")]
-    NoGpu {
-        location: Location,
-        operator: String,
-        gpus: u32,
-    },
-    #[error(transparent)]
-    Volume(#[from] VolumeError),
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> JobError {
-    let path = path.into();
-    move |source| JobError::Io { path, source }
-}
 
 /// Runs `req` to its end and returns the final summary (also written to `summary.json`).
 pub fn run_job(
@@ -100,76 +44,14 @@ pub fn run_job(
     let layout = JobLayout {
         root: req.job_dir.clone(),
     };
-    let mounts: Vec<Vec<Mount>> = req
-        .pipeline
-        .stages
-        .iter()
-        .map(|s| plan_mounts(s, &layout, &req.payload, &req.datasets))
-        .collect::<Result<_, _>>()?;
-    for (stage, stage_mounts) in req.pipeline.stages.iter().zip(&mounts) {
-        for m in stage_mounts
-            .iter()
-            .filter(|m| m.kind == crate::volumes::VolumeKind::Dataset)
-        {
-            if !m.host_path.is_dir() {
-                return Err(VolumeError::NotADirectory {
-                    path: m.host_path.clone(),
-                    what: format!("dataset '{}' of operator '{}'", m.name, stage.name),
-                }
-                .into());
-            }
-        }
-    }
+    let mounts = plan_job_mounts(req, &layout)?;
     prepare_job_dir(&layout)?;
 
     let started = Instant::now();
     let job_span = tracing::info_span!("job", job = %req.job_id, tenant = %req.tenant, pipeline = %req.pipeline.name);
     let _job = job_span.enter();
-    let mut summary = JobSummary {
-        job_id: req.job_id.clone(),
-        pipeline: req.pipeline.name.clone(),
-        pipeline_file: req.pipeline.file.clone(),
-        tenant: req.tenant.clone(),
-        status: JobStatus::Running,
-        started_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64(),
-        duration_s: None,
-        payload: PayloadRecord {
-            path: req.payload.clone(),
-            before: tree_digest(&req.payload)?,
-            after: None,
-        },
-        parameters: req.parameters.clone(),
-        stages: req
-            .pipeline
-            .stages
-            .iter()
-            .zip(&components)
-            .map(|(s, c)| StageRecord {
-                name: s.name.clone(),
-                status: StageStatus::Pending,
-                component: s.component.path.clone(),
-                digest: Some(c.digest.clone()),
-                memory_cap_bytes: s.requests.memory_bytes,
-                timeout_s: s.requests.timeout.as_secs_f64(),
-                started_at_s: None,
-                instantiate_ms: None,
-                duration_s: None,
-                memory_peak_bytes: None,
-                outputs: s
-                    .outputs
-                    .iter()
-                    .map(|o| (o.name.clone(), layout.results_dir(&s.name, &o.name)))
-                    .collect(),
-                log: layout.log_path(&s.name),
-                log_dropped_bytes: 0,
-                reason: None,
-            })
-            .collect(),
-        failure: None,
-    };
+    let digests: Vec<String> = components.iter().map(|c| c.digest.clone()).collect();
+    let mut summary = JobSummary::pending(req, &digests, &layout, tree_digest(&req.payload)?);
     let summary_path = layout.summary_path();
     let mut summary_file =
         SummaryFile::create(&summary_path, &summary).map_err(io_error(&summary_path))?;
@@ -185,7 +67,7 @@ pub fn run_job(
     let mut free = slots;
     let (done_tx, done_rx) = mpsc::channel::<(usize, StageRunResult, u64)>();
 
-    std::thread::scope(|scope| -> Result<(), JobError> {
+    std::thread::scope(|scope| {
         let mut running = 0;
         loop {
             for i in 0..stages.len() {
@@ -200,9 +82,7 @@ pub fn run_job(
                 free -= need(i);
                 running += 1;
                 status[i] = StageStatus::Running;
-                let record = summary
-                    .stage_mut(&stages[i].name)
-                    .expect("every stage has a record");
+                let record = &mut summary.stages[i];
                 record.status = StageStatus::Running;
                 record.started_at_s = Some(started.elapsed().as_secs_f64());
                 update_summary(&mut summary_file, &summary);
@@ -226,25 +106,7 @@ pub fn run_job(
                     .stack_size(STAGE_THREAD_STACK)
                     .spawn_scoped(scope, move || {
                         let _span = stage_span.enter();
-                        tracing::info!("stage started");
-                        let mut reported = false;
-                        // A panic here is a host bug; the stage is still reported, so the
-                        // runner never waits for a stage that will not answer.
-                        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            run_stage_then(engine, &invocation, |result| {
-                                log.finish();
-                                match &result.result {
-                                    Ok(()) => tracing::info!(seconds = result.run_time.as_secs_f64(), "stage succeeded"),
-                                    Err(reason) => tracing::info!(kind = ?reason.kind, reason = %reason.message, "stage failed"),
-                                }
-                                reported = tx.send((i, result, log.dropped_bytes())).is_ok();
-                            });
-                            log.ensure_file();
-                        }));
-                        if outcome.is_err() && !reported {
-                            let reason = FailureReason::new(FailureKind::Host, "the host failed while running this stage (see the host's log)");
-                            let _ = tx.send((i, StageRunResult::failed(reason), 0));
-                        }
+                        run_and_report(engine, &invocation, &log, i, &tx);
                     });
                 if let Err(e) = spawned {
                     let reason = FailureReason::new(
@@ -265,9 +127,7 @@ pub fn run_job(
             } else {
                 StageStatus::Failed
             };
-            let record = summary
-                .stage_mut(&stages[i].name)
-                .expect("every stage has a record");
+            let record = &mut summary.stages[i];
             record.status = status[i];
             record.instantiate_ms = Some(result.instantiate_time.as_secs_f64() * 1e3);
             record.duration_s = Some((result.instantiate_time + result.run_time).as_secs_f64());
@@ -292,8 +152,7 @@ pub fn run_job(
                 observer.stage_finished(summary.stage(name).expect("every stage has a record"));
             }
         }
-        Ok(())
-    })?;
+    });
 
     let after = tree_digest(&req.payload)?;
     if after != summary.payload.before && summary.failure.is_none() {
@@ -316,6 +175,61 @@ pub fn run_job(
         .finish(&summary)
         .map_err(io_error(&summary_path))?;
     Ok(summary)
+}
+
+/// Runs one stage on its own thread and sends its outcome (or, should the host itself panic,
+/// a host failure) to the runner, so the runner never waits for a stage that cannot answer.
+fn run_and_report(
+    engine: &Engine,
+    invocation: &StageInvocation<'_>,
+    log: &StageLog,
+    i: usize,
+    tx: &mpsc::Sender<(usize, StageRunResult, u64)>,
+) {
+    tracing::info!("stage started");
+    let mut reported = false;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_stage_then(engine, invocation, |result| {
+            log.finish();
+            match &result.result {
+                Ok(()) => {
+                    tracing::info!(seconds = result.run_time.as_secs_f64(), "stage succeeded")
+                }
+                Err(reason) => {
+                    tracing::info!(kind = ?reason.kind, reason = %reason.message, "stage failed")
+                }
+            }
+            reported = tx.send((i, result, log.dropped_bytes())).is_ok();
+        });
+        log.ensure_file();
+    }));
+    if outcome.is_err() && !reported {
+        let reason = FailureReason::new(
+            FailureKind::Host,
+            "the host failed while running this stage (see the host's log)",
+        );
+        let _ = tx.send((i, StageRunResult::failed(reason), 0));
+    }
+}
+
+/// Every stage's mounts; each dataset must be a directory.
+fn plan_job_mounts(req: &JobRequest, layout: &JobLayout) -> Result<Vec<Vec<Mount>>, JobError> {
+    let mut all = Vec::with_capacity(req.pipeline.stages.len());
+    for stage in &req.pipeline.stages {
+        let mounts = plan_mounts(stage, layout, &req.payload, &req.datasets)?;
+        if let Some(m) = mounts
+            .iter()
+            .find(|m| m.kind == VolumeKind::Dataset && !m.host_path.is_dir())
+        {
+            return Err(VolumeError::NotADirectory {
+                path: m.host_path.clone(),
+                what: format!("dataset '{}' of operator '{}'", m.name, stage.name),
+            }
+            .into());
+        }
+        all.push(mounts);
+    }
+    Ok(all)
 }
 
 /// Creates a stage's output directories and its log, or says why it cannot run.

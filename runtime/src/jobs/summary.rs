@@ -2,10 +2,12 @@
 //! transition, so a crash leaves the last known state on disk.
 
 use super::outcome::{FailureReason, StageStatus};
-use crate::volumes::TreeDigest;
+use super::request::JobRequest;
+use crate::volumes::{JobLayout, TreeDigest};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -71,6 +73,61 @@ pub struct StageRecord {
 }
 
 impl JobSummary {
+    /// The summary of `req` before any stage ran; `digests` are its components' digests in
+    /// stage order.
+    pub fn pending(
+        req: &JobRequest,
+        digests: &[String],
+        layout: &JobLayout,
+        payload: TreeDigest,
+    ) -> JobSummary {
+        JobSummary {
+            job_id: req.job_id.clone(),
+            pipeline: req.pipeline.name.clone(),
+            pipeline_file: req.pipeline.file.clone(),
+            tenant: req.tenant.clone(),
+            status: JobStatus::Running,
+            started_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
+            duration_s: None,
+            payload: PayloadRecord {
+                path: req.payload.clone(),
+                before: payload,
+                after: None,
+            },
+            parameters: req.parameters.clone(),
+            stages: req
+                .pipeline
+                .stages
+                .iter()
+                .zip(digests)
+                .map(|(s, digest)| StageRecord {
+                    name: s.name.clone(),
+                    status: StageStatus::Pending,
+                    component: s.component.path.clone(),
+                    digest: Some(digest.clone()),
+                    memory_cap_bytes: s.requests.memory_bytes,
+                    timeout_s: s.requests.timeout.as_secs_f64(),
+                    started_at_s: None,
+                    instantiate_ms: None,
+                    duration_s: None,
+                    memory_peak_bytes: None,
+                    outputs: s
+                        .outputs
+                        .iter()
+                        .map(|o| (o.name.clone(), layout.results_dir(&s.name, &o.name)))
+                        .collect(),
+                    log: layout.log_path(&s.name),
+                    log_dropped_bytes: 0,
+                    reason: None,
+                })
+                .collect(),
+            failure: None,
+        }
+    }
+
     pub fn stage_mut(&mut self, name: &str) -> Option<&mut StageRecord> {
         self.stages.iter_mut().find(|s| s.name == name)
     }
