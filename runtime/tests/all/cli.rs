@@ -47,14 +47,11 @@ fn a_failed_job_exits_1_and_says_why() {
     let pipeline = misbehave_pipeline(dir.path(), "panic", "");
     let payload = small_payload();
     let job = dir.path().join("job");
-    let out = run_ward(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--payload",
-        payload.path().to_str().unwrap(),
-        "--results",
-        job.to_str().unwrap(),
-    ]);
+    let out = ward_run(
+        &pipeline,
+        payload.path(),
+        &["--results", job.to_str().unwrap()],
+    );
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
     assert!(out.stdout.contains("deliberate panic"), "{}", out.stdout);
@@ -67,12 +64,7 @@ fn bad_invocations_exit_2_and_touch_nothing() {
     let dir = tempdir();
     let pipeline = misbehave_pipeline(dir.path(), "ok", "");
     let missing = dir.path().join("no-such-payload");
-    let out = run_ward(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--payload",
-        missing.to_str().unwrap(),
-    ]);
+    let out = ward_run(&pipeline, &missing, &[]);
     assert_eq!(out.code, 2);
     assert!(
         out.stderr
@@ -86,14 +78,11 @@ fn bad_invocations_exit_2_and_touch_nothing() {
     let job = dir.path().join("existing");
     std::fs::create_dir(&job).unwrap();
     std::fs::write(job.join("keep.txt"), "precious").unwrap();
-    let out = run_ward(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--payload",
-        payload.path().to_str().unwrap(),
-        "--results",
-        job.to_str().unwrap(),
-    ]);
+    let out = ward_run(
+        &pipeline,
+        payload.path(),
+        &["--results", job.to_str().unwrap()],
+    );
     assert_eq!(out.code, 2);
     assert!(
         out.stderr.contains("already exists and is not empty"),
@@ -105,14 +94,7 @@ fn bad_invocations_exit_2_and_touch_nothing() {
         "precious"
     );
 
-    let out = run_ward(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--payload",
-        payload.path().to_str().unwrap(),
-        "--param",
-        "novalue",
-    ]);
+    let out = ward_run(&pipeline, payload.path(), &["--param", "novalue"]);
     assert_eq!(out.code, 2);
     assert!(
         out.stderr.contains("'novalue' is not KEY=VALUE"),
@@ -147,12 +129,7 @@ operators:
     let atlas = tempdir();
     std::fs::write(atlas.path().join("atlas.raw"), [0u8; 16]).unwrap();
     let job = dir.path().join("job");
-    let without = run_ward(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--payload",
-        payload.path().to_str().unwrap(),
-    ]);
+    let without = ward_run(&pipeline, payload.path(), &[]);
     assert_eq!(without.code, 2);
     assert!(
         without.stderr.contains(
@@ -162,16 +139,11 @@ operators:
         without.stderr
     );
     let dataset = format!("atlas={}", atlas.path().display());
-    let out = run_ward(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--payload",
-        payload.path().to_str().unwrap(),
-        "--dataset",
-        &dataset,
-        "--results",
-        job.to_str().unwrap(),
-    ]);
+    let out = ward_run(
+        &pipeline,
+        payload.path(),
+        &["--dataset", &dataset, "--results", job.to_str().unwrap()],
+    );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let inventory = read_json(&job.join("results/victim/results/inventory.json"));
     assert_eq!(inventory["volumes"][0]["kind"], "dataset");

@@ -31,14 +31,11 @@ fn the_example_segments_the_phantom_to_its_known_geometry() {
     let jobs = tempdir();
     let job = jobs.path().join("job");
     let pipeline = example_pipeline();
-    let out = run_ward(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--payload",
-        payload.path().to_str().unwrap(),
-        "--results",
-        job.to_str().unwrap(),
-    ]);
+    let out = ward_run(
+        &pipeline,
+        payload.path(),
+        &["--results", job.to_str().unwrap()],
+    );
     assert_eq!(
         out.code, 0,
         "stdout:\n{}\nstderr:\n{}",

@@ -167,6 +167,18 @@ pub fn run_ward(args: &[&str]) -> Output {
     }
 }
 
+/// `ward run PIPELINE --payload PAYLOAD EXTRA...`.
+pub fn ward_run(pipeline: &Path, payload: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        pipeline.to_str().unwrap(),
+        "--payload",
+        payload.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_ward(&args)
+}
+
 /// DCMTK's dcmdump, which the tests use as the independent reader of DICOM files.
 pub fn dcmdump(args: &[&str]) -> Output {
     let out = Command::new("dcmdump")

@@ -185,14 +185,11 @@ operators:
     let payload = small_payload();
     let jobs = tempdir();
     let job = jobs.path().join("job");
-    let out = run_ward(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--payload",
-        payload.path().to_str().unwrap(),
-        "--results",
-        job.to_str().unwrap(),
-    ]);
+    let out = ward_run(
+        &pipeline,
+        payload.path(),
+        &["--results", job.to_str().unwrap()],
+    );
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr
