@@ -134,6 +134,17 @@ fn the_example_segments_the_phantom_to_its_known_geometry() {
         "same study: {dump}"
     );
     assert!(dump.contains("[SEG]"), "{dump}");
+    // highdicom (an independent SEG implementation) reads it back to the same voxels.
+    let (segments, referenced_series) = highdicom_segments(&seg);
+    let expected_voxels: Vec<u64> = found
+        .iter()
+        .map(|c| c["voxels"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        segments, expected_voxels,
+        "voxels per segment as read by highdicom"
+    );
+    assert_eq!(referenced_series, vec![series.series_instance_uid.clone()]);
     let all = dcmdump(&["+L", seg.to_str().unwrap()]).stdout;
     assert!(
         all.contains(&series.series_instance_uid),
@@ -143,6 +154,26 @@ fn the_example_segments_the_phantom_to_its_known_geometry() {
         all.contains(&series.frame_of_reference_uid),
         "same frame of reference"
     );
+}
+
+/// Voxels per segment of a DICOM SEG, and the series it references, as highdicom reads them.
+fn highdicom_segments(seg: &Path) -> (Vec<u64>, Vec<String>) {
+    let script = "import sys, json, highdicom as hd
+seg = hd.seg.segread(sys.argv[1])
+vol = seg.get_volume()
+counts = [int((vol.array[..., i]).sum()) for i in range(vol.array.shape[-1])]
+series = sorted({uids[1] for uids in seg.get_source_image_uids()})
+print(json.dumps([counts, series]))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, seg.to_str().unwrap()])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "highdicom is needed (pip install highdicom): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("highdicom's answer")
 }
 
 fn results_digests(job: &Path) -> Vec<(String, String)> {
