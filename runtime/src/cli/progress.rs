@@ -28,7 +28,7 @@ impl StageBars {
                 let bar = multi.add(ProgressBar::new(1000));
                 bar.set_style(style.clone());
                 bar.set_prefix(name.clone());
-                bar.set_message("pending");
+                bar.set_message("compiling components (cached after the first run)");
                 (name.clone(), bar)
             })
             .collect();
@@ -40,6 +40,12 @@ impl StageBars {
 }
 
 impl JobObserver for StageBars {
+    fn components_ready(&self) {
+        for bar in self.bars.values() {
+            bar.set_message("pending");
+        }
+    }
+
     fn stage_started(&self, stage: &str) {
         if let Some(bar) = self.bars.get(stage) {
             bar.reset_elapsed();

@@ -23,6 +23,8 @@ pub struct JobRequest {
 
 /// Hears about a job as it runs (progress bars, logs). Every method has a default.
 pub trait JobObserver: Send + Sync {
+    /// Every component is compiled (or loaded from the cache) and linked; stages start next.
+    fn components_ready(&self) {}
     fn stage_started(&self, _stage: &str) {}
     fn stage_progress(&self, _stage: &str, _fraction: f32, _message: &str) {}
     fn stage_finished(&self, _record: &StageRecord) {}

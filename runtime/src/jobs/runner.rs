@@ -41,6 +41,7 @@ pub fn run_job(
         });
     }
     let components = load_components(engine, &req.pipeline)?;
+    observer.components_ready();
     let layout = JobLayout {
         root: req.job_dir.clone(),
     };
