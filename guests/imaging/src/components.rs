@@ -73,6 +73,41 @@ struct Run {
     x1: u32,
 }
 
+/// Appends the runs of non-zero bytes of `row`. Uniform stretches are crossed eight voxels
+/// at a time: most of a CT row is background or the inside of a structure, and a loop that
+/// takes one voxel per turn is what costs most here (in a sandbox every turn is checked).
+fn push_runs(row: &[u8], runs: &mut Vec<Run>) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let word = |x: usize| u64::from_le_bytes(row[x..x + 8].try_into().expect("eight bytes"));
+    // True if any byte of `v` is zero.
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let n = row.len();
+    let mut x = 0;
+    while x < n {
+        while x + 8 <= n && word(x) == 0 {
+            x += 8;
+        }
+        while x < n && row[x] == 0 {
+            x += 1;
+        }
+        if x == n {
+            break;
+        }
+        let x0 = x;
+        while x + 8 <= n && !has_zero(word(x)) {
+            x += 8;
+        }
+        while x < n && row[x] != 0 {
+            x += 1;
+        }
+        runs.push(Run {
+            x0: x0 as u32,
+            x1: x as u32,
+        });
+    }
+}
+
 /// Labels the non-zero voxels of `mask`, dropping components of fewer than `min_voxels`.
 pub fn label(
     mask: &Volume<u8>,
@@ -87,22 +122,7 @@ pub fn label(
     let mut row_start: Vec<u32> = Vec::with_capacity(rows + 1);
     for r in 0..rows {
         row_start.push(runs.len() as u32);
-        let row = &mask.data[r * nx..(r + 1) * nx];
-        let mut x = 0;
-        while x < nx {
-            if row[x] == 0 {
-                x += 1;
-                continue;
-            }
-            let x0 = x;
-            while x < nx && row[x] != 0 {
-                x += 1;
-            }
-            runs.push(Run {
-                x0: x0 as u32,
-                x1: x as u32,
-            });
-        }
+        push_runs(&mask.data[r * nx..(r + 1) * nx], &mut runs);
     }
     row_start.push(runs.len() as u32);
 
@@ -272,6 +292,42 @@ impl UnionFind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word-at-a-time run scan agrees with a voxel-at-a-time one on rows of every
+    /// length and density, runs crossing word boundaries included.
+    #[test]
+    fn run_scan_matches_a_plain_scan() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 300] {
+            for density in [0u64, 10, 50, 90, 100] {
+                let row: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        ((seed % 100) < density) as u8 * (1 + (seed % 3) as u8)
+                    })
+                    .collect();
+                let mut fast = Vec::new();
+                push_runs(&row, &mut fast);
+                let mut plain = Vec::new();
+                let mut x = 0;
+                while x < len {
+                    if row[x] == 0 {
+                        x += 1;
+                        continue;
+                    }
+                    let x0 = x;
+                    while x < len && row[x] != 0 {
+                        x += 1;
+                    }
+                    plain.push((x0 as u32, x as u32));
+                }
+                let fast: Vec<(u32, u32)> = fast.iter().map(|r| (r.x0, r.x1)).collect();
+                assert_eq!(fast, plain, "len {len}, density {density}%: {row:?}");
+            }
+        }
+    }
 
     fn sphere(mask: &mut Volume<u8>, c: [f64; 3], r: f64) {
         let [nx, ny, nz] = mask.dims;

@@ -17,5 +17,7 @@ pub mod segmentation;
 pub mod stats;
 pub mod threshold;
 pub mod volume;
+#[cfg(all(target_os = "wasi", target_env = "p2"))]
+mod wasi_write;
 
 pub use volume::Volume;

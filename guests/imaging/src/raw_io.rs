@@ -241,6 +241,10 @@ pub fn write_json<S: Serialize>(path: &Path, value: &S) -> Result<(), RawIoError
 
 /// Writes a whole file.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), RawIoError> {
+    #[cfg(all(target_os = "wasi", target_env = "p2"))]
+    if crate::wasi_write::write_whole_file(path, bytes) {
+        return Ok(());
+    }
     let io = |source| RawIoError::Io {
         path: path.to_owned(),
         source,
