@@ -19,17 +19,23 @@ impl ComponentCache {
     /// A cache in `root/<engine-key>/`, created owner-only; `None` disables caching. A
     /// directory another user could write to (or swap out) is not used: compiled code is
     /// loaded without further checks, so the cache is only as safe as its path.
-    pub fn open(root: Option<&Path>, engine: &wasmtime::Engine) -> std::io::Result<ComponentCache> {
+    pub fn open(root: Option<&Path>, engine: &wasmtime::Engine) -> ComponentCache {
         let Some(root) = root else {
-            return Ok(ComponentCache { dir: None });
+            return ComponentCache { dir: None };
         };
-        let dir = root.join(engine_key(engine));
-        create_private_dir(&dir)?;
-        if let Err(why) = check_private_path(&dir) {
-            tracing::warn!(cache = %dir.display(), "not caching compiled components: {why}");
-            return Ok(ComponentCache { dir: None });
+        let wanted = root.join(engine_key(engine));
+        // The checked path is the one used: a symlink swapped after the check is not followed.
+        let dir = create_private_dir(&wanted)
+            .and_then(|()| std::fs::canonicalize(&wanted))
+            .map_err(|e| e.to_string())
+            .and_then(|dir| check_private_path(&dir).map(|()| dir));
+        match dir {
+            Ok(dir) => ComponentCache { dir: Some(dir) },
+            Err(why) => {
+                tracing::warn!(cache = %wanted.display(), "not caching compiled components: {why}");
+                ComponentCache { dir: None }
+            }
         }
-        Ok(ComponentCache { dir: Some(dir) })
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -91,8 +97,10 @@ fn engine_key(engine: &wasmtime::Engine) -> String {
 fn check_private_path(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    let dir = std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
     for (depth, path) in dir.ancestors().enumerate() {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!("{} is a symbolic link", path.display()));
+        }
         let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let owner_ok = meta.uid() == 0 || Some(meta.uid()) == me;
         let others_write = meta.mode() & 0o022 != 0;

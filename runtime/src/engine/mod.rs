@@ -4,11 +4,14 @@
 mod cache;
 mod config;
 mod epoch;
+mod slots;
 mod world;
 
 pub use cache::sha256_digest;
 pub use config::EngineLimits;
 pub use epoch::{EpochTicker, EPOCH_PERIOD};
+pub use slots::SlotPermit;
+use slots::StageSlots;
 pub use world::{check_world, ComponentWorld, WorldMismatch, CONTRACT_VERSION};
 
 use crate::host::{self, StagePre, StageState};
@@ -26,11 +29,6 @@ pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
 pub enum EngineError {
     #[error("cannot configure wasmtime: {0}")]
     Config(String),
-    #[error("cannot open the compiled-component cache at {}: {source}", path.display())]
-    Cache {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 /// Why a component cannot be used as a stage.
@@ -110,6 +108,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 struct FileStamp {
     path: PathBuf,
     len: u64,
+    device: u64,
     inode: u64,
     /// The inode change time: any write moves it, and unlike mtime it cannot be set back.
     changed: (i64, i64),
@@ -122,6 +121,7 @@ impl FileStamp {
         Some(FileStamp {
             path: std::fs::canonicalize(path).ok()?,
             len: meta.len(),
+            device: meta.dev(),
             inode: meta.ino(),
             changed: (meta.ctime(), meta.ctime_nsec()),
         })
@@ -136,6 +136,7 @@ pub struct Engine {
     loaded: Mutex<HashMap<String, Arc<StageComponent>>>,
     digests: Mutex<HashMap<FileStamp, String>>,
     max_concurrent_stages: u32,
+    slots: StageSlots,
     _epoch: EpochTicker,
 }
 
@@ -146,13 +147,7 @@ impl Engine {
             wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasmtime);
         host::add_to_linker(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        let cache =
-            ComponentCache::open(options.cache_dir.as_deref(), &wasmtime).map_err(|source| {
-                EngineError::Cache {
-                    path: options.cache_dir.clone().unwrap_or_default(),
-                    source,
-                }
-            })?;
+        let cache = ComponentCache::open(options.cache_dir.as_deref(), &wasmtime);
         let epoch = EpochTicker::start(wasmtime.clone());
         Ok(Engine {
             wasmtime,
@@ -161,12 +156,19 @@ impl Engine {
             loaded: Mutex::new(HashMap::new()),
             digests: Mutex::new(HashMap::new()),
             max_concurrent_stages: options.limits.max_concurrent_stages,
+            slots: StageSlots::new(options.limits.max_concurrent_stages),
             _epoch: epoch,
         })
     }
 
     pub fn wasmtime(&self) -> &wasmtime::Engine {
         &self.wasmtime
+    }
+
+    /// Takes one of the pool's instance slots for a stage, waiting while all are in use;
+    /// the slot is given back when the permit is dropped (after the stage's store).
+    pub fn stage_slot(&self) -> SlotPermit<'_> {
+        self.slots.acquire()
     }
 
     /// Stage instances the pool holds slots for.

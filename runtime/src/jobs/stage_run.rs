@@ -89,6 +89,8 @@ pub fn run_stage_then(
     inv: &StageInvocation<'_>,
     report: impl FnOnce(StageRunResult),
 ) {
+    // Declared before the store, so it is given back after the store is dropped.
+    let _slot = engine.stage_slot();
     let started = Instant::now();
     let mut store = match new_store(engine, inv) {
         Ok(s) => s,
@@ -145,14 +147,7 @@ pub fn run_stage_then(
                 truncate(&m, MAX_MESSAGE_BYTES),
             )),
             Err(Ended::Trapped(e)) => explain_error(e, &store, inv),
-            Err(Ended::NotInstantiated(e)) => match explain_error(e, &store, inv) {
-                Err(mut reason) if reason.kind == FailureKind::Trap => {
-                    reason.kind = FailureKind::Load;
-                    reason.message = format!("cannot instantiate: {}", reason.message);
-                    Err(reason)
-                }
-                other => other,
-            },
+            Err(Ended::NotInstantiated(e)) => Err(explain_instantiation_error(e, &store, inv)),
         },
     };
     let outcome = StageRunResult {
@@ -165,6 +160,9 @@ pub fn run_stage_then(
     // outcome is reported first so dependent stages need not wait for it.
     report(outcome);
     drop(store);
+    // A file operation the stage left in flight (it timed out) may still be running on the
+    // runtime's blocking pool; it is not waited for.
+    runtime.shutdown_timeout(Duration::from_millis(100));
 }
 
 /// Runs the stage to its end and returns how it ended.
@@ -172,6 +170,35 @@ pub fn run_stage(engine: &Engine, inv: &StageInvocation<'_>) -> StageRunResult {
     let mut outcome = None;
     run_stage_then(engine, inv, |o| outcome = Some(o));
     outcome.expect("run_stage_then always reports")
+}
+
+/// Why a stage could not be instantiated: the pool being full is the host's doing; anything
+/// else (a trap in its start code, exiting, a limit) is the component's.
+fn explain_instantiation_error(
+    e: wasmtime::Error,
+    store: &Store<StageState>,
+    inv: &StageInvocation<'_>,
+) -> FailureReason {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return FailureReason::new(
+            FailureKind::Host,
+            format!("no instance slot was free on this host: {e}"),
+        );
+    }
+    match explain_error(e, store, inv) {
+        Ok(()) => FailureReason::new(
+            FailureKind::Load,
+            "cannot instantiate: the component exited during instantiation, before `run`",
+        ),
+        Err(mut reason) if reason.kind == FailureKind::Trap => {
+            reason.kind = FailureKind::Load;
+            reason.message = format!("cannot instantiate: {}", reason.message);
+            reason
+        }
+        Err(reason) => reason,
+    }
 }
 
 /// How the instantiate-and-run future ended when it did not return normally.

@@ -146,35 +146,43 @@ impl JobSummary {
 /// `summary.json` while the job runs, rewritten at every transition. Creating a file per
 /// transition costs more than the stages of a small job, so two files are kept — the summary
 /// and `summary.json.next` — and each update writes the next version into the spare one and
-/// swaps the two names atomically (`renameat2(RENAME_EXCHANGE)`): a reader or a crash sees
-/// one whole version or the one before it.
+/// swaps the two names atomically (`renameat2(RENAME_EXCHANGE)`): a reader that opens the
+/// summary sees one whole version. Where the exchange is not possible, the spare is renamed
+/// over the summary (also atomic; the next update creates a new spare). The final version is
+/// always put in place by a rename, leaving `summary.json` alone.
 pub struct SummaryFile {
     path: PathBuf,
     spare_path: PathBuf,
-    /// Open handles on the inode named `path` and the one named `spare_path`.
-    current: std::fs::File,
+    /// An open handle on the inode named `spare_path`, when there is one.
     spare: Option<std::fs::File>,
 }
 
 impl SummaryFile {
     pub fn create(path: &Path, summary: &JobSummary) -> std::io::Result<SummaryFile> {
+        SummaryFile::create_with(path, &summary.to_json())
+    }
+
+    pub fn update(&mut self, summary: &JobSummary) -> std::io::Result<()> {
+        self.update_with(&summary.to_json())
+    }
+
+    /// Puts the final version in place and removes the spare.
+    pub fn finish(self, summary: &JobSummary) -> std::io::Result<()> {
+        self.finish_with(&summary.to_json())
+    }
+
+    fn create_with(path: &Path, text: &[u8]) -> std::io::Result<SummaryFile> {
         let current = std::fs::File::create(path)?;
-        write_whole(&current, &summary.to_json())?;
+        write_whole(&current, text)?;
         Ok(SummaryFile {
             path: path.to_path_buf(),
             spare_path: path.with_extension("json.next"),
-            current,
             spare: None,
         })
     }
 
-    pub fn update(&mut self, summary: &JobSummary) -> std::io::Result<()> {
-        let text = summary.to_json();
-        let spare = match self.spare.take() {
-            Some(f) => f,
-            None => std::fs::File::create(&self.spare_path)?,
-        };
-        write_whole(&spare, &text)?;
+    fn update_with(&mut self, text: &[u8]) -> std::io::Result<()> {
+        let spare = self.write_spare(text)?;
         let swapped = rustix::fs::renameat_with(
             rustix::fs::CWD,
             &self.spare_path,
@@ -183,25 +191,32 @@ impl SummaryFile {
             rustix::fs::RenameFlags::EXCHANGE,
         );
         match swapped {
+            // The spare's name now holds the previous version's inode: reopen it as the spare.
             Ok(()) => {
-                self.spare = Some(std::mem::replace(&mut self.current, spare));
+                drop(spare);
+                self.spare = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&self.spare_path)
+                    .ok();
                 Ok(())
             }
-            // A file system without the exchange: rewrite in place.
-            Err(_) => {
-                self.spare = Some(spare);
-                write_whole(&self.current, &text)
-            }
+            Err(_) => std::fs::rename(&self.spare_path, &self.path),
         }
     }
 
-    /// Writes the final version and removes the spare.
-    pub fn finish(mut self, summary: &JobSummary) -> std::io::Result<()> {
-        self.update(summary)?;
-        if self.spare.take().is_some() {
-            std::fs::remove_file(&self.spare_path)?;
-        }
-        Ok(())
+    fn finish_with(mut self, text: &[u8]) -> std::io::Result<()> {
+        drop(self.write_spare(text)?);
+        std::fs::rename(&self.spare_path, &self.path)
+    }
+
+    /// Writes `text` into the spare file (created if there is none) and returns its handle.
+    fn write_spare(&mut self, text: &[u8]) -> std::io::Result<std::fs::File> {
+        let spare = match self.spare.take() {
+            Some(f) => f,
+            None => std::fs::File::create(&self.spare_path)?,
+        };
+        write_whole(&spare, text)?;
+        Ok(spare)
     }
 }
 
@@ -209,4 +224,35 @@ fn write_whole(file: &std::fs::File, text: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     file.write_all_at(text, 0)?;
     file.set_len(text.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SummaryFile;
+
+    #[test]
+    fn updates_replace_the_summary_and_finish_leaves_only_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        let mut file =
+            SummaryFile::create_with(&path, b"version 1, the longest of them all").unwrap();
+        for v in 2..6 {
+            file.update_with(format!("version {v}").as_bytes()).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                format!("version {v}")
+            );
+        }
+        // Someone removes the summary while the job runs: the next update puts it back.
+        std::fs::remove_file(&path).unwrap();
+        file.update_with(b"version 6").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "version 6");
+        file.finish_with(b"final").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "final");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["summary.json"], "no spare is left behind");
+    }
 }
