@@ -62,6 +62,7 @@ pub fn print_table(rows: &[Row]) {
         if let Some(goal) = &r.goal {
             line.push_str(&format!("  (goal {goal})"));
         }
-        println!("{line}");
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), "{line}");
     }
 }

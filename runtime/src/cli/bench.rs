@@ -133,7 +133,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     ));
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        out!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         bench::print_table(&rows);
     }

@@ -17,22 +17,22 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
     let engine = Engine::new(EngineOptions::default())?;
     let inspection = engine.inspect(&args.component)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&inspection)?);
+        out!("{}", serde_json::to_string_pretty(&inspection)?);
     } else {
-        println!("component: {}", args.component.display());
-        println!("digest:    {}", inspection.digest);
-        println!("size:      {} bytes", inspection.size);
-        println!("imports:");
+        out!("component: {}", args.component.display());
+        out!("digest:    {}", inspection.digest);
+        out!("size:      {} bytes", inspection.size);
+        out!("imports:");
         for i in &inspection.world.imports {
-            println!("  {i}");
+            out!("  {i}");
         }
-        println!("exports:");
+        out!("exports:");
         for e in &inspection.world.exports {
-            println!("  {e}");
+            out!("  {e}");
         }
         match &inspection.stage_error {
-            None => println!("stage:     yes (targets ward:stage/stage)"),
-            Some(why) => println!("stage:     no: {why}"),
+            None => out!("stage:     yes (targets ward:stage/stage)"),
+            Some(why) => out!("stage:     no: {why}"),
         }
     }
     Ok(if inspection.stage_error.is_none() {

@@ -3,6 +3,14 @@
 //! Exit codes: 0 success; 1 the job ran and failed; 2 the input was wrong (pipeline,
 //! component, payload, arguments) and nothing ran.
 
+/// Prints a line to stdout, ignoring a closed pipe (`ward run ... | head` must not panic).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod inspect;
 mod progress;

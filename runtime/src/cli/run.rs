@@ -94,7 +94,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     drop(bars);
 
-    println!(
+    out!(
         "job {} {}",
         summary.job_id,
         match summary.status {
@@ -114,16 +114,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             StageStatus::Skipped => "skipped",
             _ => "not run",
         };
-        println!("  {:<16} {:<8} {:>8}", stage.name, status, time);
+        out!("  {:<16} {:<8} {:>8}", stage.name, status, time);
         if let Some(reason) = &stage.reason {
             for line in super::printable(&reason.to_string()).lines() {
-                println!("      {line}");
+                out!("      {line}");
             }
         }
     }
-    println!("results: {}", job_dir.join("results").display());
-    println!("logs:    {}", job_dir.join("logs").display());
-    println!("summary: {}", job_dir.join("summary.json").display());
+    out!("results: {}", job_dir.join("results").display());
+    out!("logs:    {}", job_dir.join("logs").display());
+    out!("summary: {}", job_dir.join("summary.json").display());
     Ok(if summary.status == JobStatus::Succeeded {
         0
     } else {

@@ -49,7 +49,7 @@ pub fn run(cmd: SampleCommand) -> anyhow::Result<i32> {
         bar.set_position(u64::from(done))
     })?;
     bar.finish_and_clear();
-    println!(
+    out!(
         "wrote {} CT slices of {}x{} to {} (study {})",
         summary.files.len(),
         summary.dims[0],

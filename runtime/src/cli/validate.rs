@@ -22,11 +22,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     let mut failed = false;
     for stage in &pipeline.stages {
         match engine.load_component(&stage.component.path, stage.component.digest.as_deref()) {
-            Ok(c) => println!("{:<16} {}  {}", stage.name, c.digest, c.path.display()),
+            Ok(c) => out!("{:<16} {}  {}", stage.name, c.digest, c.path.display()),
             Err(e) => {
                 eprintln!(
                     "{}: operator '{}': {e}",
-                    stage.component.location, stage.name
+                    stage.component.location,
+                    stage.name
                 );
                 failed = true;
             }
@@ -35,7 +36,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     if failed {
         return Ok(EXIT_BAD_INPUT);
     }
-    println!(
+    out!(
         "{}: valid ({} operators)",
         args.pipeline.display(),
         pipeline.stages.len()
