@@ -6,6 +6,7 @@
 //! ([`jobs`]), and the synthetic CT phantom ([`sample`]).
 
 pub mod bench;
+pub mod conformance;
 pub mod engine;
 pub mod host;
 pub mod jobs;

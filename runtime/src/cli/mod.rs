@@ -12,6 +12,7 @@ macro_rules! out {
 }
 
 mod bench;
+mod conformance;
 mod inspect;
 mod progress;
 mod run;
@@ -48,6 +49,9 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Show a component's imports, exports, size and digest, and whether it is a stage.
     Inspect(inspect::InspectArgs),
+    /// Check a component before publishing it: world, imports, runs on sample payloads,
+    /// determinism, payload untouched.
+    Conformance(conformance::ConformanceArgs),
     /// Measure compile, instantiate, pipeline and sandbox-vs-native figures.
     Bench(bench::BenchArgs),
     /// Write sample data.
@@ -67,6 +71,7 @@ pub fn main() -> i32 {
         Command::Inspect(args) => inspect::run(args),
         Command::Sample(cmd) => sample::run(cmd),
         Command::Bench(args) => bench::run(args),
+        Command::Conformance(args) => conformance::run(args),
     };
     match result {
         Ok(code) => code,

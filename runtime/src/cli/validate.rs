@@ -26,8 +26,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
             Err(e) => {
                 eprintln!(
                     "{}: operator '{}': {e}",
-                    stage.component.location,
-                    stage.name
+                    stage.component.location, stage.name
                 );
                 failed = true;
             }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod conformance;
 mod ct_pipeline;
 mod engine;
 mod real_dicom;

@@ -34,6 +34,7 @@ impl ward_stage_sdk::Guest for Misbehave {
             "env" => report_environment(),
             "unavailable" => report_unavailable(),
             "sleep" => sleep(),
+            "random" => write_random(),
             other => Err(invalid_input!("unknown behaviour '{other}'")),
         }
     }
@@ -70,7 +71,6 @@ fn inventory() -> Result<(), StageError> {
     let info = context::info();
     let report = serde_json::json!({
         "stage": info.stage,
-        "job": info.job_id,
         "tenant": info.tenant,
         "parameters": context::parameters(),
         "volumes": volumes,
@@ -108,6 +108,17 @@ fn count_files(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// Writes a number drawn from the host's randomness: results that differ from run to run.
+fn write_random() -> Result<(), StageError> {
+    use std::hash::{BuildHasher, Hasher};
+    let number = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let dir = ward_stage_sdk::results()?.path;
+    ward_stage_sdk::write_file(Path::new(&dir), "random.txt", number.to_string().as_bytes())?;
+    Ok(())
 }
 
 /// Sleeps for the `sleep-ms` parameter (default 200), then writes the inventory.
