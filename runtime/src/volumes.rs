@@ -117,6 +117,56 @@ pub fn plan_mounts(
     Ok(mounts)
 }
 
+/// Removes the symbolic links under `root` whose target leads out of `root` (absolute, or
+/// climbing above it with `..`), returning each (link, target). A stage can plant such a link
+/// in its results; the sandbox will not follow it, but the host, a later reader or an export
+/// might, so it does not outlive the stage.
+pub fn remove_escaping_symlinks(root: &Path) -> Result<Vec<(PathBuf, PathBuf)>, VolumeError> {
+    let mut found = Vec::new();
+    let mut entries = Vec::new();
+    if root.is_dir() {
+        collect(root, root, &mut entries).map_err(|source| VolumeError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?;
+    }
+    for rel in entries {
+        let path = root.join(&rel);
+        let Ok(target) = std::fs::read_link(&path) else {
+            continue;
+        };
+        if leaves_root(&rel, &target) {
+            std::fs::remove_file(&path).map_err(|source| VolumeError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            found.push((rel, target));
+        }
+    }
+    Ok(found)
+}
+
+/// Whether a link at `link` (relative to the root) with `target` resolves outside the root.
+fn leaves_root(link: &Path, target: &Path) -> bool {
+    use std::path::Component;
+    if target.is_absolute() {
+        return true;
+    }
+    // Depth of the link's directory below the root, then walk the target.
+    let mut depth = link.parent().map_or(0, |p| p.components().count()) as i64;
+    for c in target.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}
+
 /// A digest of a directory tree: every regular file's relative path and bytes, and every
 /// symlink's target, in sorted order. Two trees with the same digest hold the same files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -181,4 +231,38 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_that_climb_out_are_told_apart_from_links_within() {
+        let p = |s: &str| Path::new(s).to_path_buf();
+        assert!(leaves_root(&p("link"), &p("../x")));
+        assert!(leaves_root(&p("link"), &p("/etc/passwd")));
+        assert!(leaves_root(&p("a/link"), &p("../../x")));
+        assert!(leaves_root(&p("a/link"), &p("b/../../../x")));
+        assert!(!leaves_root(&p("a/link"), &p("../x")));
+        assert!(!leaves_root(&p("link"), &p("sub/file")));
+        assert!(!leaves_root(&p("a/b/link"), &p("./../c")));
+    }
+
+    #[test]
+    fn escaping_links_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/data"), b"x").unwrap();
+        std::os::unix::fs::symlink("../../../etc/passwd", dir.path().join("sub/out")).unwrap();
+        std::os::unix::fs::symlink("data", dir.path().join("sub/in")).unwrap();
+        let removed = remove_escaping_symlinks(dir.path()).unwrap();
+        assert_eq!(removed, vec![(p("sub/out"), p("../../../etc/passwd"))]);
+        assert!(std::fs::symlink_metadata(dir.path().join("sub/in")).is_ok());
+        assert!(std::fs::symlink_metadata(dir.path().join("sub/out")).is_err());
+
+        fn p(s: &str) -> PathBuf {
+            PathBuf::from(s)
+        }
+    }
 }

@@ -210,8 +210,18 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> anyh
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        if entry.file_type()?.is_dir() {
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
             collect(root, &path, out)?;
+        } else if kind.is_symlink() {
+            // A stage's symlink is compared by its target, never followed by the host.
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            let target = std::fs::read_link(&path)?.to_string_lossy().into_owned();
+            out.insert(rel, format!("symlink:{target}").into_bytes());
         } else {
             let rel = path
                 .strip_prefix(root)

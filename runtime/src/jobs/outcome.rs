@@ -40,6 +40,8 @@ pub enum FailureKind {
     Deadline,
     /// Its wasm stack overflowed.
     StackOverflow,
+    /// It left symbolic links in its results that lead out of them (they were removed).
+    Escape,
     /// It could not be loaded or instantiated.
     Load,
     /// The host could not prepare it (volumes, log file).

@@ -9,7 +9,9 @@ use crate::engine::{Engine, StageComponent};
 use crate::host::bindings::context::JobInfo;
 use crate::host::{ProgressFn, StageLog};
 use crate::pipeline::Pipeline;
-use crate::volumes::{plan_mounts, tree_digest, JobLayout, Mount, VolumeError, VolumeKind};
+use crate::volumes::{
+    plan_mounts, remove_escaping_symlinks, tree_digest, JobLayout, Mount, VolumeError, VolumeKind,
+};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -120,7 +122,10 @@ pub fn run_job(
             if running == 0 {
                 break;
             }
-            let (i, result, dropped) = done_rx.recv().expect("a running stage reports back");
+            let (i, mut result, dropped) = done_rx.recv().expect("a running stage reports back");
+            if let Some(reason) = remove_escapes(&mounts[i], &result) {
+                result.result = Err(reason);
+            }
             running -= 1;
             free += need(i);
             status[i] = if result.result.is_ok() {
@@ -211,6 +216,39 @@ fn run_and_report(
         );
         let _ = tx.send((i, StageRunResult::failed(reason), 0));
     }
+}
+
+/// Removes links leading out of a finished stage's outputs before anything downstream can
+/// read them; if there were any, returns the stage's failure.
+fn remove_escapes(mounts: &[Mount], result: &StageRunResult) -> Option<FailureReason> {
+    let mut found = Vec::new();
+    for m in mounts.iter().filter(|m| !m.read_only) {
+        match remove_escaping_symlinks(&m.host_path) {
+            Ok(links) => found.extend(links.into_iter().map(|(link, target)| {
+                format!(
+                    "{}/{} -> {}",
+                    m.guest_path,
+                    link.display(),
+                    target.display()
+                )
+            })),
+            Err(e) => found.push(format!("{} could not be checked: {e}", m.guest_path)),
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let mut message = format!(
+        "left symbolic links leading out of its results (removed): {}",
+        found.join(", ")
+    );
+    if let Err(earlier) = &result.result {
+        message.push_str(&format!(
+            "; the stage itself ended with: {}",
+            earlier.message
+        ));
+    }
+    Some(FailureReason::new(FailureKind::Escape, message))
 }
 
 /// Every stage's mounts; each dataset must be a directory.

@@ -169,13 +169,39 @@ fn the_payload_cannot_be_written_or_deleted() {
 
 #[test]
 fn paths_outside_the_volumes_cannot_be_read() {
-    let (summary, _jobs) = misbehave("escape", "");
-    let (_, message) = failure(&summary);
-    assert!(
-        !message.contains("ALLOWED"),
-        "an escape went through: {message}"
-    );
+    let (summary, jobs) = misbehave("escape", "");
+    let (kind, message) = failure(&summary);
+    // Every read and every link followed was refused.
+    let attempts = message
+        .split("escape attempts: ")
+        .nth(1)
+        .unwrap_or_default();
+    for attempt in attempts
+        .split("; ")
+        .filter(|a| a.starts_with("read") || a.starts_with("follow"))
+    {
+        assert!(
+            attempt.contains(": refused"),
+            "an escape went through: {attempt}"
+        );
+    }
     assert!(message.contains("read /etc/passwd: refused"), "{message}");
+    assert!(message.contains("read ../etc/passwd: refused"), "{message}");
+    // A link with a relative target can be planted, but not followed from inside ...
+    assert!(message.contains("plant up-link: ALLOWED"), "{message}");
+    assert!(message.contains("follow up-link: refused"), "{message}");
+    assert!(message.contains("plant abs-link: refused"), "{message}");
+    // ... and the host removes it and fails the stage, before anyone downstream sees it.
+    assert_eq!(kind, FailureKind::Escape, "{message}");
+    assert!(
+        message.contains("/results/up-link -> ../../../../../../../../etc/passwd"),
+        "{message}"
+    );
+    let results = jobs.path().join("job/results/victim/results");
+    assert!(
+        std::fs::symlink_metadata(results.join("up-link")).is_err(),
+        "the link is gone"
+    );
 }
 
 #[test]

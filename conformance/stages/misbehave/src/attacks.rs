@@ -66,9 +66,27 @@ pub fn write_payload() -> Result<(), StageError> {
     Err(failed!("write attempts: {}", refused.join("; ")))
 }
 
-/// Tries to leave its volumes with `..` and absolute paths.
+/// Tries to leave its volumes with `..`, absolute paths and symbolic links planted in its
+/// own results (relative and absolute targets), which it then follows.
 pub fn escape() -> Result<(), StageError> {
     let mut attempts = Vec::new();
+    let results = ward_stage_sdk::results()?.path;
+    for (dir, mount) in wasi::filesystem::preopens::get_directories() {
+        if mount.trim_end_matches('/') != results.trim_end_matches('/') {
+            continue;
+        }
+        for (name, target) in [
+            ("up-link", "../../../../../../../../etc/passwd"),
+            ("abs-link", "/etc/passwd"),
+        ] {
+            let planted = dir
+                .symlink_at(target, name)
+                .map_err(|e| std::io::Error::other(format!("{e:?}")));
+            attempts.push(format!("plant {name}: {}", outcome(planted)));
+            let followed = std::fs::read(Path::new(&results).join(name)).map(|_| ());
+            attempts.push(format!("follow {name}: {}", outcome(followed)));
+        }
+    }
     for target in [
         "/etc/passwd",
         "/payload/../../etc/passwd",
