@@ -38,6 +38,8 @@ pub enum FailureKind {
     MemoryLimit,
     /// It ran past `requests.timeout`.
     Deadline,
+    /// It held more open files, directories and streams than a stage may.
+    HandleLimit,
     /// Its wasm stack overflowed.
     StackOverflow,
     /// It left symbolic links in its results that lead out of them (they were removed).

@@ -267,7 +267,14 @@ fn explain_error(
             };
             (FailureKind::Trap, message)
         }
-        None => (FailureKind::Trap, format!("{e:#}")),
+        // Not a trap: an error a host function raised because of what the stage did.
+        None => match e.downcast_ref::<wasmtime::component::ResourceTableError>() {
+            Some(wasmtime::component::ResourceTableError::Full) => (
+                FailureKind::HandleLimit,
+                format!("handle limit: the stage held more than {MAX_HANDLES} open files, directories or streams at once"),
+            ),
+            _ => (FailureKind::Trap, e.root_cause().to_string()),
+        },
     };
     Err(FailureReason {
         kind,

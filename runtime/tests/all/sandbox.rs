@@ -472,3 +472,65 @@ operators:
     // The stage asked to sleep ten minutes; only that it did not is asserted.
     assert!(started.elapsed() < std::time::Duration::from_secs(120));
 }
+
+#[test]
+fn holding_thousands_of_files_open_is_refused_at_the_handle_bound() {
+    let (summary, _jobs) = misbehave("open-files", "");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::HandleLimit, "{message}");
+    assert!(
+        message.starts_with("handle limit: the stage held more than 4096"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_huge_log_message_is_cut_to_the_bound() {
+    let (summary, jobs) = misbehave("huge-log", "memory: 512Mi");
+    assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
+    let log = std::fs::read_to_string(jobs.path().join("job/logs/victim.log")).unwrap();
+    assert!(log.len() < 20_000, "the log holds {} bytes", log.len());
+    assert!(log.contains("bytes cut]"), "the cut is marked");
+}
+
+/// An honest job shares the engine with attacking ones and still gets its exact result.
+#[test]
+fn an_honest_job_is_unaffected_by_attacks_beside_it() {
+    let payload = tempdir();
+    ward::sample::ct_series::write_ct_series(
+        payload.path(),
+        &ward::sample::ct_series::CtSeriesOptions {
+            slices: 16,
+            size: 96,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    components_dir();
+    let example = repo_root().join("examples/ct-segmentation/pipeline.yaml");
+    let (alone, alone_jobs) = run_pipeline(&example, payload.path(), &[]);
+    assert_eq!(alone.status, JobStatus::Succeeded);
+    let attackers: Vec<_> = [
+        ("oom", "memory: 256Mi"),
+        ("spin", "timeout: 2s"),
+        ("flood", ""),
+        ("open-files", ""),
+        ("escape", ""),
+    ]
+    .into_iter()
+    .map(|(b, r)| std::thread::spawn(move || misbehave(b, r).0.status))
+    .collect();
+    let (beside, beside_jobs) = run_pipeline(&example, payload.path(), &[]);
+    for a in attackers {
+        a.join().expect("the host survives every attack");
+    }
+    assert_eq!(beside.status, JobStatus::Succeeded, "{beside:#?}");
+    let stats = |jobs: &tempfile::TempDir| {
+        std::fs::read(jobs.path().join("job/results/segment/labels/stats.json")).unwrap()
+    };
+    assert_eq!(
+        stats(&alone_jobs),
+        stats(&beside_jobs),
+        "the same statistics as when it ran alone"
+    );
+}

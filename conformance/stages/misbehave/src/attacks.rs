@@ -101,6 +101,29 @@ pub fn escape() -> Result<(), StageError> {
     Err(failed!("escape attempts: {}", attempts.join("; ")))
 }
 
+/// Opens files and keeps them open until the host refuses; fails with how many it got.
+pub fn hoard_handles() -> Result<(), StageError> {
+    let payload = ward_stage_sdk::payload()?.path;
+    let victim =
+        first_file(Path::new(&payload)).ok_or_else(|| failed!("no file in the payload"))?;
+    let mut hoard = Vec::new();
+    let refusal = loop {
+        match std::fs::File::open(&victim) {
+            Ok(f) if hoard.len() < 1_000_000 => hoard.push(f),
+            Ok(_) => break "never refused".to_string(),
+            Err(e) => break e.to_string(),
+        }
+    };
+    Err(failed!("opened {} files, then: {refusal}", hoard.len()))
+}
+
+/// Hands the host one 64 MiB log message, then succeeds.
+pub fn huge_log() -> Result<(), StageError> {
+    let message = "z".repeat(64 << 20);
+    ward_stage_sdk::context::log(ward_stage_sdk::Level::Info, &message);
+    Ok(())
+}
+
 /// Writes far more log and stdout than any budget allows, then succeeds.
 pub fn flood() -> Result<(), StageError> {
     let line = "x".repeat(1000);

@@ -31,6 +31,8 @@ impl ward_stage_sdk::Guest for Misbehave {
             "write-payload" => attacks::write_payload(),
             "escape" => attacks::escape(),
             "flood" => attacks::flood(),
+            "open-files" => attacks::hoard_handles(),
+            "huge-log" => attacks::huge_log(),
             "env" => report_environment(),
             "unavailable" => report_unavailable(),
             "sleep" => sleep(),
