@@ -43,6 +43,7 @@ pub fn wasmtime_config(limits: &EngineLimits) -> Config {
     pool.max_core_instances_per_component(16);
     pool.total_memories(stages * 4);
     pool.max_memories_per_component(4);
+    pool.max_memories_per_module(4);
     pool.total_tables(stages * 8);
     pool.max_tables_per_component(8);
     pool.max_memory_size(limits.max_memory_size);

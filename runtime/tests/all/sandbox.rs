@@ -534,3 +534,38 @@ fn an_honest_job_is_unaffected_by_attacks_beside_it() {
         "the same statistics as when it ran alone"
     );
 }
+
+/// Two memories, each under the cap, together over it: the cap holds in aggregate.
+#[test]
+fn the_memory_cap_holds_across_several_memories() {
+    let component = repo_root().join("conformance/stages/two-memories.wat");
+    let payload = small_payload();
+    let run = |memory: &str| {
+        let dir = tempdir();
+        let pipeline = write_pipeline(
+            dir.path(),
+            &format!(
+                "api-version: 0.1
+name: two-memories
+operators:
+  - name: victim
+    component: {{path: '{}'}}
+    requests: {{memory: {memory}}}
+",
+                component.display()
+            ),
+        );
+        run_pipeline(&pipeline, payload.path(), &[]).0
+    };
+    let capped = run("200Mi");
+    let (kind, message) = failure(&capped);
+    assert_eq!(kind, FailureKind::MemoryLimit, "{message}");
+    assert!(message.contains("over its cap of 200 MiB"), "{message}");
+    assert!(capped.stages[0].memory_peak_bytes.unwrap() <= 200 << 20);
+    let roomy = run("300Mi");
+    assert_eq!(
+        roomy.status,
+        JobStatus::Succeeded,
+        "both memories fit under 300 MiB: {roomy:#?}"
+    );
+}
