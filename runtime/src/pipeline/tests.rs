@@ -282,7 +282,36 @@ operators:
 /// error or a pipeline — never a panic. Longer, coverage-guided runs: `fuzz/` (cargo fuzz).
 #[test]
 fn corrupted_pipeline_files_never_panic() {
-    const PIECES: &[&str] = &[":", "- ", "{", "}", "[", "]", "\n", "  ", "&a ", "*a", "!!str ", "'", "\"", "#", "|\n", ">-\n", "~", "? ", ",", "\t", "\u{feff}", "é", "from: ", "../", "operators:\n", "0x", "1e999", "-"];
+    const PIECES: &[&str] = &[
+        ":",
+        "- ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\n",
+        "  ",
+        "&a ",
+        "*a",
+        "!!str ",
+        "'",
+        "\"",
+        "#",
+        "|\n",
+        ">-\n",
+        "~",
+        "? ",
+        ",",
+        "\t",
+        "\u{feff}",
+        "é",
+        "from: ",
+        "../",
+        "operators:\n",
+        "0x",
+        "1e999",
+        "-",
+    ];
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         seed ^= seed << 13;

@@ -569,3 +569,56 @@ operators:
         "both memories fit under 300 MiB: {roomy:#?}"
     );
 }
+
+#[test]
+fn a_huge_path_is_refused_not_a_crash() {
+    let (summary, _jobs) = misbehave("huge-path", "memory: 256Mi");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::StageError, "{message}");
+    assert!(message.contains("byte path: refused"), "{message}");
+}
+
+/// A stage cannot change or delete what an upstream stage wrote.
+#[test]
+fn upstream_results_cannot_be_written_or_deleted() {
+    let dir = tempdir();
+    let payload = small_payload();
+    let pipeline = write_pipeline(
+        dir.path(),
+        "api-version: 0.1
+name: upstream
+operators:
+  - name: upstream
+    component: {path: '{components}/misbehave.wasm'}
+  - name: victim
+    component: {path: '{components}/misbehave.wasm'}
+    parameters: {behaviour: write-payload}
+    input: [{from: upstream, path: /in}]
+",
+    );
+    let (summary, jobs) = run_pipeline(&pipeline, payload.path(), &[]);
+    let upstream = jobs.path().join("job/results/upstream/results");
+    let message = summary
+        .stage("victim")
+        .unwrap()
+        .reason
+        .as_ref()
+        .unwrap()
+        .message
+        .clone();
+    assert!(message.contains("create in /in: refused"), "{message}");
+    assert!(
+        message.contains("overwrite /in/inventory.json: refused"),
+        "{message}"
+    );
+    assert!(
+        message.contains("delete /in/inventory.json: refused"),
+        "{message}"
+    );
+    let inventory = read_json(&upstream.join("inventory.json"));
+    assert_eq!(
+        inventory["stage"], "upstream",
+        "the upstream's file is intact"
+    );
+    assert!(!upstream.join("planted.txt").exists());
+}

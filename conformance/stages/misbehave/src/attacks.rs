@@ -124,6 +124,18 @@ pub fn huge_log() -> Result<(), StageError> {
     Ok(())
 }
 
+/// Opens a file under a 16 MiB path; fails with what the host answered.
+pub fn huge_path() -> Result<(), StageError> {
+    let results = ward_stage_sdk::results()?.path;
+    let path = format!("{results}/{}", "d/".repeat(8 << 20));
+    let answer = std::fs::File::create(&path).map(|_| ());
+    Err(failed!(
+        "create under a {} byte path: {}",
+        path.len(),
+        outcome(answer)
+    ))
+}
+
 /// Writes far more log and stdout than any budget allows, then succeeds.
 pub fn flood() -> Result<(), StageError> {
     let line = "x".repeat(1000);

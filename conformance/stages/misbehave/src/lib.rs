@@ -33,6 +33,7 @@ impl ward_stage_sdk::Guest for Misbehave {
             "flood" => attacks::flood(),
             "open-files" => attacks::hoard_handles(),
             "huge-log" => attacks::huge_log(),
+            "huge-path" => attacks::huge_path(),
             "env" => report_environment(),
             "unavailable" => report_unavailable(),
             "sleep" => sleep(),
