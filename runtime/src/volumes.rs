@@ -117,6 +117,38 @@ pub fn plan_mounts(
     Ok(mounts)
 }
 
+/// What a stage's results hold: bytes of regular files, and entries (files, directories,
+/// links).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+/// The usage of every directory in `dirs`, together. Links are counted, never followed.
+pub fn usage(dirs: &[&Path]) -> Usage {
+    fn walk(dir: &Path, total: &mut Usage) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            total.entries += 1;
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => walk(&entry.path(), total),
+                Ok(t) if t.is_file() => {
+                    total.bytes += entry.metadata().map(|m| m.len()).unwrap_or(0)
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut total = Usage::default();
+    for dir in dirs {
+        walk(dir, &mut total);
+    }
+    total
+}
+
 /// Removes the symbolic links under `root` whose target leads out of `root` (absolute, or
 /// climbing above it with `..`), returning each (link, target). A stage can plant such a link
 /// in its results; the sandbox will not follow it, but the host, a later reader or an export

@@ -49,6 +49,8 @@ pub fn instantiate_time(
         mounts: &[],
         memory_cap: 64 << 20,
         timeout: Duration::from_secs(10),
+        disk_bytes: crate::pipeline::DEFAULT_DISK,
+        files: crate::pipeline::DEFAULT_FILES,
         log,
         progress: Arc::new(|_, _| {}),
     };

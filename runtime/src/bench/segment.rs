@@ -177,6 +177,8 @@ fn sandbox_once(
         mounts: &mounts,
         memory_cap: 4 << 30,
         timeout: Duration::from_secs(600),
+        disk_bytes: crate::pipeline::DEFAULT_DISK,
+        files: crate::pipeline::DEFAULT_FILES,
         log: Arc::new(StageLog::create(
             &scratch.join(format!("segment-{r}.log")),
             1 << 20,

@@ -38,6 +38,8 @@ pub enum FailureKind {
     MemoryLimit,
     /// It ran past `requests.timeout`.
     Deadline,
+    /// It wrote more to its results than `requests.disk` / `requests.files` allow.
+    DiskQuota,
     /// It held more open files, directories and streams than a stage may.
     HandleLimit,
     /// Its wasm stack overflowed.

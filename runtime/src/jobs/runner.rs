@@ -3,12 +3,12 @@
 //! the summary on disk current at every transition.
 
 use super::outcome::{FailureKind, FailureReason, StageStatus};
-use super::stage_run::{run_stage_then, StageInvocation, StageRunResult};
+use super::stage_run::{run_stage_then, Quota, StageInvocation, StageRunResult};
 use super::summary::{JobFailure, JobStatus, JobSummary, SummaryFile};
 use crate::engine::{Engine, StageComponent};
 use crate::host::bindings::context::JobInfo;
 use crate::host::{ProgressFn, StageLog};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, StageSpec};
 use crate::volumes::{
     plan_mounts, remove_escaping_symlinks, tree_digest, JobLayout, Mount, VolumeError, VolumeKind,
 };
@@ -123,7 +123,7 @@ pub fn run_job(
                 break;
             }
             let (i, mut result, dropped) = done_rx.recv().expect("a running stage reports back");
-            if let Some(reason) = remove_escapes(&mounts[i], &result) {
+            if let Some(reason) = check_results(&stages[i], &mounts[i], &result) {
                 result.result = Err(reason);
             }
             running -= 1;
@@ -218,9 +218,53 @@ fn run_and_report(
     }
 }
 
+/// Checks what a finished stage left in its results, before anything downstream reads them:
+/// links leading out are removed, and results over the quota are removed; either fails it.
+fn check_results(
+    spec: &StageSpec,
+    mounts: &[Mount],
+    result: &StageRunResult,
+) -> Option<FailureReason> {
+    let reason = remove_escapes(mounts).or_else(|| remove_over_quota(spec, mounts))?;
+    let mut message = reason.message;
+    if let Err(earlier) = &result.result {
+        if earlier.kind != reason.kind {
+            message.push_str(&format!(
+                "; the stage itself ended with: {}",
+                earlier.message
+            ));
+        }
+    }
+    Some(FailureReason::new(reason.kind, message))
+}
+
+/// Results over `requests.disk` / `requests.files` are not kept.
+fn remove_over_quota(spec: &StageSpec, mounts: &[Mount]) -> Option<FailureReason> {
+    let outputs: Vec<_> = mounts
+        .iter()
+        .filter(|m| !m.read_only)
+        .map(|m| m.host_path.clone())
+        .collect();
+    let quota = Quota {
+        outputs: outputs.clone(),
+        bytes: spec.requests.disk_bytes,
+        files: spec.requests.files,
+    };
+    let over = quota.exceeded()?;
+    for dir in &outputs {
+        if let Err(e) = std::fs::remove_dir_all(dir).and_then(|()| std::fs::create_dir_all(dir)) {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot remove results over quota");
+        }
+    }
+    Some(FailureReason::new(
+        FailureKind::DiskQuota,
+        format!("{over}; its results were removed"),
+    ))
+}
+
 /// Removes links leading out of a finished stage's outputs before anything downstream can
 /// read them; if there were any, returns the stage's failure.
-fn remove_escapes(mounts: &[Mount], result: &StageRunResult) -> Option<FailureReason> {
+fn remove_escapes(mounts: &[Mount]) -> Option<FailureReason> {
     let mut found = Vec::new();
     for m in mounts.iter().filter(|m| !m.read_only) {
         match remove_escaping_symlinks(&m.host_path) {
@@ -238,17 +282,13 @@ fn remove_escapes(mounts: &[Mount], result: &StageRunResult) -> Option<FailureRe
     if found.is_empty() {
         return None;
     }
-    let mut message = format!(
-        "left symbolic links leading out of its results (removed): {}",
-        found.join(", ")
-    );
-    if let Err(earlier) = &result.result {
-        message.push_str(&format!(
-            "; the stage itself ended with: {}",
-            earlier.message
-        ));
-    }
-    Some(FailureReason::new(FailureKind::Escape, message))
+    Some(FailureReason::new(
+        FailureKind::Escape,
+        format!(
+            "left symbolic links leading out of its results (removed): {}",
+            found.join(", ")
+        ),
+    ))
 }
 
 /// Every stage's mounts; each dataset must be a directory.
@@ -364,6 +404,8 @@ fn invocation<'a>(
         mounts,
         memory_cap: spec.requests.memory_bytes,
         timeout: spec.requests.timeout,
+        disk_bytes: spec.requests.disk_bytes,
+        files: spec.requests.files,
         log,
         progress,
     }

@@ -9,11 +9,11 @@ use crate::host::bindings::volumes::{Volume, VolumeKind as WitVolumeKind};
 use crate::host::stage_log::{truncate, MAX_MESSAGE_BYTES};
 use crate::host::{build_wasi, wasi::Preopen, ProgressFn, StageLimiter, StageLog, StageState};
 use crate::pipeline::quantity::format_bytes;
-use crate::volumes::{Mount, VolumeKind};
+use crate::volumes::{usage, Mount, Usage, VolumeKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
 /// Everything needed to run one stage once.
 pub struct StageInvocation<'a> {
@@ -25,8 +25,42 @@ pub struct StageInvocation<'a> {
     pub mounts: &'a [Mount],
     pub memory_cap: u64,
     pub timeout: Duration,
+    /// What the stage may leave in its results (`requests.disk`, `requests.files`).
+    pub disk_bytes: u64,
+    pub files: u64,
     pub log: Arc<StageLog>,
     pub progress: ProgressFn,
+}
+
+/// Epoch ticks between checks of a running stage's deadline and results quota.
+const CHECK_TICKS: u64 = 50;
+
+/// A stage's results quota, checked while it runs and when it ends.
+pub struct Quota {
+    pub outputs: Vec<std::path::PathBuf>,
+    pub bytes: u64,
+    pub files: u64,
+}
+
+/// A stage's results went over its quota.
+#[derive(Debug, thiserror::Error)]
+#[error("disk quota: the stage's results hold {} in {} entries, over its {} or {} entries (requests.disk, requests.files)", format_bytes(.usage.bytes), .usage.entries, format_bytes(*.bytes), .files)]
+pub struct QuotaExceeded {
+    pub usage: Usage,
+    pub bytes: u64,
+    pub files: u64,
+}
+
+impl Quota {
+    pub fn exceeded(&self) -> Option<QuotaExceeded> {
+        let dirs: Vec<&std::path::Path> = self.outputs.iter().map(|p| p.as_path()).collect();
+        let usage = usage(&dirs);
+        (usage.bytes > self.bytes || usage.entries > self.files).then_some(QuotaExceeded {
+            usage,
+            bytes: self.bytes,
+            files: self.files,
+        })
+    }
 }
 
 /// What running a stage measured, whatever the outcome.
@@ -77,8 +111,33 @@ pub fn new_store(
     };
     let mut store = Store::new(engine.wasmtime(), state);
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(EpochTicker::ticks_for(inv.timeout));
-    store.epoch_deadline_trap();
+    // Every CHECK_TICKS epochs (and at the deadline) the callback looks at the clock and at
+    // what the stage has written: a stage past its deadline is interrupted, one over its
+    // results quota is stopped before it fills the disk.
+    let deadline = Instant::now() + inv.timeout;
+    let quota = Quota {
+        outputs: inv
+            .mounts
+            .iter()
+            .filter(|m| !m.read_only)
+            .map(|m| m.host_path.clone())
+            .collect(),
+        bytes: inv.disk_bytes,
+        files: inv.files,
+    };
+    store.set_epoch_deadline(EpochTicker::ticks_for(inv.timeout).min(CHECK_TICKS));
+    store.epoch_deadline_callback(move |_| {
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        if let Some(over) = quota.exceeded() {
+            return Err(wasmtime::Error::new(over));
+        }
+        Ok(UpdateDeadline::Continue(
+            EpochTicker::ticks_for(deadline - now).min(CHECK_TICKS),
+        ))
+    });
     Ok(store)
 }
 
@@ -227,6 +286,13 @@ fn explain_error(
     let backtrace = e
         .downcast_ref::<wasmtime::WasmBacktrace>()
         .map(|bt| bt.to_string());
+    if let Some(over) = e.downcast_ref::<QuotaExceeded>() {
+        return Err(FailureReason {
+            kind: FailureKind::DiskQuota,
+            message: over.to_string(),
+            backtrace,
+        });
+    }
     let limiter = &store.data().limiter;
     let (kind, message) = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => (

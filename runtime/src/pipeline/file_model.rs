@@ -92,4 +92,10 @@ pub struct RequestsDef {
     pub gpu: Option<Spanned<String>>,
     #[serde(default)]
     pub timeout: Option<Spanned<String>>,
+    /// Bytes the stage may write to its results (e.g. 20Gi).
+    #[serde(default)]
+    pub disk: Option<Spanned<String>>,
+    /// Files the stage may write to its results.
+    #[serde(default)]
+    pub files: Option<Spanned<String>>,
 }

@@ -402,6 +402,35 @@ impl Validator {
                 }
             }
         }
+        if let Some(d) = &r.disk {
+            match parse_bytes(d) {
+                Ok(bytes) if bytes > 0 => out.disk_bytes = bytes,
+                Ok(_) => {
+                    let loc = self.loc(d);
+                    self.problem(loc, Some(op), "requests.disk must be above 0");
+                }
+                Err(why) => {
+                    let loc = self.loc(d);
+                    self.problem(loc, Some(op), format!("requests.disk {why}"));
+                }
+            }
+        }
+        if let Some(f) = &r.files {
+            match f.parse::<u64>() {
+                Ok(n) if n > 0 => out.files = n,
+                _ => {
+                    let loc = self.loc(f);
+                    self.problem(
+                        loc,
+                        Some(op),
+                        format!(
+                            "requests.files '{}' must be a whole number above 0",
+                            f.as_str()
+                        ),
+                    );
+                }
+            }
+        }
         if let Some(t) = &r.timeout {
             match parse_duration(t) {
                 Ok(d) if d.is_zero() || d > MAX_TIMEOUT => {

@@ -91,6 +91,10 @@ pub struct Requests {
     pub gpu: u32,
     #[serde(with = "duration_secs")]
     pub timeout: Duration,
+    /// Bytes the stage may leave in its results, all outputs together.
+    pub disk_bytes: u64,
+    /// Files (and directories) the stage may leave in its results.
+    pub files: u64,
 }
 
 impl Default for Requests {
@@ -100,6 +104,8 @@ impl Default for Requests {
             cpu: 1,
             gpu: 0,
             timeout: DEFAULT_TIMEOUT,
+            disk_bytes: DEFAULT_DISK,
+            files: DEFAULT_FILES,
         }
     }
 }
@@ -110,6 +116,10 @@ pub const DEFAULT_MEMORY: u64 = 1 << 30;
 pub const MAX_MEMORY: u64 = 4 << 30;
 /// A stage that names no `requests.timeout` is stopped after this long.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// What a stage may write to its results unless `requests.disk` / `requests.files` say
+/// otherwise.
+pub const DEFAULT_DISK: u64 = 10 << 30;
+pub const DEFAULT_FILES: u64 = 100_000;
 /// The longest deadline a pipeline may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 

@@ -622,3 +622,23 @@ operators:
     );
     assert!(!upstream.join("planted.txt").exists());
 }
+
+/// A stage writing without end is stopped at its results quota, and what it wrote is removed.
+#[test]
+fn a_stage_filling_the_disk_is_stopped_at_its_quota() {
+    let (summary, jobs) = misbehave("fill-disk", "disk: 20Mi");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::DiskQuota, "{message}");
+    assert!(message.contains("over its 20 MiB"), "{message}");
+    let left = ward::volumes::usage(&[&jobs.path().join("job/results/victim/results")]);
+    assert_eq!(left.entries, 0, "the results over quota were removed");
+}
+
+/// Too many files fail the stage when it ends, even if it finished before a check.
+#[test]
+fn a_stage_leaving_too_many_files_fails() {
+    let (summary, _jobs) = misbehave("many-files", "files: 1000");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::DiskQuota, "{message}");
+    assert!(message.contains("or 1000 entries"), "{message}");
+}

@@ -136,6 +136,27 @@ pub fn huge_path() -> Result<(), StageError> {
     ))
 }
 
+/// Writes 1 MiB files into its results without end.
+pub fn fill_disk() -> Result<(), StageError> {
+    let results = ward_stage_sdk::results()?.path;
+    let block = vec![0x5au8; 1 << 20];
+    for i in 0u64.. {
+        std::fs::write(Path::new(&results).join(format!("fill-{i}")), &block)
+            .map_err(|e| failed!("write {i} refused: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Creates 200,000 empty files in its results, then succeeds.
+pub fn many_files() -> Result<(), StageError> {
+    let results = ward_stage_sdk::results()?.path;
+    for i in 0..200_000u64 {
+        std::fs::write(Path::new(&results).join(format!("f{i}")), b"")
+            .map_err(|e| failed!("file {i} refused: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Writes far more log and stdout than any budget allows, then succeeds.
 pub fn flood() -> Result<(), StageError> {
     let line = "x".repeat(1000);

@@ -34,6 +34,8 @@ impl ward_stage_sdk::Guest for Misbehave {
             "open-files" => attacks::hoard_handles(),
             "huge-log" => attacks::huge_log(),
             "huge-path" => attacks::huge_path(),
+            "fill-disk" => attacks::fill_disk(),
+            "many-files" => attacks::many_files(),
             "env" => report_environment(),
             "unavailable" => report_unavailable(),
             "sleep" => sleep(),
