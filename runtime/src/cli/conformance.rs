@@ -16,6 +16,12 @@ pub struct ConformanceArgs {
     /// The time each run may take (its `requests.timeout`).
     #[arg(long, default_value = "60s")]
     timeout: String,
+    /// The bytes it may leave in its results (its `requests.disk`).
+    #[arg(long, default_value = "10Gi")]
+    disk: String,
+    /// The files it may leave in its results (its `requests.files`).
+    #[arg(long, default_value_t = 100_000)]
+    files: u64,
     /// A parameter for every run.
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     params: Vec<(String, String)>,
@@ -39,6 +45,17 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
+    let disk_bytes = match parse_bytes(&args.disk) {
+        Ok(b) if b > 0 => b,
+        Ok(_) => {
+            eprintln!("error: --disk must be above 0");
+            return Ok(EXIT_BAD_INPUT);
+        }
+        Err(why) => {
+            eprintln!("error: --disk {why}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
     if !args.component.is_file() {
         eprintln!(
             "error: {}: no such component file",
@@ -53,6 +70,8 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<i32> {
     let options = ConformanceOptions {
         memory_bytes,
         timeout,
+        disk_bytes,
+        files: args.files.max(1),
         parameters: args.params.into_iter().collect(),
         scratch: scratch.path().to_path_buf(),
     };

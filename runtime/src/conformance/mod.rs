@@ -23,6 +23,9 @@ use std::time::Duration;
 pub struct ConformanceOptions {
     pub memory_bytes: u64,
     pub timeout: Duration,
+    /// What it may leave in its results.
+    pub disk_bytes: u64,
+    pub files: u64,
     /// Parameters every run gets (as `ward run --param`).
     pub parameters: BTreeMap<String, String>,
     /// Where payloads and job directories are written.
@@ -54,7 +57,7 @@ pub fn check_component(
     for (name, payload) in payloads::write_all(&options.scratch)? {
         let first = run_once(engine, &pipeline, &payload, options, &format!("{name}-1"))?;
         let second = run_once(engine, &pipeline, &payload, options, &format!("{name}-2"))?;
-        report.push(ending_check(&name, &first.summary));
+        report.push(ending_check(&name, sample_is_valid(&name), &first.summary));
         report.push(determinism_check(&name, &first, &second)?);
         report.push(payload_check(&name, &payload, &first.summary)?);
     }
@@ -72,11 +75,13 @@ operators:
     component: {{path: '{}'}}
     input: [{{path: /payload}}]
     output: [{{name: results, path: /results}}]
-    requests: {{memory: '{}', timeout: '{}ms'}}
+    requests: {{memory: '{}', timeout: '{}ms', disk: '{}', files: '{}'}}
 ",
         component.display().to_string().replace('\'', "''"),
         options.memory_bytes,
-        options.timeout.as_millis()
+        options.timeout.as_millis(),
+        options.disk_bytes,
+        options.files
     );
     let path = options.scratch.join("pipeline.yaml");
     std::fs::write(&path, yaml)?;
@@ -114,8 +119,14 @@ fn run_once(
     })
 }
 
-/// How the stage ended: succeeding or a stage-error passes; a trap or a limit fails.
-fn ending_check(payload: &str, run: &JobSummary) -> Check {
+/// Whether a sample payload is valid input for an imaging stage (the CT series is).
+fn sample_is_valid(name: &str) -> bool {
+    name == "ct-series"
+}
+
+/// How the stage ended: succeeding or a stage-error passes (on the valid payload, only
+/// invalid-input); a trap or a limit fails.
+fn ending_check(payload: &str, valid_payload: bool, run: &JobSummary) -> Check {
     let stage = &run.stages[0];
     let figures = RunFigures {
         seconds: stage.duration_s.unwrap_or_default(),
@@ -130,6 +141,11 @@ fn ending_check(payload: &str, run: &JobSummary) -> Check {
         None => Check::pass(
             format!("{payload}: ends"),
             format!("succeeded in {measured}"),
+        ),
+        // On a valid payload only "this is not the input I need" is an acceptable answer.
+        Some(r) if r.kind == FailureKind::StageError && valid_payload => Check::fail(
+            format!("{payload}: ends"),
+            format!("failed on a valid payload: {}", first_line(&r.message)),
         ),
         Some(r) if matches!(r.kind, FailureKind::InvalidInput | FailureKind::StageError) => {
             Check::pass(

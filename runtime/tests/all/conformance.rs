@@ -61,6 +61,15 @@ fn the_reference_stages_pass() {
 fn misbehaving_components_fail_with_their_reason() {
     for (behaviour, extra, check, reason) in [
         ("panic", &[][..], "ct-series: ends", "trap: "),
+        ("trap", &[][..], "ct-series: ends", "trap: "),
+        ("exit", &[][..], "ct-series: ends", "exit: "),
+        ("recurse", &[][..], "ct-series: ends", "trap: "),
+        (
+            "recurse-native",
+            &[][..],
+            "ct-series: ends",
+            "stack-overflow: ",
+        ),
         (
             "oom",
             &["--memory", "64Mi"][..],
@@ -72,6 +81,32 @@ fn misbehaving_components_fail_with_their_reason() {
             &["--timeout", "300ms"][..],
             "ct-series: ends",
             "deadline: ",
+        ),
+        (
+            "sleep",
+            &["--timeout", "300ms", "--param", "sleep-ms=600000"][..],
+            "ct-series: ends",
+            "deadline: ",
+        ),
+        ("escape", &[][..], "ct-series: ends", "escape: "),
+        ("open-files", &[][..], "ct-series: ends", "handle-limit: "),
+        (
+            "fill-disk",
+            &["--disk", "20Mi"][..],
+            "ct-series: ends",
+            "disk-quota: ",
+        ),
+        (
+            "many-files",
+            &["--files", "1000"][..],
+            "ct-series: ends",
+            "disk-quota: ",
+        ),
+        (
+            "write-payload",
+            &[][..],
+            "ct-series: ends",
+            "failed on a valid payload: write attempts",
         ),
         (
             "random",
