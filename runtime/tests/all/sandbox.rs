@@ -510,19 +510,40 @@ fn an_honest_job_is_unaffected_by_attacks_beside_it() {
     let example = repo_root().join("examples/ct-segmentation/pipeline.yaml");
     let (alone, alone_jobs) = run_pipeline(&example, payload.path(), &[]);
     assert_eq!(alone.status, JobStatus::Succeeded);
-    let attackers: Vec<_> = [
-        ("oom", "memory: 256Mi"),
-        ("spin", "timeout: 2s"),
-        ("flood", ""),
-        ("open-files", ""),
-        ("escape", ""),
-    ]
-    .into_iter()
-    .map(|(b, r)| std::thread::spawn(move || misbehave(b, r).0.status))
-    .collect();
+    // (behaviour, requests, whether the attack's own job fails)
+    let attacks = [
+        ("oom", "memory: 256Mi", true),
+        ("spin", "timeout: 2s", true),
+        ("sleep", "timeout: 1s", true),
+        ("flood", "", false),
+        ("open-files", "", true),
+        ("escape", "", true),
+        ("fill-disk", "disk: 20Mi", true),
+        ("recurse", "", true),
+        ("recurse-native", "", true),
+        ("panic", "", true),
+        ("write-payload", "", true),
+        ("huge-log", "memory: 512Mi", false),
+    ];
+    let attackers: Vec<_> = attacks
+        .into_iter()
+        .map(|(b, r, fails)| {
+            (
+                b,
+                fails,
+                std::thread::spawn(move || misbehave(b, r).0.status),
+            )
+        })
+        .collect();
     let (beside, beside_jobs) = run_pipeline(&example, payload.path(), &[]);
-    for a in attackers {
-        a.join().expect("the host survives every attack");
+    for (behaviour, fails, attacker) in attackers {
+        let status = attacker.join().expect("the host survives every attack");
+        let expected = if fails {
+            JobStatus::Failed
+        } else {
+            JobStatus::Succeeded
+        };
+        assert_eq!(status, expected, "{behaviour}");
     }
     assert_eq!(beside.status, JobStatus::Succeeded, "{beside:#?}");
     let stats = |jobs: &tempfile::TempDir| {
