@@ -514,7 +514,6 @@ fn an_honest_job_is_unaffected_by_attacks_beside_it() {
     let attacks = [
         ("oom", "memory: 256Mi", true),
         ("spin", "timeout: 2s", true),
-        ("sleep", "timeout: 1s", true),
         ("flood", "", false),
         ("open-files", "", true),
         ("escape", "", true),
