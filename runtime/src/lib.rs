@@ -3,10 +3,9 @@
 //! The runtime library behind the `ward` binary: the wasmtime engine and sandbox
 //! ([`engine`]), the host side of the `ward:stage` contract ([`host`]), pipeline files
 //! ([`pipeline`]), the volumes a stage sees ([`volumes`]), job execution and records
-//! ([`jobs`]), and the synthetic CT phantom ([`sample`]).
+//! ([`jobs`]), and the synthetic CT phantom ([`sample`]). The harnesses behind `ward bench`
+//! and `ward conformance` are part of the binary, at the command-line edge.
 
-pub mod bench;
-pub mod conformance;
 pub mod engine;
 pub mod host;
 pub mod jobs;

@@ -8,7 +8,7 @@ mod segment;
 pub mod stats;
 
 pub use pipeline::{compile_times, instantiate_time, trivial_pipeline_time};
-pub use segment::{segment_sandbox_vs_native, SegmentComparison};
+pub use segment::segment_sandbox_vs_native;
 
 use serde::Serialize;
 

@@ -1,14 +1,14 @@
 //! Compile, instantiate and end-to-end figures.
 
 use super::stats::{summarize, time_n, Summary};
-use crate::engine::Engine;
-use crate::host::bindings::context::JobInfo;
-use crate::host::StageLog;
-use crate::jobs::stage_run::{new_store, StageInvocation};
-use crate::jobs::{new_job_id, run_job, JobRequest, NoObserver};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use ward::engine::Engine;
+use ward::host::bindings::context::JobInfo;
+use ward::host::StageLog;
+use ward::jobs::stage_run::{new_store, StageInvocation};
+use ward::jobs::{new_job_id, run_job, JobRequest, NoObserver};
 
 /// Cranelift compile time of each component (no cache).
 pub fn compile_times(
@@ -49,8 +49,8 @@ pub fn instantiate_time(
         mounts: &[],
         memory_cap: 64 << 20,
         timeout: Duration::from_secs(10),
-        disk_bytes: crate::pipeline::DEFAULT_DISK,
-        files: crate::pipeline::DEFAULT_FILES,
+        disk_bytes: ward::pipeline::DEFAULT_DISK,
+        files: ward::pipeline::DEFAULT_FILES,
         log,
         progress: Arc::new(|_, _| {}),
     };
@@ -108,7 +108,7 @@ operators:
     );
     let pipeline_file = scratch.join("trivial.yaml");
     std::fs::write(&pipeline_file, yaml)?;
-    let pipeline = crate::pipeline::load(&pipeline_file)?;
+    let pipeline = ward::pipeline::load(&pipeline_file)?;
     let payload = scratch.join("payload");
     std::fs::create_dir_all(&payload)?;
     std::fs::write(payload.join("input.txt"), b"trivial payload")?;

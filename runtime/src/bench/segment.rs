@@ -3,18 +3,18 @@
 //! and the statistics.
 
 use super::stats::{summarize, Summary};
-use crate::engine::{Engine, StageComponent};
-use crate::host::bindings::context::JobInfo;
-use crate::host::StageLog;
-use crate::jobs::stage_run::{run_stage, StageInvocation};
-use crate::sample::phantom::hu_at;
-use crate::volumes::{Mount, VolumeKind};
 use imaging::raw_io;
 use imaging::segmentation::{segment, Params};
 use imaging::Volume;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use ward::engine::{Engine, StageComponent};
+use ward::host::bindings::context::JobInfo;
+use ward::host::StageLog;
+use ward::jobs::stage_run::{run_stage, StageInvocation};
+use ward::sample::phantom::hu_at;
+use ward::volumes::{Mount, VolumeKind};
 
 /// One run's time, split where the stage reports progress: reading the volume (with
 /// instantiation, in the sandbox), computing, and writing the results.
@@ -177,8 +177,8 @@ fn sandbox_once(
         mounts: &mounts,
         memory_cap: 4 << 30,
         timeout: Duration::from_secs(600),
-        disk_bytes: crate::pipeline::DEFAULT_DISK,
-        files: crate::pipeline::DEFAULT_FILES,
+        disk_bytes: ward::pipeline::DEFAULT_DISK,
+        files: ward::pipeline::DEFAULT_FILES,
         log: Arc::new(StageLog::create(
             &scratch.join(format!("segment-{r}.log")),
             1 << 20,

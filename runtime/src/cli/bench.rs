@@ -1,8 +1,8 @@
 //! `ward bench`: Ward's speed figures, each beside its goal or a baseline from the same run.
 //! Run it from a release build: `cargo run --release -p ward -- bench`.
 
+use crate::bench::{self, Row};
 use std::path::PathBuf;
-use ward::bench::{self, Row};
 use ward::engine::{Engine, EngineOptions};
 
 #[derive(clap::Args)]

@@ -1,8 +1,8 @@
 //! `ward conformance COMPONENT.wasm`: the verdict a vendor runs before publishing.
 
 use super::{parse_key_value, EXIT_BAD_INPUT, EXIT_FAILED};
+use crate::conformance::{check_component, ConformanceOptions};
 use std::path::PathBuf;
-use ward::conformance::{check_component, ConformanceOptions};
 use ward::engine::{Engine, EngineOptions};
 use ward::pipeline::quantity::{parse_bytes, parse_duration};
 

@@ -2,22 +2,22 @@
 //! that the component targets `ward:stage/stage` and imports only what Ward grants, then runs
 //! it through the real runtime on sample payloads — a generated CT series, an empty payload
 //! and a payload without DICOM — twice each: it must not trap or hit a limit on any of them
-//! (a stage-error is a fine answer to a bad payload), must give byte-identical results on
-//! both runs, and must leave the payload as it was.
+//! (a stage-error is a fine answer to a bad payload; on the CT series only invalid-input is),
+//! must give byte-identical results on both runs, and must leave the payload as it was.
 
 mod payloads;
 mod report;
 
 pub use report::{Check, Report, RunFigures};
 
-use crate::engine::Engine;
-use crate::jobs::{new_job_id, run_job, FailureKind, JobRequest, JobSummary, NoObserver};
-use crate::pipeline::quantity::format_bytes;
-use crate::volumes::tree_digest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use ward::engine::Engine;
+use ward::jobs::{new_job_id, run_job, FailureKind, JobRequest, JobSummary, NoObserver};
+use ward::pipeline::quantity::format_bytes;
+use ward::volumes::tree_digest;
 
 /// What the component is run with.
 pub struct ConformanceOptions {
@@ -103,7 +103,7 @@ fn run_once(
 ) -> anyhow::Result<Run> {
     let job_dir = options.scratch.join("jobs").join(job);
     let request = JobRequest {
-        pipeline: crate::pipeline::load(pipeline)?,
+        pipeline: ward::pipeline::load(pipeline)?,
         payload: payload.to_path_buf(),
         job_dir: job_dir.clone(),
         job_id: new_job_id(),
@@ -244,7 +244,7 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> anyh
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .into_owned();
-            let digest = crate::engine::sha256_digest(&std::fs::read(&path)?);
+            let digest = ward::engine::sha256_digest(&std::fs::read(&path)?);
             out.insert(rel, digest.into_bytes());
         }
     }

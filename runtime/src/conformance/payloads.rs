@@ -1,7 +1,7 @@
 //! The sample payloads a component is run on.
 
-use crate::sample::ct_series::{write_ct_series, CtSeriesOptions};
 use std::path::{Path, PathBuf};
+use ward::sample::ct_series::{write_ct_series, CtSeriesOptions};
 
 /// Writes the payloads under `scratch`: (name, directory) pairs.
 pub fn write_all(scratch: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
