@@ -11,6 +11,44 @@ pub use pipeline::{compile_times, instantiate_time, trivial_pipeline_time};
 pub use segment::segment_sandbox_vs_native;
 
 use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use ward::engine::StageComponent;
+use ward::host::bindings::context::JobInfo;
+use ward::host::{ProgressFn, StageLog};
+use ward::jobs::stage_run::StageInvocation;
+use ward::volumes::Mount;
+
+/// A stage run for measurement: a "bench" job, no parameters, the default results quota and
+/// a 10-minute deadline.
+fn invocation<'a>(
+    component: &'a StageComponent,
+    mounts: &'a [Mount],
+    memory_cap: u64,
+    log: Arc<StageLog>,
+    progress: ProgressFn,
+) -> StageInvocation<'a> {
+    StageInvocation {
+        component,
+        info: JobInfo {
+            job_id: "bench".into(),
+            pipeline: "bench".into(),
+            stage: "bench".into(),
+            tenant: "bench".into(),
+            attempt: 1,
+        },
+        parameters: Vec::new(),
+        env: Vec::new(),
+        args: vec!["bench".into()],
+        mounts,
+        memory_cap,
+        timeout: Duration::from_secs(600),
+        disk_bytes: ward::pipeline::DEFAULT_DISK,
+        files: ward::pipeline::DEFAULT_FILES,
+        log,
+        progress,
+    }
+}
 
 /// One line of the report.
 #[derive(Debug, Clone, Serialize)]

@@ -5,9 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use ward::engine::Engine;
-use ward::host::bindings::context::JobInfo;
 use ward::host::StageLog;
-use ward::jobs::stage_run::{new_store, StageInvocation};
+use ward::jobs::stage_run::new_store;
 use ward::jobs::{new_job_id, run_job, JobRequest, NoObserver};
 
 /// Cranelift compile time of each component (no cache).
@@ -34,26 +33,7 @@ pub fn instantiate_time(
 ) -> anyhow::Result<(Summary, Summary)> {
     let loaded = engine.load_component(component, None)?;
     let log = Arc::new(StageLog::create(&scratch.join("bench.log"), 1 << 20)?);
-    let invocation = StageInvocation {
-        component: &loaded,
-        info: JobInfo {
-            job_id: "bench".into(),
-            pipeline: "bench".into(),
-            stage: "bench".into(),
-            tenant: "bench".into(),
-            attempt: 1,
-        },
-        parameters: Vec::new(),
-        env: Vec::new(),
-        args: Vec::new(),
-        mounts: &[],
-        memory_cap: 64 << 20,
-        timeout: Duration::from_secs(10),
-        disk_bytes: ward::pipeline::DEFAULT_DISK,
-        files: ward::pipeline::DEFAULT_FILES,
-        log,
-        progress: Arc::new(|_, _| {}),
-    };
+    let invocation = super::invocation(&loaded, &[], 64 << 20, log, Arc::new(|_, _| {}));
     let store_time = time_n(10, iterations, || {
         new_store(engine, &invocation).expect("a store");
     });

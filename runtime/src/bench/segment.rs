@@ -10,9 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ward::engine::{Engine, StageComponent};
-use ward::host::bindings::context::JobInfo;
-use ward::host::StageLog;
-use ward::jobs::stage_run::{run_stage, StageInvocation};
+use ward::host::{ProgressFn, StageLog};
+use ward::jobs::stage_run::run_stage;
 use ward::sample::phantom::hu_at;
 use ward::volumes::{Mount, VolumeKind};
 
@@ -162,37 +161,20 @@ fn sandbox_once(
             read_only: false,
         },
     ];
-    let invocation = StageInvocation {
-        component,
-        info: JobInfo {
-            job_id: "bench".into(),
-            pipeline: "bench".into(),
-            stage: "segment".into(),
-            tenant: "bench".into(),
-            attempt: 1,
-        },
-        parameters: Vec::new(),
-        env: Vec::new(),
-        args: vec!["segment".into()],
-        mounts: &mounts,
-        memory_cap: 4 << 30,
-        timeout: Duration::from_secs(600),
-        disk_bytes: ward::pipeline::DEFAULT_DISK,
-        files: ward::pipeline::DEFAULT_FILES,
-        log: Arc::new(StageLog::create(
-            &scratch.join(format!("segment-{r}.log")),
-            1 << 20,
-        )?),
-        progress: {
-            let marks = marks.clone();
-            Arc::new(move |fraction, _| {
-                marks
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((started.elapsed(), fraction))
-            })
-        },
+    let log = Arc::new(StageLog::create(
+        &scratch.join(format!("segment-{r}.log")),
+        1 << 20,
+    )?);
+    let progress: ProgressFn = {
+        let marks = marks.clone();
+        Arc::new(move |fraction, _| {
+            marks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((started.elapsed(), fraction))
+        })
     };
+    let invocation = super::invocation(component, &mounts, 4 << 30, log, progress);
     let result = run_stage(engine, &invocation);
     let total = started.elapsed();
     if let Err(reason) = result.result {
