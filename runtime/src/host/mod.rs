@@ -2,7 +2,7 @@
 //! `volumes` interfaces, the restricted WASI a stage gets, and its captured output.
 
 pub mod bindings;
-mod context;
+pub(crate) mod context;
 mod limiter;
 pub mod stage_log;
 mod stdio;

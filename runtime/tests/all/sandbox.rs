@@ -490,7 +490,19 @@ fn a_huge_log_message_is_cut_to_the_bound() {
     assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
     let log = std::fs::read_to_string(jobs.path().join("job/logs/victim.log")).unwrap();
     assert!(log.len() < 20_000, "the log holds {} bytes", log.len());
-    assert!(log.contains("bytes cut]"), "the cut is marked");
+    assert_eq!(
+        log.matches("bytes cut]").count(),
+        1,
+        "the cut is marked once"
+    );
+    assert!(
+        log.contains(&format!(
+            "[{} bytes cut]",
+            (64 << 20) - ward::host::stage_log::MAX_MESSAGE_BYTES
+        )),
+        "{}",
+        &log[log.len().saturating_sub(200)..]
+    );
 }
 
 /// An honest job shares the engine with attacking ones and still gets its exact result.
