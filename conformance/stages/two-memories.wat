@@ -2,7 +2,7 @@
 ;; over it together. The cap must hold in aggregate. (WAT: Rust has no way to declare two
 ;; memories.) It returns ok when both grows succeed and traps when one is refused.
 (component
-  (import "ward:stage/types@0.1.0" (instance $types
+  (import "ward:stage/types@0.2.0" (instance $types
     (type $se (variant (case "invalid-input" string) (case "failed" string)))
     (export "stage-error" (type (eq $se)))))
   (alias export $types "stage-error" (type $stage-error))

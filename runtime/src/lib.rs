@@ -2,13 +2,14 @@
 //!
 //! The runtime library behind the `ward` binary: the wasmtime engine and sandbox
 //! ([`engine`]), the host side of the `ward:stage` contract ([`host`]), pipeline files
-//! ([`pipeline`]), the volumes a stage sees ([`volumes`]), job execution and records
-//! ([`jobs`]), and the synthetic CT phantom ([`sample`]). The harnesses behind `ward bench`
+//! ([`pipeline`]), the volumes a stage sees ([`volumes`]), streaming channels between
+//! stages ([`ports`]), job execution and records ([`jobs`]), and the synthetic CT phantom ([`sample`]). The harnesses behind `ward bench`
 //! and `ward conformance` are part of the binary, at the command-line edge.
 
 pub mod engine;
 pub mod host;
 pub mod jobs;
 pub mod pipeline;
+pub mod ports;
 pub mod sample;
 pub mod volumes;

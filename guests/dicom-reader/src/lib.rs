@@ -5,11 +5,16 @@
 //!   file does; skipped files are listed in `skipped_files`.
 //! - `series-uid`: the series to read; by default the one with the most slices (the others
 //!   are listed in `other_series`).
+//!
+//! When the operator declares an output port `slices`, the series is also streamed on it
+//! (`ward/ct-slice-v1`: header, then the axial slices in order) before the volume is written.
 
 use imaging::dicom_series::{self, BadFilePolicy, DicomError, Observer, ReadOptions};
-use imaging::raw_io;
+use imaging::raw_io::{self, VolumeHeader};
 use std::path::PathBuf;
 use ward_stage_sdk::{self as sdk, log_info, log_warn, Guest, StageError};
+
+mod stream;
 
 struct DicomReader;
 
@@ -22,6 +27,8 @@ impl Guest for DicomReader {
         let series_uid = sdk::param_opt("series-uid")
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
+        // Checked before reading, so a port declared with another format fails at once.
+        let streaming = stream::wanted()?;
         let payload = PathBuf::from(sdk::payload()?.path);
         let out = PathBuf::from(sdk::results()?.path);
 
@@ -48,8 +55,14 @@ impl Guest for DicomReader {
             series.skipped.len(),
             series.other_series.len()
         );
+        let extra = series.header_extra();
+        if streaming {
+            let mut header = VolumeHeader::of(v);
+            header.extra = extra.clone();
+            stream::send_series(v, &header)?;
+        }
         sdk::progress(1.0, "writing volume");
-        raw_io::write_volume(&out, "volume", v, series.header_extra())
+        raw_io::write_volume(&out, "volume", v, extra)
             .map_err(|e| StageError::Failed(e.to_string()))?;
         Ok(())
     }

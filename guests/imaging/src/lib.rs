@@ -5,6 +5,7 @@
 //! DICOM reading is behind the `dicom` feature so the host's path dependency stays light.
 
 pub mod components;
+pub mod ct_slice;
 #[cfg(feature = "dicom")]
 pub mod dicom_series;
 pub mod image;
@@ -14,6 +15,7 @@ pub mod raw_io;
 pub mod reformat;
 pub mod render;
 pub mod segmentation;
+pub mod smooth;
 pub mod stats;
 pub mod threshold;
 pub mod volume;

@@ -112,6 +112,27 @@ impl VolumeHeader {
             extra: serde_json::Map::new(),
         }
     }
+
+    /// Why the geometry cannot describe a volume, if it cannot: a zero or overflowing
+    /// dimension, or a spacing that is not a positive number. Headers from files and from
+    /// stream messages are checked alike.
+    pub fn check_geometry(&self) -> Result<(), String> {
+        if self.dims.contains(&0) {
+            return Err(format!("dims {:?} has a zero", self.dims));
+        }
+        if self
+            .dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .is_none()
+        {
+            return Err(format!("dims {:?} overflow", self.dims));
+        }
+        if self.spacing.iter().any(|&s| !(s.is_finite() && s > 0.0)) {
+            return Err(format!("spacing {:?} must be positive", self.spacing));
+        }
+        Ok(())
+    }
 }
 
 /// Paths of `<dir>/<stem>.json` and `<dir>/<stem>.raw`.
@@ -133,27 +154,12 @@ pub fn read_header(path: &Path) -> Result<VolumeHeader, RawIoError> {
             path: path.to_owned(),
             source,
         })?;
-    let bad = |reason: String| RawIoError::Geometry {
-        path: path.to_owned(),
-        reason,
-    };
-    if header.dims.contains(&0) {
-        return Err(bad(format!("dims {:?} has a zero", header.dims)));
-    }
-    if header
-        .dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .is_none()
-    {
-        return Err(bad(format!("dims {:?} overflow", header.dims)));
-    }
-    if header.spacing.iter().any(|&s| !(s.is_finite() && s > 0.0)) {
-        return Err(bad(format!(
-            "spacing {:?} must be positive",
-            header.spacing
-        )));
-    }
+    header
+        .check_geometry()
+        .map_err(|reason| RawIoError::Geometry {
+            path: path.to_owned(),
+            reason,
+        })?;
     Ok(header)
 }
 

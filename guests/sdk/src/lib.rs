@@ -17,7 +17,8 @@
 //! ```
 //!
 //! Stages never hard-code volume paths: they ask [`volumes::mounted`] (or the helpers here,
-//! which do).
+//! which do). Streaming ports are opened with [`open_input`] / [`open_output`]; a port's
+//! errors become stage errors naming it with [`OnPort::on_port`].
 
 // Lets the generated code and the exported macro name this crate the same way from inside
 // it and from stage crates.
@@ -47,10 +48,15 @@ pub use volumes::{Volume, VolumeKind};
 
 mod logging;
 mod params;
+mod streams;
 mod vols;
 
 pub use logging::{log, progress};
 pub use params::{param, param_choice, param_opt};
+pub use streams::{
+    declared_port, describe_port_error, expect_message_type, has_input, has_output, open_input,
+    open_output, port_failed, OnPort,
+};
 pub use vols::{datasets, input_containing, inputs_from_stages, payload, results, write_file};
 
 /// `StageError::Failed` with a formatted message.

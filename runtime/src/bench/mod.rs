@@ -1,13 +1,16 @@
 //! `ward bench`: the figures Ward's speed goals are stated in, each measured against a
 //! baseline in the same run — compile time of each stage component, cached instantiation,
-//! a trivial three-stage pipeline end to end, and the `segment` stage in the sandbox against
-//! the same `imaging` code compiled natively.
+//! a trivial three-stage pipeline end to end, the `segment` stage in the sandbox against
+//! the same `imaging` code compiled natively, and port throughput between two stages against
+//! a native bounded channel.
 
 mod pipeline;
+mod ports;
 mod segment;
 pub mod stats;
 
 pub use pipeline::{compile_times, instantiate_time, trivial_pipeline_time};
+pub use ports::{ports_throughput, rate};
 pub use segment::segment_sandbox_vs_native;
 
 use serde::Serialize;
@@ -47,6 +50,7 @@ fn invocation<'a>(
         files: ward::pipeline::DEFAULT_FILES,
         log,
         progress,
+        ports: None,
     }
 }
 

@@ -19,6 +19,12 @@ pub struct BenchArgs {
     /// Repeats of the segment comparison.
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Messages per run of the ports throughput figure (each --port-message bytes).
+    #[arg(long, default_value_t = 1024)]
+    port_messages: u64,
+    /// Bytes per message of the ports throughput figure.
+    #[arg(long, default_value_t = 1 << 20)]
+    port_message: u64,
     /// Iterations of the instantiate and pipeline figures.
     #[arg(long, default_value_t = 500)]
     iterations: usize,
@@ -131,6 +137,29 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         cmp.sandbox_memory_peak as f64 / (1 << 20) as f64,
         "MiB",
     ));
+
+    let ports = bench::ports_throughput(
+        &engine,
+        &component("port_probe"),
+        args.port_message,
+        args.port_messages,
+        args.repeats,
+        scratch.path(),
+    )?;
+    let gbps = |s: &bench::stats::Summary| bench::rate(ports.bytes_per_run, s.median_us) / 1e9;
+    rows.push(
+        Row::new(
+            format!(
+                "ports: {} x {} KiB messages between two stages, median",
+                args.port_messages,
+                args.port_message / 1024
+            ),
+            gbps(&ports.ward),
+            "GB/s",
+        )
+        .baseline("native bounded channel", gbps(&ports.native))
+        .goal(">= 2 GB/s"),
+    );
 
     if args.json {
         out!("{}", serde_json::to_string_pretty(&rows)?);

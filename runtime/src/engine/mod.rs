@@ -12,7 +12,9 @@ pub use config::EngineLimits;
 pub use epoch::{EpochTicker, EPOCH_PERIOD};
 pub use slots::SlotPermit;
 use slots::StageSlots;
-pub use world::{check_world, ComponentWorld, WorldMismatch, CONTRACT_VERSION};
+pub use world::{
+    check_world, ComponentWorld, WorldMismatch, CONTRACT_VERSION, CONTRACT_VERSION_TEXT,
+};
 
 use crate::host::{self, StagePre, StageState};
 use cache::ComponentCache;

@@ -6,7 +6,9 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
 
 /// The contract version this host implements (the `wit/` package version).
-pub const CONTRACT_VERSION: (u64, u64, u64) = (0, 1, 0);
+pub const CONTRACT_VERSION: (u64, u64, u64) = (0, 2, 0);
+/// The same version as written in interface names (`ward:stage/ports@0.2.0`).
+pub const CONTRACT_VERSION_TEXT: &str = "0.2.0";
 
 /// Interfaces a stage may import, by package prefix, with the versions granted.
 const GRANTED_WASI: &[&str] = &[
@@ -125,13 +127,21 @@ mod tests {
 
     #[test]
     fn imports() {
-        assert!(check_import("ward:stage/context@0.1.0").is_ok());
+        assert!(check_import("ward:stage/context@0.2.0").is_ok());
+        assert!(check_import("ward:stage/context@0.1.0").is_err());
         assert!(check_import("wasi:filesystem/types@0.2.3").is_ok());
         assert!(check_import("wasi:sockets/tcp@0.2.0").is_err());
         assert!(check_import("wasi:http/outgoing-handler@0.2.0").is_err());
-        assert!(check_import("ward:stage/context@0.2.0").is_err());
-        assert!(check_import("ward:stage/secrets@0.1.0").is_err());
+        assert!(check_import("ward:stage/context@0.3.0").is_err());
+        assert!(check_import("ward:stage/secrets@0.2.0").is_err());
         assert!(check_import("acme:evil/thing").is_err());
         assert!(check_import("wasi:cli/environment@0.3.0").is_err());
+    }
+
+    #[test]
+    fn the_contract_version_is_the_wit_package_version() {
+        assert_eq!(parse_version(CONTRACT_VERSION_TEXT), Some(CONTRACT_VERSION));
+        let wit = include_str!("../../../wit/stage.wit");
+        assert!(wit.contains(&format!("package ward:stage@{CONTRACT_VERSION_TEXT};")));
     }
 }

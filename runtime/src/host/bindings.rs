@@ -6,9 +6,15 @@ wasmtime::component::bindgen!({
     // `run` is called asynchronously so the wall-clock deadline also ends a stage that is
     // blocked in a host call (WASI poll, sleep); the contract's own imports stay synchronous.
     exports: { default: async },
+    // A port call may wait for a peer; it waits as a future, so the deadline still applies,
+    // and it may end the stage (a deadlock) with a trap.
+    imports: {
+        "ward:stage/ports.[method]input-port.recv": async | trappable,
+        "ward:stage/ports.[method]output-port.send": async | trappable,
+    },
     with: {
-        "ward:stage/ports.input-port": super::unavailable::InputPortHandle,
-        "ward:stage/ports.output-port": super::unavailable::OutputPortHandle,
+        "ward:stage/ports.input-port": super::ports::InputPort,
+        "ward:stage/ports.output-port": super::ports::OutputPort,
         "ward:stage/gpu.buffer": super::unavailable::BufferHandle,
         "ward:stage/gpu.module": super::unavailable::ModuleHandle,
     },

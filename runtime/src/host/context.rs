@@ -3,6 +3,7 @@
 use super::bindings::context::{Host, JobInfo, Level};
 use super::stage_log::truncate;
 use super::StageState;
+use crate::engine::CONTRACT_VERSION_TEXT;
 use wasmtime::component::{Linker, WasmStr};
 use wasmtime::StoreContextMut;
 
@@ -24,7 +25,7 @@ fn level_tag(level: Level) -> &'static str {
 /// at most the log's message bound, not the whole message.
 pub fn link_log_in_place(linker: &mut Linker<StageState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let mut context = linker.instance("ward:stage/context@0.1.0")?;
+    let mut context = linker.instance(&format!("ward:stage/context@{CONTRACT_VERSION_TEXT}"))?;
     context.func_wrap(
         "log",
         |store: StoreContextMut<'_, StageState>, (level, message): (Level, WasmStr)| {

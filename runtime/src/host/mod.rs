@@ -4,6 +4,7 @@
 pub mod bindings;
 pub(crate) mod context;
 mod limiter;
+pub mod ports;
 pub mod stage_log;
 mod stdio;
 mod unavailable;
@@ -35,6 +36,7 @@ pub struct StageState {
     pub volumes: Vec<Volume>,
     pub log: Arc<StageLog>,
     pub progress: ProgressFn,
+    pub ports: ports::StagePorts,
 }
 
 impl WasiView for StageState {

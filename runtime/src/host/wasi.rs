@@ -53,6 +53,7 @@ pub fn add_to_linker(linker: &mut Linker<StageState>) -> wasmtime::Result<()> {
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
     super::Stage::add_to_linker::<T, HasSelf<T>>(l, |t| t)?;
     super::context::link_log_in_place(l)?;
+    super::ports::link_send_in_place(l)?;
     Ok(())
 }
 

@@ -44,6 +44,8 @@ pub enum FailureKind {
     HandleLimit,
     /// Its wasm stack overflowed.
     StackOverflow,
+    /// It waited on a port for stages that waited on it: none could go on.
+    Deadlock,
     /// It left symbolic links in its results that lead out of them (they were removed).
     Escape,
     /// It could not be loaded or instantiated.

@@ -1,6 +1,6 @@
 //! The job runner: loads every component first, then runs stages whose inputs are ready
-//! concurrently (bounded by CPU slots), skips the dependents of a failed stage, and keeps
-//! the summary on disk current at every transition.
+//! concurrently (bounded by CPU slots; stages joined by ports start together), skips the
+//! dependents of a failed stage, and keeps the summary on disk current at every transition.
 
 use super::outcome::{FailureKind, FailureReason, StageStatus};
 use super::stage_run::{run_stage_then, Quota, StageInvocation, StageRunResult};
@@ -9,6 +9,7 @@ use crate::engine::{Engine, StageComponent};
 use crate::host::bindings::context::JobInfo;
 use crate::host::{ProgressFn, StageLog};
 use crate::pipeline::{Pipeline, StageSpec};
+use crate::ports::PortNetwork;
 use crate::volumes::{
     plan_mounts, remove_escaping_symlinks, tree_digest, JobLayout, Mount, VolumeError, VolumeKind,
 };
@@ -65,58 +66,79 @@ pub fn run_job(
     let slots = req
         .cpu_slots
         .clamp(1, (engine.max_concurrent_stages() / 2).max(1));
-    let need = |i: usize| stages[i].requests.cpu.clamp(1, slots);
+    let need = |i: usize| i64::from(stages[i].requests.cpu.clamp(1, slots));
     let mut status = vec![StageStatus::Pending; stages.len()];
-    let mut free = slots;
+    let mut free = i64::from(slots);
     let (done_tx, done_rx) = mpsc::channel::<(usize, StageRunResult, u64)>();
+    let network = PortNetwork::new(&req.pipeline);
+    // A stage that failed only because a port peer failed: the job's failure if no stage
+    // failed of itself.
+    let mut peer_caused: Option<JobFailure> = None;
 
     std::thread::scope(|scope| {
         let mut running = 0;
         loop {
-            for i in 0..stages.len() {
-                let ready = status[i] == StageStatus::Pending
-                    && stages[i]
-                        .depends_on
-                        .iter()
-                        .all(|&d| status[d] == StageStatus::Succeeded);
-                if !ready || need(i) > free {
+            for first in 0..stages.len() {
+                // A stage starts with every stage joined to it by ports, once all of them
+                // have their volumes. A set wider than the CPU slots starts alone.
+                let group: Vec<usize> = std::iter::once(first)
+                    .chain(stages[first].port_peers.iter().copied())
+                    .collect();
+                let ready = group.iter().all(|&g| {
+                    status[g] == StageStatus::Pending
+                        && stages[g]
+                            .depends_on
+                            .iter()
+                            .all(|&d| status[d] == StageStatus::Succeeded)
+                });
+                let group_need: i64 = group.iter().map(|&g| need(g)).sum();
+                if !ready || (group_need > free && running > 0) {
                     continue;
                 }
-                free -= need(i);
-                running += 1;
-                status[i] = StageStatus::Running;
-                let record = &mut summary.stages[i];
-                record.status = StageStatus::Running;
-                record.started_at_s = Some(started.elapsed().as_secs_f64());
-                update_summary(&mut summary_file, &summary);
-                observer.stage_started(&stages[i].name);
+                for i in group {
+                    free -= need(i);
+                    running += 1;
+                    status[i] = StageStatus::Running;
+                    let record = &mut summary.stages[i];
+                    record.status = StageStatus::Running;
+                    record.started_at_s = Some(started.elapsed().as_secs_f64());
+                    update_summary(&mut summary_file, &summary);
+                    observer.stage_started(&stages[i].name);
 
-                let log = match prepare_stage(&mounts[i], &layout.log_path(&stages[i].name)) {
-                    Ok(log) => log,
-                    Err(reason) => {
-                        // Reported like any other ending, on the next turn of the loop.
+                    let log = match prepare_stage(&mounts[i], &layout.log_path(&stages[i].name)) {
+                        Ok(log) => log,
+                        Err(reason) => {
+                            if let Some(network) = &network {
+                                network.finish(i, Some(&reason.message));
+                            }
+                            // Reported like any other ending, on the next turn of the loop.
+                            let _ = done_tx.send((i, StageRunResult::failed(reason), 0));
+                            continue;
+                        }
+                    };
+                    let mut invocation =
+                        invocation(req, i, &components[i], &mounts[i], log.clone(), &observer);
+                    invocation.ports = network.clone().map(|n| (n, i));
+                    let tx = done_tx.clone();
+                    let stage_span =
+                        tracing::info_span!(parent: &job_span, "stage", stage = %stages[i].name);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("stage-{}", stages[i].name))
+                        .stack_size(STAGE_THREAD_STACK)
+                        .spawn_scoped(scope, move || {
+                            let _span = stage_span.enter();
+                            run_and_report(engine, &invocation, &log, i, &tx);
+                        });
+                    if let Err(e) = spawned {
+                        let reason = FailureReason::new(
+                            FailureKind::Host,
+                            format!("cannot start the stage's thread: {e}"),
+                        );
+                        if let Some(network) = &network {
+                            network.finish(i, Some(&reason.message));
+                        }
                         let _ = done_tx.send((i, StageRunResult::failed(reason), 0));
-                        continue;
                     }
-                };
-                let invocation =
-                    invocation(req, i, &components[i], &mounts[i], log.clone(), &observer);
-                let tx = done_tx.clone();
-                let stage_span =
-                    tracing::info_span!(parent: &job_span, "stage", stage = %stages[i].name);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("stage-{}", stages[i].name))
-                    .stack_size(STAGE_THREAD_STACK)
-                    .spawn_scoped(scope, move || {
-                        let _span = stage_span.enter();
-                        run_and_report(engine, &invocation, &log, i, &tx);
-                    });
-                if let Err(e) = spawned {
-                    let reason = FailureReason::new(
-                        FailureKind::Host,
-                        format!("cannot start the stage's thread: {e}"),
-                    );
-                    let _ = done_tx.send((i, StageRunResult::failed(reason), 0));
                 }
             }
             if running == 0 {
@@ -141,12 +163,22 @@ pub fn run_job(
             record.log_dropped_bytes = dropped;
             if let Err(reason) = result.result {
                 record.reason = Some(reason.clone());
-                if summary.failure.is_none() {
-                    summary.failure = Some(JobFailure {
-                        stage: Some(stages[i].name.clone()),
-                        reason,
-                    });
+                let failure = JobFailure {
+                    stage: Some(stages[i].name.clone()),
+                    reason,
+                };
+                let after_peer = network
+                    .as_ref()
+                    .and_then(|n| n.peer_failure_seen(i))
+                    .is_some();
+                if after_peer {
+                    peer_caused.get_or_insert(failure);
+                } else if summary.failure.is_none() {
+                    summary.failure = Some(failure);
                 }
+            }
+            if let Some(network) = &network {
+                summary.ports = network.stats();
             }
             let skipped = if status[i] == StageStatus::Failed {
                 skip_dependents(&mut summary, &mut status, req, i)
@@ -160,6 +192,9 @@ pub fn run_job(
         }
     });
 
+    if summary.failure.is_none() {
+        summary.failure = peer_caused;
+    }
     let after = tree_digest(&req.payload)?;
     if after != summary.payload.before && summary.failure.is_none() {
         summary.failure = Some(JobFailure {
@@ -408,6 +443,7 @@ fn invocation<'a>(
         files: spec.requests.files,
         log,
         progress,
+        ports: None,
     }
 }
 
@@ -421,28 +457,42 @@ fn skip_dependents(
 ) -> Vec<String> {
     let stages = &req.pipeline.stages;
     let mut skipped = Vec::new();
-    // Stages are in topological order, so one forward pass reaches every descendant.
-    for j in failed + 1..stages.len() {
-        let blocked_by = stages[j]
-            .depends_on
-            .iter()
-            .find(|&&d| d == failed || status[d] == StageStatus::Skipped);
-        if status[j] == StageStatus::Pending {
-            if let Some(&d) = blocked_by {
-                status[j] = StageStatus::Skipped;
-                if let Some(record) = summary.stage_mut(&stages[j].name) {
-                    record.status = StageStatus::Skipped;
-                    record.reason = Some(FailureReason::new(
-                        FailureKind::UpstreamFailed,
-                        format!(
-                            "not run: upstream stage '{}' did not succeed",
-                            stages[d].name
-                        ),
-                    ));
+    // Repeated until nothing changes: a skipped stage skips its port peers (they cannot run
+    // without it), which may come earlier in the order.
+    loop {
+        let before = skipped.len();
+        for j in 0..stages.len() {
+            let blocked_by = stages[j]
+                .depends_on
+                .iter()
+                .chain(&stages[j].port_peers)
+                .find(|&&d| d == failed || status[d] == StageStatus::Skipped);
+            if status[j] == StageStatus::Pending {
+                if let Some(&d) = blocked_by {
+                    status[j] = StageStatus::Skipped;
+                    if let Some(record) = summary.stage_mut(&stages[j].name) {
+                        record.status = StageStatus::Skipped;
+                        record.reason = Some(FailureReason::new(
+                            FailureKind::UpstreamFailed,
+                            if stages[j].port_peers.contains(&d) {
+                                format!(
+                                    "not run: stage '{}', joined to it by ports, did not run",
+                                    stages[d].name
+                                )
+                            } else {
+                                format!(
+                                    "not run: upstream stage '{}' did not succeed",
+                                    stages[d].name
+                                )
+                            },
+                        ));
+                    }
+                    skipped.push(stages[j].name.clone());
                 }
-                skipped.push(stages[j].name.clone());
             }
         }
+        if skipped.len() == before {
+            return skipped;
+        }
     }
-    skipped
 }

@@ -6,9 +6,11 @@ use crate::engine::{Engine, EpochTicker, StageComponent};
 use crate::host::bindings::context::JobInfo;
 use crate::host::bindings::types::StageError;
 use crate::host::bindings::volumes::{Volume, VolumeKind as WitVolumeKind};
+use crate::host::ports::{Deadlock, StagePorts};
 use crate::host::stage_log::{truncate, MAX_MESSAGE_BYTES};
 use crate::host::{build_wasi, wasi::Preopen, ProgressFn, StageLimiter, StageLog, StageState};
 use crate::pipeline::quantity::format_bytes;
+use crate::ports::PortNetwork;
 use crate::volumes::{usage, Mount, Usage, VolumeKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +32,8 @@ pub struct StageInvocation<'a> {
     pub files: u64,
     pub log: Arc<StageLog>,
     pub progress: ProgressFn,
+    /// The job's port channels and this stage's number in them, when it has ports.
+    pub ports: Option<(Arc<PortNetwork>, usize)>,
 }
 
 /// Epoch ticks between checks of a running stage's deadline and results quota.
@@ -108,6 +112,10 @@ pub fn new_store(
         volumes: inv.mounts.iter().map(wit_volume).collect(),
         log: inv.log.clone(),
         progress: inv.progress.clone(),
+        ports: match &inv.ports {
+            Some((network, stage)) => StagePorts::of(network.clone(), *stage),
+            None => StagePorts::none(),
+        },
     };
     let mut store = Store::new(engine.wasmtime(), state);
     store.limiter(|s| &mut s.limiter);
@@ -209,6 +217,11 @@ pub fn run_stage_then(
             Err(Ended::NotInstantiated(e)) => Err(explain_instantiation_error(e, &store, inv)),
         },
     };
+    // Peers learn how this stage ended before anything else happens: readers see the end of
+    // its streams, or its failure.
+    if let Some((network, stage)) = &inv.ports {
+        network.finish(*stage, result.as_ref().err().map(|r| r.message.as_str()));
+    }
     let outcome = StageRunResult {
         result,
         instantiate_time,
@@ -286,6 +299,13 @@ fn explain_error(
     let backtrace = e
         .downcast_ref::<wasmtime::WasmBacktrace>()
         .map(|bt| bt.to_string());
+    if let Some(Deadlock(why)) = e.downcast_ref::<Deadlock>() {
+        return Err(FailureReason {
+            kind: FailureKind::Deadlock,
+            message: why.clone(),
+            backtrace,
+        });
+    }
     if let Some(over) = e.downcast_ref::<QuotaExceeded>() {
         return Err(FailureReason {
             kind: FailureKind::DiskQuota,

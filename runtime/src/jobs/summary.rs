@@ -3,6 +3,7 @@
 
 use super::outcome::{FailureReason, StageStatus};
 use super::request::JobRequest;
+use crate::ports::PortStats;
 use crate::volumes::{JobLayout, TreeDigest};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -31,7 +32,11 @@ pub struct JobSummary {
     /// Job-level parameter overrides (`--param`).
     pub parameters: BTreeMap<String, String>,
     pub stages: Vec<StageRecord>,
-    /// The first stage that failed, and why.
+    /// What each port channel carried (empty when the pipeline has no ports).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortStats>,
+    /// The stage whose failure failed the job, and why: the first that failed of itself
+    /// rather than because a port peer failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<JobFailure>,
 }
@@ -98,6 +103,7 @@ impl JobSummary {
                 after: None,
             },
             parameters: req.parameters.clone(),
+            ports: Vec::new(),
             stages: req
                 .pipeline
                 .stages

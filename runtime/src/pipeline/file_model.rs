@@ -31,6 +31,9 @@ pub struct OperatorDef {
     pub input: Vec<Spanned<InputDef>>,
     #[serde(default)]
     pub output: Vec<Spanned<OutputDef>>,
+    /// Streaming ports: channels to and from stages that run at the same time.
+    #[serde(default)]
+    pub ports: Option<Spanned<PortsDef>>,
     #[serde(default)]
     pub requests: Option<Spanned<RequestsDef>>,
     /// Operator parameters, overriding the pipeline's.
@@ -98,4 +101,45 @@ pub struct RequestsDef {
     /// Files the stage may write to its results.
     #[serde(default)]
     pub files: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PortsDef {
+    #[serde(default, rename = "in")]
+    pub inputs: Vec<Spanned<InPortDef>>,
+    #[serde(default, rename = "out")]
+    pub outputs: Vec<Spanned<OutPortDef>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct InPortDef {
+    /// The port's name as this stage opens it.
+    pub name: Spanned<String>,
+    /// The operator that writes into it.
+    pub from: Spanned<String>,
+    /// The writer's output port; defaults to `name`.
+    #[serde(default)]
+    pub port: Option<Spanned<String>>,
+    /// The message type this stage expects; must match the writer's when both are given.
+    #[serde(default, rename = "type")]
+    pub message_type: Option<Spanned<String>>,
+    /// `true` on every entry of a port that several operators write into.
+    #[serde(default)]
+    pub fan_in: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OutPortDef {
+    pub name: Spanned<String>,
+    #[serde(default, rename = "type")]
+    pub message_type: Option<Spanned<String>>,
+    /// Messages a channel to one reader holds before `send` blocks.
+    #[serde(default)]
+    pub capacity: Option<Spanned<String>>,
+    /// The largest message, e.g. 16Mi.
+    #[serde(default)]
+    pub max_message: Option<Spanned<String>>,
 }

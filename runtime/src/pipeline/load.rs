@@ -7,6 +7,7 @@ use super::error::{PipelineError, Problem};
 use super::file_model::{ComponentDef, InputDef, OperatorDef, PipelineFile, RequestsDef};
 use super::graph::order_stages;
 use super::model::*;
+use super::ports::{group_ports, InPortDraft};
 use super::quantity::{parse_bytes, parse_duration};
 use marked_yaml::{LoaderOptions, Spanned};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -35,6 +36,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(".")),
         problems: Vec::new(),
+        out_port_locations: HashMap::new(),
     };
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let node = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
@@ -110,10 +112,12 @@ fn load_error_message(e: &marked_yaml::LoadError) -> String {
     }
 }
 
-struct Validator {
+pub(super) struct Validator {
     file: PathBuf,
     base_dir: PathBuf,
     problems: Vec<Problem>,
+    /// Where each (operator, output port) was declared.
+    pub(super) out_port_locations: HashMap<(String, String), Location>,
 }
 
 /// What validation learnt of one operator before the graph is built.
@@ -123,6 +127,8 @@ struct Draft {
     spec: StageSpec,
     /// Upstream operator names, with where each was written.
     from: Vec<(String, Location)>,
+    /// Input port entries, resolved once every operator is known.
+    ports_in: Vec<InPortDraft>,
 }
 
 impl Validator {
@@ -134,14 +140,19 @@ impl Validator {
         }
     }
 
-    fn loc<T>(&self, spanned: &Spanned<T>) -> Location {
+    pub(super) fn loc<T>(&self, spanned: &Spanned<T>) -> Location {
         match spanned.span().start() {
             Some(m) => self.at(m.line(), m.column()),
             None => self.at(1, 1),
         }
     }
 
-    fn problem(&mut self, location: Location, operator: Option<&str>, message: impl Into<String>) {
+    pub(super) fn problem(
+        &mut self,
+        location: Location,
+        operator: Option<&str>,
+        message: impl Into<String>,
+    ) {
         self.problems.push(Problem {
             location,
             operator: operator.map(str::to_owned),
@@ -198,8 +209,17 @@ impl Validator {
         for draft in drafts.iter_mut() {
             self.resolve_inputs(draft, &file.operators[draft.index], &outputs);
         }
+        let port_drafts: Vec<(usize, Vec<InPortDraft>)> = drafts
+            .iter_mut()
+            .enumerate()
+            .map(|(i, d)| (i, std::mem::take(&mut d.ports_in)))
+            .collect();
+        let (mut specs, froms): (Vec<StageSpec>, Vec<_>) =
+            drafts.into_iter().map(|d| (d.spec, d.from)).unzip();
+        self.connect_ports(&mut specs, port_drafts);
         let problems_before_graph = self.problems.len();
-        let stages = order_stages(drafts.into_iter().map(|d| (d.spec, d.from)).collect());
+        let stages = order_stages(specs.into_iter().zip(froms).collect())
+            .and_then(|mut stages| group_ports(&mut stages).map(|()| stages));
         match stages {
             Ok(stages) if problems_before_graph == self.problems.len() => Some(Pipeline {
                 name: file.name.to_string(),
@@ -286,6 +306,7 @@ impl Validator {
         for input in &op.input {
             self.guest_path(&input.path, &name, &mut guest_paths);
         }
+        let (ports_in, ports_out) = self.ports(op.ports.as_ref(), &name);
         Draft {
             index,
             spec: StageSpec {
@@ -300,8 +321,12 @@ impl Validator {
                 env,
                 args: op.args.iter().map(|a| a.to_string()).collect(),
                 depends_on: Vec::new(),
+                ports_in: Vec::new(),
+                ports_out,
+                port_peers: Vec::new(),
             },
             from: Vec::new(),
+            ports_in,
         }
     }
 
@@ -667,7 +692,7 @@ impl Validator {
 }
 
 /// Names become directory names on the host, so they are kept to a safe alphabet.
-fn check_identifier(name: &str) -> Result<(), String> {
+pub(super) fn check_identifier(name: &str) -> Result<(), String> {
     let ok_start = name
         .chars()
         .next()

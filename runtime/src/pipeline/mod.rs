@@ -5,11 +5,14 @@ mod file_model;
 mod graph;
 mod load;
 mod model;
+mod ports;
 pub mod quantity;
 
 pub use error::{PipelineError, Problem};
 pub use load::{load, parse};
 pub use model::*;
 
+#[cfg(test)]
+mod ports_tests;
 #[cfg(test)]
 mod tests;

@@ -48,9 +48,57 @@ pub struct StageSpec {
     pub parameters: BTreeMap<String, String>,
     pub env: BTreeMap<String, String>,
     pub args: Vec<String>,
-    /// Indices (into `Pipeline::stages`) of the stages this one reads from.
+    /// Indices (into `Pipeline::stages`) of the stages whose results volumes this one reads.
     pub depends_on: Vec<usize>,
+    /// Streaming inputs, in file order (entries of a fan-in port merged).
+    pub ports_in: Vec<PortInSpec>,
+    /// Streaming outputs, in file order.
+    pub ports_out: Vec<PortOutSpec>,
+    /// Indices of the other stages joined to this one by ports, directly or through others:
+    /// they all run at the same time.
+    pub port_peers: Vec<usize>,
 }
+
+/// One end of a port connection: an operator and its port's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortEnd {
+    pub stage: String,
+    pub port: String,
+}
+
+impl std::fmt::Display for PortEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.stage, self.port)
+    }
+}
+
+/// An input port and the output ports that write into it (several only for fan-in).
+#[derive(Debug, Clone, Serialize)]
+pub struct PortInSpec {
+    pub name: String,
+    pub writers: Vec<PortEnd>,
+    pub message_type: Option<String>,
+}
+
+/// An output port, its channel bounds, and the input ports that read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortOutSpec {
+    pub name: String,
+    pub message_type: Option<String>,
+    pub capacity: u32,
+    pub max_message: u64,
+    pub readers: Vec<PortEnd>,
+}
+
+/// Messages a port channel holds before `send` blocks, unless `capacity` says otherwise.
+pub const DEFAULT_PORT_CAPACITY: u32 = 4;
+pub const MAX_PORT_CAPACITY: u32 = 1024;
+/// The largest port message unless `max-message` says otherwise.
+pub const DEFAULT_MAX_MESSAGE: u64 = 16 << 20;
+/// The most `max-message` may be: a reader must hold the message in its linear memory.
+pub const MAX_MAX_MESSAGE: u64 = 1 << 30;
+/// The most stages one set of port-connected stages may hold: they all run at once.
+pub const MAX_PORT_GROUP: usize = 16;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ComponentRef {

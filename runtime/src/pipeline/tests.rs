@@ -4,13 +4,13 @@ use super::*;
 use std::path::Path;
 
 /// Validates `yaml` as if it were `<dir>/pipeline.yaml`, where `dir` holds `stage.wasm`.
-fn check(yaml: &str) -> Result<Pipeline, PipelineError> {
+pub(super) fn check(yaml: &str) -> Result<Pipeline, PipelineError> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("stage.wasm"), b"\0asm").unwrap();
     parse(&dir.path().join("pipeline.yaml"), yaml)
 }
 
-fn problems(yaml: &str) -> Vec<String> {
+pub(super) fn problems(yaml: &str) -> Vec<String> {
     match check(yaml) {
         Ok(_) => panic!("expected validation problems"),
         Err(e) => e

@@ -18,6 +18,8 @@ fn bench_runs_every_measurement() {
         "1",
         "--iterations",
         "20",
+        "--port-messages",
+        "16",
         "--json",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -33,6 +35,7 @@ fn bench_runs_every_measurement() {
         "instantiate segment, median",
         "trivial 3-stage pipeline end to end, p50",
         "segment 48x48x12 in the sandbox",
+        "ports: 16 x 1024 KiB messages between two stages, median",
     ] {
         assert!(
             what.iter().any(|w| w.starts_with(needle)),

@@ -140,7 +140,7 @@ fn inspect_shows_the_world_of_a_stage() {
     let out = run_ward(&["inspect", component("segment").to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout.contains("ward:stage/context@0.1.0"),
+        out.stdout.contains("ward:stage/context@0.2.0"),
         "{}",
         out.stdout
     );

@@ -6,6 +6,7 @@ use std::path::Path;
 use ward_stage_sdk::{context, failed, invalid_input, log_info, StageError, VolumeKind};
 
 mod attacks;
+mod blocking;
 
 struct Misbehave;
 
@@ -39,6 +40,7 @@ impl ward_stage_sdk::Guest for Misbehave {
             "env" => report_environment(),
             "unavailable" => report_unavailable(),
             "sleep" => sleep(),
+            "block-on-port" => blocking::block_on_port(),
             "random" => write_random(),
             other => Err(invalid_input!("unknown behaviour '{other}'")),
         }
