@@ -35,6 +35,8 @@ fn the_reference_stages_pass() {
         "segment",
         "render",
         "dicom-writer",
+        "smooth",
+        "assemble",
         "misbehave",
     ] {
         let (code, report) = conformance(stage, &[]);
@@ -85,6 +87,12 @@ fn misbehaving_components_fail_with_their_reason() {
         (
             "sleep",
             &["--timeout", "300ms", "--param", "sleep-ms=600000"][..],
+            "ct-series: ends",
+            "deadline: ",
+        ),
+        (
+            "block-on-port",
+            &["--timeout", "300ms"][..],
             "ct-series: ends",
             "deadline: ",
         ),

@@ -350,12 +350,12 @@ fn concurrent_jobs_are_isolated() {
 /// gets errors it can handle, not traps.
 #[test]
 fn undeclared_ports_and_a_missing_gpu_answer_with_errors_not_traps() {
-    let (summary, jobs) = misbehave("unavailable", "");
+    let (summary, jobs) = misbehave("undeclared", "");
     assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
     let report = read_json(
         &jobs
             .path()
-            .join("job/results/victim/results/unavailable.json"),
+            .join("job/results/victim/results/undeclared.json"),
     );
     for (key, direction) in [("open-input", "input"), ("open-output", "output")] {
         let answer = report[key].as_str().unwrap();

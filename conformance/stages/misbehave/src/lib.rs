@@ -38,7 +38,7 @@ impl ward_stage_sdk::Guest for Misbehave {
             "fill-disk" => attacks::fill_disk(),
             "many-files" => attacks::many_files(),
             "env" => report_environment(),
-            "unavailable" => report_unavailable(),
+            "undeclared" => report_undeclared(),
             "sleep" => sleep(),
             "block-on-port" => blocking::block_on_port(),
             "random" => write_random(),
@@ -135,9 +135,9 @@ fn sleep() -> Result<(), StageError> {
     inventory()
 }
 
-/// Calls the interfaces this host declares but does not provide (ports, gpu) and writes
-/// what each answered: the answers must be errors, not traps.
-fn report_unavailable() -> Result<(), StageError> {
+/// Opens ports its operator does not declare and asks for a GPU on a host without one, and
+/// writes what each answered: the answers must be errors, not traps.
+fn report_undeclared() -> Result<(), StageError> {
     use ward_stage_sdk::{gpu, ports};
     let input = ports::open_input("slices")
         .map(|_| ())
@@ -156,7 +156,7 @@ fn report_unavailable() -> Result<(), StageError> {
     let dir = ward_stage_sdk::results()?.path;
     ward_stage_sdk::write_file(
         Path::new(&dir),
-        "unavailable.json",
+        "undeclared.json",
         report.to_string().as_bytes(),
     )?;
     Ok(())
