@@ -1,0 +1,5 @@
+//! The DICOM adapter: DIMSE over TCP on dicom-rs's upper layer. Ward receives instances from
+//! the PACS (C-ECHO and C-STORE SCP), assembles them into payloads that trigger pipelines,
+//! and sends results back (C-STORE SCU).
+
+pub mod dimse;
