@@ -13,6 +13,7 @@ macro_rules! out {
 
 mod bench;
 mod conformance;
+mod dicom;
 mod inspect;
 mod progress;
 mod run;
@@ -57,6 +58,9 @@ enum Command {
     /// Write sample data.
     #[command(subcommand)]
     Sample(sample::SampleCommand),
+    /// The DICOM adapter: listen (C-ECHO/C-STORE SCP), echo, send.
+    #[command(subcommand)]
+    Dicom(dicom::DicomCommand),
 }
 
 pub const EXIT_FAILED: i32 = 1;
@@ -72,6 +76,7 @@ pub fn main() -> i32 {
         Command::Sample(cmd) => sample::run(cmd),
         Command::Bench(args) => bench::run(args),
         Command::Conformance(args) => conformance::run(args),
+        Command::Dicom(cmd) => dicom::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -2,4 +2,11 @@
 //! the PACS (C-ECHO and C-STORE SCP), assembles them into payloads that trigger pipelines,
 //! and sends results back (C-STORE SCU).
 
+pub mod config;
 pub mod dimse;
+pub mod peer;
+pub mod route;
+pub mod scp;
+pub mod scu;
+pub mod sop;
+pub mod store;

@@ -6,6 +6,8 @@ mod bench;
 mod cli;
 mod conformance;
 mod ct_pipeline;
+mod dicom_scp;
+mod dicom_scu;
 mod engine;
 mod ports;
 mod real_dicom;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use ward::jobs::JobStatus;
 
-fn pydicom_files() -> PathBuf {
+pub fn pydicom_files() -> PathBuf {
     let out = Command::new("python3")
         .args(["-c", "import os, pydicom; print(os.path.join(os.path.dirname(pydicom.__file__), 'data', 'test_files'))"])
         .output()
