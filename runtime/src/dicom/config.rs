@@ -46,6 +46,8 @@ struct ConfigFile {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RouteFile {
     ae_title: String,
+    /// None: the route only stores.
+    #[serde(default)]
     pipelines: Vec<String>,
     #[serde(default)]
     allow_calling: Vec<String>,
@@ -210,9 +212,6 @@ impl AdapterConfig {
             }
             if routes.iter().any(|o: &Route| o.ae_title == r.ae_title) {
                 problems.push(format!("{at}: the AE title is routed twice"));
-            }
-            if r.pipelines.is_empty() {
-                problems.push(format!("{at}: no pipelines"));
             }
             let assembly = match (r.assemble.as_deref().unwrap_or("association"), &r.quiet) {
                 ("association", None) => Assembly::Association,

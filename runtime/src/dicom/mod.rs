@@ -10,3 +10,4 @@ pub mod scp;
 pub mod scu;
 pub mod sop;
 pub mod store;
+pub mod studies;

@@ -3,11 +3,12 @@
 //! hands each complete payload to its route. Every association runs on a thread of its own;
 //! a bad peer ends only its own association.
 
-use super::config::{AdapterConfig, Route};
+use super::config::{AdapterConfig, Assembly, Route};
 use super::dimse::{self, status, Command};
 use super::route::Dispatcher;
 use super::sop::{is_storage_class, ACCEPTED_SOP_CLASSES, ACCEPTED_TRANSFER_SYNTAXES};
 use super::store::{InstanceWriter, Storage};
+use super::studies::{complete_study, StudyBuffers};
 use dicom_ul::association::server::{AccessControl, ServerAssociation, ServerAssociationOptions};
 use dicom_ul::association::Association as _;
 use dicom_ul::pdu::{
@@ -28,6 +29,7 @@ pub struct Scp {
     config: AdapterConfig,
     storage: Storage,
     dispatcher: Arc<Dispatcher>,
+    studies: StudyBuffers,
     active: AtomicUsize,
     next_id: AtomicUsize,
 }
@@ -68,6 +70,7 @@ impl Scp {
     pub fn new(config: AdapterConfig, storage: Storage, dispatcher: Arc<Dispatcher>) -> Scp {
         Scp {
             config,
+            studies: StudyBuffers::new(storage.clone()),
             storage,
             dispatcher,
             active: AtomicUsize::new(0),
@@ -78,6 +81,21 @@ impl Scp {
     /// Accepts associations on `listener` until `stop` is set (checked between
     /// connections).
     pub fn serve(self: &Arc<Self>, listener: TcpListener, stop: Arc<AtomicBool>) {
+        if self
+            .config
+            .routes
+            .iter()
+            .any(|r| matches!(r.assembly, Assembly::Study { .. }))
+        {
+            let scp = self.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    scp.complete_quiet_studies();
+                }
+            });
+        }
         for socket in listener.incoming() {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -98,6 +116,23 @@ impl Scp {
                 });
             if spawned.is_err() {
                 self.active.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Studies quiet for their route's period become payloads and run.
+    fn complete_quiet_studies(&self) {
+        for study in self.studies.take_quiet() {
+            match complete_study(&self.storage, &study.dir) {
+                Ok(payload) => {
+                    tracing::info!(payload = %payload.display(), called = %study.ae_title, "study complete");
+                    if let Some(route) = self.config.route(&study.ae_title) {
+                        self.dispatcher.dispatch(route, &payload, &study.calling);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, dir = %study.dir.display(), "cannot complete the study")
+                }
             }
         }
     }
@@ -148,6 +183,18 @@ impl Scp {
         match self.receive(&mut assoc, &mut incoming) {
             Ok(()) => {
                 let (stored, duplicates) = (incoming.stored, incoming.duplicates);
+                let route = self.config.route(&called);
+                if let Some(Assembly::Study { quiet }) = route.map(|r| &r.assembly) {
+                    match self.studies.add(&called, *quiet, incoming.dir(), &calling) {
+                        Ok(added) => {
+                            tracing::info!(stored, added, "instances added to their studies")
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot add the instances to their studies")
+                        }
+                    }
+                    return;
+                }
                 match incoming.complete(&self.storage) {
                     Ok(Some(payload)) => {
                         tracing::info!(stored, duplicates, payload = %payload.display(), "payload complete");

@@ -92,20 +92,8 @@ operators:
     )
 }
 
-/// An adapter running in this process.
-struct Adapter {
-    port: u16,
-    storage: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn adapter() -> Adapter {
-    let dir = tempdir();
-    let port = free_port();
-    let storage = dir.path().join("storage");
-    let config_path = dir.path().join("dicom.yaml");
-    let pipeline = noop_pipeline(dir.path());
-    std::fs::write(&config_path, config_text(&storage, port, &pipeline, "")).unwrap();
+/// Runs the adapter configured by `config_path` on threads of this process.
+fn serve_in_process(config_path: &Path) {
     let config = AdapterConfig::load(&config_path).unwrap();
     let store = Storage::open(&config.storage).unwrap();
     let engine = Arc::new(
@@ -115,10 +103,36 @@ fn adapter() -> Adapter {
         })
         .unwrap(),
     );
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let listener = std::net::TcpListener::bind(&config.listen).unwrap();
     let dispatcher = Arc::new(Dispatcher::new(engine, store.clone(), config.clone()));
     let scp = Arc::new(Scp::new(config, store, dispatcher));
     std::thread::spawn(move || scp.serve(listener, Arc::new(AtomicBool::new(false))));
+}
+
+/// An adapter running in this process.
+struct Adapter {
+    port: u16,
+    storage: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn adapter() -> Adapter {
+    adapter_with("", "")
+}
+
+/// An adapter whose CT_SEG route has `route` added, and `tail` at the end of the file.
+fn adapter_with(route: &str, tail: &str) -> Adapter {
+    let dir = tempdir();
+    let port = free_port();
+    let storage = dir.path().join("storage");
+    let config_path = dir.path().join("dicom.yaml");
+    let pipeline = noop_pipeline(dir.path());
+    std::fs::write(
+        &config_path,
+        config_text(&storage, port, &pipeline, route) + tail,
+    )
+    .unwrap();
+    serve_in_process(&config_path);
     Adapter {
         port,
         storage,
@@ -526,4 +540,228 @@ fn a_received_series_is_segmented_and_the_seg_sent_to_the_pacs() {
         .unwrap()
         .collect();
     assert_eq!(payloads.len(), 1);
+}
+
+fn jobs_of(a: &Adapter) -> Vec<PathBuf> {
+    std::fs::read_dir(a.storage.join("jobs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// `assemble: study`: instances of one study sent over several associations become one
+/// payload once the study is quiet; another study, another payload.
+#[test]
+fn a_study_sent_in_parts_becomes_one_payload_once_quiet() {
+    let a = adapter_with("    assemble: study\n    quiet: 500ms", "");
+    let port = a.port.to_string();
+    let dir = tempdir();
+    let first = dir.path().join("first");
+    let other = dir.path().join("other");
+    write_ct_series(
+        &first,
+        &CtSeriesOptions {
+            slices: 10,
+            size: 16,
+            ..CtSeriesOptions::default()
+        },
+    )
+    .unwrap();
+    write_ct_series(
+        &other,
+        &CtSeriesOptions {
+            slices: 3,
+            size: 16,
+            seed: "another-study".into(),
+            ..CtSeriesOptions::default()
+        },
+    )
+    .unwrap();
+    // The first study in two halves, over two associations, with the other study between.
+    let second_half = dir.path().join("second-half");
+    std::fs::create_dir_all(&second_half).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&first)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in &files[5..] {
+        std::fs::rename(f, second_half.join(f.file_name().unwrap())).unwrap();
+    }
+    for part in [&first, &other, &second_half] {
+        let out = dcmtk(
+            "storescu",
+            &[
+                "-aec",
+                "CT_SEG",
+                "+sd",
+                "127.0.0.1",
+                &port,
+                part.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    }
+    assert!(a.payloads().is_empty(), "not before the study is quiet");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.payloads().len() < 2 {
+        assert!(Instant::now() < deadline, "payloads: {:?}", a.payloads());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let mut sizes: Vec<usize> = a
+        .payloads()
+        .iter()
+        .map(|p| std::fs::read_dir(p).unwrap().count())
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes, vec![3, 10], "one payload per study, whole");
+    assert!(a.incoming_is_empty());
+}
+
+/// Routing conditions on DICOM attributes: a CT series runs only where the route asks for
+/// CT with thin slices.
+#[test]
+fn routing_conditions_decide_whether_the_pipeline_runs() {
+    let series = tempdir();
+    write_ct_series(
+        series.path(),
+        &CtSeriesOptions {
+            slices: 4,
+            size: 16,
+            slice_thickness_mm: 2.5,
+            ..CtSeriesOptions::default()
+        },
+    )
+    .unwrap();
+    for (when, runs) in [
+        ("{modality: MR}", false),
+        ("{modality: CT, max-slice-thickness: 2}", false),
+        ("{modality: CT, max-slice-thickness: 5}", true),
+    ] {
+        let a = adapter_with(&format!("    when: {when}"), "");
+        let out = dcmtk(
+            "storescu",
+            &[
+                "-aec",
+                "CT_SEG",
+                "+sd",
+                "127.0.0.1",
+                &a.port.to_string(),
+                series.path().to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        wait_for_payloads_count(&a, 1);
+        if runs {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while jobs_of(&a).is_empty() {
+                assert!(Instant::now() < deadline, "when {when}: no job started");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(500));
+            assert!(jobs_of(&a).is_empty(), "when {when}: a job started");
+        }
+    }
+}
+
+fn wait_for_payloads_count(a: &Adapter, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.payloads().len() < n {
+        assert!(Instant::now() < deadline, "payloads: {:?}", a.payloads());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A PACS that is down when the results are ready gets them once it is back: the export is
+/// retried with back-off, and each file's outcome and attempts are recorded.
+#[test]
+fn results_for_a_pacs_that_is_down_are_retried_until_it_is_back() {
+    let pacs_port = free_port();
+    components_dir();
+    let example = repo_root().join("examples/ct-segmentation/pipeline.yaml");
+    let dir = tempdir();
+    let port = free_port();
+    let storage = dir.path().join("storage");
+    let config_path = dir.path().join("dicom.yaml");
+    std::fs::write(
+        &config_path,
+        config_text(
+            &storage,
+            port,
+            &example,
+            "    export: [{output: dicom-writer.seg, destination: pacs}]",
+        ) + &format!(
+            "destinations:\n  - {{name: pacs, ae-title: PACS, host: 127.0.0.1, port: {pacs_port}}}\n"
+        ),
+    )
+    .unwrap();
+    serve_in_process(&config_path);
+
+    let series = dir.path().join("series");
+    write_ct_series(
+        &series,
+        &CtSeriesOptions {
+            slices: 12,
+            size: 64,
+            ..CtSeriesOptions::default()
+        },
+    )
+    .unwrap();
+    let out = dcmtk(
+        "storescu",
+        &[
+            "-aec",
+            "CT_SEG",
+            "+sd",
+            "127.0.0.1",
+            &port.to_string(),
+            series.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // Wait until the job has finished and a first export attempt has failed.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = std::fs::read_dir(storage.join("jobs"))
+            .ok()
+            .and_then(|mut j| j.next())
+            .map(|j| j.unwrap().path().join("summary.json"))
+            .filter(|p| p.exists())
+            .is_some_and(|p| read_json(&p)["status"] == "succeeded");
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let pacs_dir = dir.path().join("pacs");
+    std::fs::create_dir_all(&pacs_dir).unwrap();
+    let _pacs = Killed(
+        Command::new("storescp")
+            .args(["--aetitle", "PACS", "--output-directory"])
+            .arg(&pacs_dir)
+            .args(["+xa", &pacs_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let job = std::fs::read_dir(storage.join("jobs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !job.join("exports.json").exists() {
+        assert!(Instant::now() < deadline, "no export recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let exports = read_json(&job.join("exports.json"));
+    assert_eq!(exports[0]["ok"], true, "{exports}");
+    assert!(exports[0]["attempts"].as_u64().unwrap() > 1, "{exports}");
+    assert_eq!(std::fs::read_dir(&pacs_dir).unwrap().count(), 1);
 }
