@@ -25,6 +25,12 @@ pub struct BenchArgs {
     /// Bytes per message of the ports throughput figure.
     #[arg(long, default_value_t = 1 << 20)]
     port_message: u64,
+    /// CT instances of the DIMSE ingest figure (0 skips it; it needs DCMTK's storescp).
+    #[arg(long, default_value_t = 500)]
+    dicom_instances: u32,
+    /// Rows = columns of those instances.
+    #[arg(long, default_value_t = 512)]
+    dicom_size: u32,
     /// Iterations of the instantiate and pipeline figures.
     #[arg(long, default_value_t = 500)]
     iterations: usize,
@@ -47,10 +53,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         Some(dir) => builder.tempdir_in(dir)?,
         None => builder.tempdir()?,
     };
-    let engine = Engine::new(EngineOptions {
+    let engine = std::sync::Arc::new(Engine::new(EngineOptions {
         cache_dir: Some(scratch.path().join("cache")),
         ..EngineOptions::default()
-    })?;
+    })?);
     let components = std::path::absolute(&args.components)?;
     let component = |name: &str| components.join(format!("{name}.wasm"));
     let mut rows = Vec::new();
@@ -160,6 +166,44 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         .baseline("native bounded channel", gbps(&ports.native))
         .goal(">= 2 GB/s"),
     );
+
+    if args.dicom_instances > 0 {
+        let ingest = bench::dimse_ingest(
+            engine.clone(),
+            args.dicom_instances,
+            args.dicom_size,
+            scratch.path(),
+        )?;
+        let mb = ingest.bytes as f64 / 1e6;
+        for associations in [1, 4] {
+            let time = |receiver: &str| {
+                ingest
+                    .runs
+                    .iter()
+                    .find(|r| r.receiver == receiver && r.associations == associations)
+                    .map_or(f64::NAN, |r| r.seconds)
+            };
+            let (ward, dcmtk) = (time("ward"), time("storescp"));
+            let what = format!(
+                "DIMSE ingest of {} CT {}² instances ({mb:.0} MB) over {associations} association(s)",
+                ingest.instances, args.dicom_size
+            );
+            let mut row = Row::new(
+                format!("{what}, instances/s"),
+                ingest.instances as f64 / ward,
+                "/s",
+            )
+            .baseline("storescp", ingest.instances as f64 / dcmtk);
+            if associations == 4 {
+                row = row.goal(">= 500/s");
+            }
+            rows.push(row);
+            rows.push(
+                Row::new(format!("{what}, MB/s"), mb / ward, "MB/s")
+                    .baseline("storescp", mb / dcmtk),
+            );
+        }
+    }
 
     if args.json {
         out!("{}", serde_json::to_string_pretty(&rows)?);

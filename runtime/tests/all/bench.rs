@@ -20,6 +20,10 @@ fn bench_runs_every_measurement() {
         "20",
         "--port-messages",
         "16",
+        "--dicom-instances",
+        "8",
+        "--dicom-size",
+        "64",
         "--json",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -36,6 +40,7 @@ fn bench_runs_every_measurement() {
         "trivial 3-stage pipeline end to end, p50",
         "segment 48x48x12 in the sandbox",
         "ports: 16 x 1024 KiB messages between two stages, median",
+        "DIMSE ingest of 8 CT 64² instances",
     ] {
         assert!(
             what.iter().any(|w| w.starts_with(needle)),
