@@ -765,3 +765,92 @@ fn results_for_a_pacs_that_is_down_are_retried_until_it_is_back() {
     assert!(exports[0]["attempts"].as_u64().unwrap() > 1, "{exports}");
     assert_eq!(std::fs::read_dir(&pacs_dir).unwrap().count(), 1);
 }
+
+/// A truncated data set is refused with "cannot understand" and a SOP class Ward does not
+/// store is refused at negotiation; the good instance beside them is stored, nothing else.
+#[test]
+fn a_truncated_instance_and_an_unaccepted_sop_class_are_refused_alone() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let a = adapter();
+    let dir = tempdir();
+    let series = write_ct_series(
+        dir.path(),
+        &CtSeriesOptions {
+            slices: 3,
+            size: 64,
+            ..CtSeriesOptions::default()
+        },
+    )
+    .unwrap();
+    let [good, truncated, ecg] = [0, 1, 2].map(|i| series.files[i].clone());
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 1000]).unwrap();
+    const ECG: &str = "1.2.840.10008.5.1.4.1.1.9.1.1";
+    let mut obj = dicom_object::open_file(&ecg).unwrap();
+    obj.put(DataElement::new(
+        tags::SOP_CLASS_UID,
+        VR::UI,
+        PrimitiveValue::from(ECG),
+    ));
+    obj.meta_mut().media_storage_sop_class_uid = ECG.to_string();
+    obj.write_to_file(&ecg).unwrap();
+
+    let peer: ward::dicom::peer::Peer = format!("CT_SEG@127.0.0.1:{}", a.port).parse().unwrap();
+    let files = vec![good.clone(), truncated, ecg];
+    let outcomes =
+        ward::dicom::scu::send_files(&Default::default(), &peer, &files, |_| {}).unwrap();
+    assert!(outcomes[0].is_success(), "{outcomes:#?}");
+    assert_eq!(outcomes[1].status, Some(0xC000), "{outcomes:#?}");
+    assert!(!outcomes[2].is_success(), "{outcomes:#?}");
+    assert!(outcomes[2].message.contains("accept"), "{outcomes:#?}");
+    wait_for_payloads_count(&a, 1);
+    let stored: Vec<PathBuf> = std::fs::read_dir(&a.payloads()[0])
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(stored.len(), 1, "only the good instance: {stored:?}");
+    assert!(data_set(&good) == data_set(&stored[0]));
+}
+
+/// `ward dicom echo` and `ward dicom send`, as a user runs them.
+#[test]
+fn the_command_line_client_echoes_and_sends() {
+    let a = adapter();
+    let peer = format!("CT_SEG@127.0.0.1:{}", a.port);
+    let echo = run_ward(&["dicom", "echo", &peer]);
+    assert_eq!(echo.code, 0, "{}", echo.stderr);
+    assert!(
+        echo.stdout.contains("C-ECHO CT_SEG@127.0.0.1"),
+        "{}",
+        echo.stdout
+    );
+    let dir = tempdir();
+    let series = write_ct_series(
+        dir.path(),
+        &CtSeriesOptions {
+            slices: 6,
+            size: 32,
+            ..CtSeriesOptions::default()
+        },
+    )
+    .unwrap();
+    let mut args = vec!["dicom", "send", "--to", peer.as_str()];
+    let files: Vec<String> = series
+        .files
+        .iter()
+        .map(|f| f.to_str().unwrap().to_string())
+        .collect();
+    args.extend(files.iter().map(String::as_str));
+    let sent = run_ward(&args);
+    assert_eq!(sent.code, 0, "{}{}", sent.stdout, sent.stderr);
+    assert!(sent.stdout.contains("sent 6 of 6 files"), "{}", sent.stdout);
+    wait_for_payloads_count(&a, 1);
+    let down = run_ward(&["dicom", "echo", &format!("X@127.0.0.1:{}", free_port())]);
+    assert_ne!(down.code, 0);
+    assert!(
+        down.stderr.contains("X@127.0.0.1"),
+        "names the peer: {}",
+        down.stderr
+    );
+}
