@@ -74,6 +74,7 @@ fn listen(config_path: &std::path::Path) -> anyhow::Result<i32> {
         routes.join(", ")
     );
     let dispatcher = Arc::new(Dispatcher::new(engine, storage.clone(), config.clone()));
+    dispatcher.resume_exports();
     let scp = Arc::new(Scp::new(config, storage, dispatcher));
     scp.serve(listener, Arc::new(AtomicBool::new(false)));
     Ok(0)

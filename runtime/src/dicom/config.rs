@@ -6,6 +6,7 @@
 //! storage: /var/lib/ward/dicom       # incoming/, payloads/, jobs/
 //! max-associations: 16
 //! max-pdu: 1Mi
+//! export-retry-for: 24h              # how long undeliverable results are retried
 //! routes:
 //!   - ae-title: CT_SEG                # the called AE title
 //!     pipelines: [../examples/ct-segmentation/pipeline.yaml]
@@ -37,6 +38,8 @@ struct ConfigFile {
     max_pdu: Option<String>,
     #[serde(default)]
     max_instance: Option<String>,
+    #[serde(default)]
+    export_retry_for: Option<String>,
     routes: Vec<RouteFile>,
     #[serde(default)]
     destinations: Vec<DestinationFile>,
@@ -135,6 +138,8 @@ pub struct AdapterConfig {
     pub max_pdu: u32,
     /// The largest instance accepted; a bigger one is refused (out of resources).
     pub max_instance: u64,
+    /// How long a result that cannot be delivered is retried.
+    pub export_retry_for: Duration,
     pub routes: Vec<Route>,
     pub destinations: Vec<Destination>,
 }
@@ -154,6 +159,7 @@ pub enum ConfigError {
 pub const DEFAULT_MAX_ASSOCIATIONS: usize = 16;
 pub const DEFAULT_MAX_PDU: u32 = 1 << 20;
 pub const DEFAULT_MAX_INSTANCE: u64 = 2 << 30;
+pub const DEFAULT_EXPORT_RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// Checks an AE title: 1-16 characters of the default repertoire, not only spaces.
 pub fn check_ae_title(ae: &str) -> Result<(), String> {
@@ -319,6 +325,14 @@ impl AdapterConfig {
                 problems.push(why);
                 DEFAULT_MAX_INSTANCE
             });
+        let export_retry_for = match file.export_retry_for.as_deref().map(parse_duration) {
+            None => DEFAULT_EXPORT_RETRY_FOR,
+            Some(Ok(d)) => d,
+            Some(Err(why)) => {
+                problems.push(format!("export-retry-for {why}"));
+                DEFAULT_EXPORT_RETRY_FOR
+            }
+        };
         let ae_title = file.ae_title.unwrap_or_else(|| "WARD".into());
         if let Err(why) = check_ae_title(&ae_title) {
             problems.push(why);
@@ -336,6 +350,7 @@ impl AdapterConfig {
                 .max(1),
             max_pdu,
             max_instance,
+            export_retry_for,
             routes,
             destinations,
         })

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod dimse;
+pub mod export;
 pub mod peer;
 pub mod route;
 pub mod scp;

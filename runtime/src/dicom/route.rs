@@ -1,38 +1,19 @@
 //! What happens to a complete payload: its route's conditions are checked, each of its
 //! pipelines runs as a job through the same runtime as `ward run`, and the DICOM files in the
-//! outputs marked for export are sent to their destination, retried with back-off while it
-//! is down. The outcome per file is written to `exports.json` in the job's directory.
+//! outputs marked for export are queued and sent to their destination ([`export`]).
 
 use super::config::{AdapterConfig, Condition, Route};
-use super::peer::Peer;
-use super::scu::{self, ScuOptions};
+use super::export;
 use super::store::Storage;
 use crate::engine::Engine;
 use crate::jobs::{new_job_id, run_job, JobRequest, JobStatus, NoObserver};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Attempts to send one output before the export is given up (its files stay in the job).
-const EXPORT_ATTEMPTS: u32 = 6;
-const FIRST_RETRY: Duration = Duration::from_millis(500);
 
 pub struct Dispatcher {
     engine: Arc<Engine>,
     storage: Storage,
     config: AdapterConfig,
-}
-
-/// One exported file, as recorded in `exports.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExportRecord {
-    pub file: PathBuf,
-    pub destination: String,
-    pub ok: bool,
-    pub status: Option<u16>,
-    pub message: String,
-    pub attempts: u32,
 }
 
 impl Dispatcher {
@@ -99,113 +80,40 @@ impl Dispatcher {
             tracing::warn!(job = %job_id, failure = ?summary.failure, "job failed; nothing exported");
             return;
         }
-        let mut records = Vec::new();
-        for export in &route.exports {
-            let dir = job_dir
-                .join("results")
-                .join(&export.stage)
-                .join(&export.output);
-            let destination = &self.config.destinations[export.destination];
-            records.extend(self.export(&dir, destination));
+        if route.exports.is_empty() {
+            return;
         }
-        if !route.exports.is_empty() {
-            let path = job_dir.join("exports.json");
-            let text = serde_json::to_string_pretty(&records).unwrap_or_default();
-            let temp = job_dir.join(".exports.json.tmp");
-            if let Err(e) = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, &path))
-            {
-                tracing::error!(job = %job_id, error = %e, "cannot record the exports");
-            }
-        }
-    }
-
-    /// Sends every DICOM file under `dir`, retrying the ones not yet stored.
-    fn export(&self, dir: &Path, destination: &super::config::Destination) -> Vec<ExportRecord> {
-        let mut files = Vec::new();
-        collect_dicom(dir, &mut files);
-        files.sort();
-        let peer = Peer {
-            ae_title: destination.ae_title.clone(),
-            host: destination.host.clone(),
-            port: destination.port,
-        };
-        let options = ScuOptions {
-            calling_ae: self.config.ae_title.clone(),
-            ..ScuOptions::default()
-        };
-        let mut records: Vec<ExportRecord> = files
+        let outputs: Vec<(PathBuf, &super::config::Destination)> = route
+            .exports
             .iter()
-            .map(|f| ExportRecord {
-                file: f.clone(),
-                destination: destination.name.clone(),
-                ok: false,
-                status: None,
-                message: "not sent yet".into(),
-                attempts: 0,
+            .map(|e| {
+                (
+                    job_dir.join("results").join(&e.stage).join(&e.output),
+                    &self.config.destinations[e.destination],
+                )
             })
             .collect();
-        let mut wait = FIRST_RETRY;
-        for attempt in 1..=EXPORT_ATTEMPTS {
-            let todo: Vec<PathBuf> = records
-                .iter()
-                .filter(|r| !r.ok)
-                .map(|r| r.file.clone())
-                .collect();
-            if todo.is_empty() {
-                break;
-            }
-            match scu::send_files(&options, &peer, &todo, |_| {}) {
-                Ok(outcomes) => {
-                    for (file, outcome) in todo.iter().zip(outcomes) {
-                        if let Some(r) = records.iter_mut().find(|r| &r.file == file) {
-                            r.attempts = attempt;
-                            r.ok = outcome.is_success();
-                            r.status = outcome.status;
-                            r.message = outcome.message.clone();
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(destination = %destination.name, attempt, error = %e, "export failed; retrying");
-                    for r in records.iter_mut().filter(|r| !r.ok) {
-                        r.attempts = attempt;
-                        r.message = e.to_string();
-                    }
-                }
-            }
-            if records.iter().all(|r| r.ok) || attempt == EXPORT_ATTEMPTS {
-                break;
-            }
-            std::thread::sleep(wait);
-            wait *= 2;
+        if let Err(e) = export::queue(&job_dir, &outputs) {
+            tracing::error!(job = %job_id, error = %e, "cannot queue the exports");
+            return;
         }
-        records
+        export::deliver(&self.config, &job_dir);
     }
-}
 
-fn collect_dicom(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
+    /// Resumes the exports a previous run of Ward left pending, each on a thread of its own.
+    pub fn resume_exports(self: &Arc<Self>) {
+        let Ok(jobs) = std::fs::read_dir(self.storage.jobs()) else {
+            return;
         };
-        if kind.is_dir() {
-            collect_dicom(&path, out);
-        } else if kind.is_file() && is_dicom_file(&path) {
-            out.push(path);
+        for job in jobs.flatten() {
+            let dir = job.path();
+            if export::has_pending(&dir) {
+                tracing::info!(job = %dir.display(), "resuming pending exports");
+                let me = self.clone();
+                std::thread::spawn(move || export::deliver(&me.config, &dir));
+            }
         }
     }
-}
-
-fn is_dicom_file(path: &Path) -> bool {
-    let mut head = [0u8; 132];
-    std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .is_ok()
-        && &head[128..] == b"DICM"
 }
 
 /// Every instance of the payload must meet every condition.

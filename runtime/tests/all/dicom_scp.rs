@@ -46,6 +46,11 @@ pub fn wait_for_port(port: u16) {
 /// DCMTK's storescp on a free port, storing into `dir`.
 pub fn storescp(dir: &Path, ae: &str) -> (Killed, u16) {
     let port = free_port();
+    (storescp_on(dir, ae, port), port)
+}
+
+/// DCMTK's storescp on `port`, once it listens.
+pub fn storescp_on(dir: &Path, ae: &str, port: u16) -> Killed {
     let child = Command::new("storescp")
         .args(["--aetitle", ae, "--output-directory"])
         .arg(dir)
@@ -55,7 +60,7 @@ pub fn storescp(dir: &Path, ae: &str) -> (Killed, u16) {
         .spawn()
         .expect("storescp is needed (apt-get install -y dcmtk)");
     wait_for_port(port);
-    (Killed(child), port)
+    Killed(child)
 }
 
 /// A route named CT_SEG (and RESTRICTED, only for calling AE MODALITY) running the noop
@@ -503,19 +508,7 @@ fn a_received_series_is_segmented_and_the_seg_sent_to_the_pacs() {
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 
     // The job runs and its SEG reaches the PACS.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let exports = loop {
-        let found = std::fs::read_dir(storage.join("jobs"))
-            .ok()
-            .and_then(|mut jobs| jobs.next())
-            .map(|job| job.unwrap().path().join("exports.json"))
-            .filter(|p| p.exists());
-        if let Some(path) = found {
-            break read_json(&path);
-        }
-        assert!(Instant::now() < deadline, "no export recorded");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let exports = settled_exports(&storage);
     let records = exports.as_array().unwrap();
     assert_eq!(records.len(), 1, "{exports}");
     assert_eq!(records[0]["ok"], true, "{exports}");
@@ -739,28 +732,8 @@ fn results_for_a_pacs_that_is_down_are_retried_until_it_is_back() {
     std::thread::sleep(Duration::from_millis(1200));
     let pacs_dir = dir.path().join("pacs");
     std::fs::create_dir_all(&pacs_dir).unwrap();
-    let _pacs = Killed(
-        Command::new("storescp")
-            .args(["--aetitle", "PACS", "--output-directory"])
-            .arg(&pacs_dir)
-            .args(["+xa", &pacs_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let job = std::fs::read_dir(storage.join("jobs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !job.join("exports.json").exists() {
-        assert!(Instant::now() < deadline, "no export recorded");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let exports = read_json(&job.join("exports.json"));
+    let _pacs = storescp_on(&pacs_dir, "PACS", pacs_port);
+    let exports = settled_exports(&storage);
     assert_eq!(exports[0]["ok"], true, "{exports}");
     assert!(exports[0]["attempts"].as_u64().unwrap() > 1, "{exports}");
     assert_eq!(std::fs::read_dir(&pacs_dir).unwrap().count(), 1);
@@ -853,4 +826,138 @@ fn the_command_line_client_echoes_and_sends() {
         "names the peer: {}",
         down.stderr
     );
+}
+
+/// The exports of the (one) job under `storage`, once none is pending; they are also in the
+/// job's summary.
+fn settled_exports(storage: &Path) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = std::fs::read_dir(storage.join("jobs"))
+            .ok()
+            .and_then(|mut jobs| jobs.next())
+            .map(|job| job.unwrap().path());
+        if let Some(job) = job.filter(|j| j.join("exports.json").exists()) {
+            let exports = read_json(&job.join("exports.json"));
+            let records = exports.as_array().unwrap();
+            if !records.is_empty() && records.iter().all(|r| r["pending"] == false) {
+                let summary = read_json(&job.join("summary.json"));
+                assert_eq!(
+                    summary["exports"], exports,
+                    "the summary records the exports"
+                );
+                return exports;
+            }
+        }
+        assert!(Instant::now() < deadline, "the exports did not settle");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Results queued for a PACS that is down survive Ward being killed: the next `ward dicom
+/// listen` on the same storage sends them.
+#[test]
+fn pending_exports_survive_a_restart() {
+    let dir = tempdir();
+    let pacs_port = free_port();
+    components_dir();
+    let example = repo_root().join("examples/ct-segmentation/pipeline.yaml");
+    let port = free_port();
+    let storage = dir.path().join("storage");
+    let config = dir.path().join("dicom.yaml");
+    let text = config_text(
+        &storage,
+        port,
+        &example,
+        "    export: [{output: dicom-writer.seg, destination: pacs}]",
+    ) + &format!(
+        "destinations:\n  - {{name: pacs, ae-title: PACS, host: 127.0.0.1, port: {pacs_port}}}\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    let listen = || {
+        let child = ward()
+            .args(["dicom", "listen", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        Killed(child)
+    };
+    let first = listen();
+    let series = dir.path().join("series");
+    write_ct_series(
+        &series,
+        &CtSeriesOptions {
+            slices: 12,
+            size: 64,
+            ..CtSeriesOptions::default()
+        },
+    )
+    .unwrap();
+    let out = dcmtk(
+        "storescu",
+        &[
+            "-aec",
+            "CT_SEG",
+            "+sd",
+            "127.0.0.1",
+            &port.to_string(),
+            series.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let attempted = std::fs::read_dir(storage.join("jobs"))
+            .ok()
+            .and_then(|mut jobs| jobs.next())
+            .map(|job| job.unwrap().path().join("exports.json"))
+            .filter(|p| p.exists())
+            .is_some_and(|p| read_json(&p)[0]["attempts"].as_u64() >= Some(1));
+        if attempted {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no export attempt");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(first); // SIGKILL, with the export pending.
+
+    let pacs_dir = dir.path().join("pacs");
+    std::fs::create_dir_all(&pacs_dir).unwrap();
+    let _pacs = storescp_on(&pacs_dir, "PACS", pacs_port);
+    let _second = listen();
+    let exports = settled_exports(&storage);
+    assert_eq!(exports[0]["ok"], true, "{exports}");
+    assert_eq!(std::fs::read_dir(&pacs_dir).unwrap().count(), 1);
+}
+
+/// Over `max-associations` a caller is rejected as transient (local limit exceeded), and
+/// served again once a slot is free.
+#[test]
+fn associations_over_the_limit_are_rejected_as_transient() {
+    let a = adapter_with("", "");
+    // The limit of this adapter is 16: hold 16 connections that never speak.
+    let held: Vec<_> = (0..16)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let port = a.port.to_string();
+    let refused = dcmtk("echoscu", &["-aec", "CT_SEG", "127.0.0.1", &port]);
+    assert_ne!(refused.code, 0);
+    let text = refused.stdout + &refused.stderr;
+    assert!(
+        text.contains("Local Limit Exceeded") && text.contains("Transient"),
+        "{text}"
+    );
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let echo = dcmtk("echoscu", &["-aec", "CT_SEG", "127.0.0.1", &port]);
+        if echo.code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}{}", echo.stdout, echo.stderr);
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
