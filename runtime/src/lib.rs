@@ -13,4 +13,5 @@ pub mod jobs;
 pub mod pipeline;
 pub mod ports;
 pub mod sample;
+pub mod service;
 pub mod volumes;

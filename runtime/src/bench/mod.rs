@@ -53,6 +53,7 @@ fn invocation<'a>(
         log,
         progress,
         ports: None,
+        cancel: None,
     }
 }
 

@@ -105,6 +105,7 @@ operators:
             parameters: Default::default(),
             datasets: Default::default(),
             cpu_slots: 2,
+            cancel: None,
         };
         match run_job(engine, &request, Arc::new(NoObserver)) {
             Ok(s) if s.failure.is_none() => {}

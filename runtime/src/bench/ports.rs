@@ -57,6 +57,7 @@ operators:
             parameters: Default::default(),
             datasets: Default::default(),
             cpu_slots: 2,
+            cancel: None,
         };
         let summary = run_job(engine, &request, Arc::new(NoObserver))?;
         if let Some(f) = &summary.failure {

@@ -12,12 +12,14 @@ macro_rules! out {
 }
 
 mod bench;
+mod client;
 mod conformance;
 mod dicom;
 mod inspect;
 mod progress;
 mod run;
 mod sample;
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -61,6 +63,42 @@ enum Command {
     /// The DICOM adapter: listen (C-ECHO/C-STORE SCP), echo, send.
     #[command(subcommand)]
     Dicom(dicom::DicomCommand),
+    /// The job service: REST API, queue, tenants, audit.
+    Serve(serve::ServeArgs),
+    /// The job service's audit trail.
+    #[command(subcommand)]
+    Audit(serve::AuditCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
+    /// Pipelines on a job service.
+    Pipeline {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::PipelineCommand,
+    },
+    /// Payloads on a job service.
+    Payload {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::PayloadCommand,
+    },
+    /// Jobs on a job service.
+    Job {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::JobCommand,
+    },
+    /// Results of jobs on a job service.
+    Results {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::ResultsCommand,
+    },
 }
 
 pub const EXIT_FAILED: i32 = 1;
@@ -77,6 +115,25 @@ pub fn main() -> i32 {
         Command::Bench(args) => bench::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Dicom(cmd) => dicom::run(cmd),
+        Command::Serve(args) => serve::serve(args),
+        Command::Audit(cmd) => serve::audit(cmd),
+        Command::Token(cmd) => serve::token(cmd),
+        Command::Pipeline {
+            connection,
+            command,
+        } => client::pipeline(&connection, command),
+        Command::Payload {
+            connection,
+            command,
+        } => client::payload(&connection, command),
+        Command::Job {
+            connection,
+            command,
+        } => client::job(&connection, command),
+        Command::Results {
+            connection,
+            command,
+        } => client::results(&connection, command),
     };
     match result {
         Ok(code) => code,

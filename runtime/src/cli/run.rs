@@ -69,6 +69,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             .map(|(k, v)| (k, PathBuf::from(v)))
             .collect::<BTreeMap<_, _>>(),
         cpu_slots: cpus,
+        cancel: None,
     };
     let names: Vec<String> = request
         .pipeline

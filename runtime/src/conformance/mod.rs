@@ -111,6 +111,7 @@ fn run_once(
         parameters: options.parameters.clone(),
         datasets: BTreeMap::new(),
         cpu_slots: 1,
+        cancel: None,
     };
     let summary = run_job(engine, &request, Arc::new(NoObserver))?;
     Ok(Run {

@@ -67,6 +67,7 @@ impl Dispatcher {
             parameters: Default::default(),
             datasets: Default::default(),
             cpu_slots: std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+            cancel: None,
         };
         tracing::info!(job = %job_id, calling, pipeline = %pipeline_file.display(), "job started for a received payload");
         let summary = match run_job(&self.engine, &request, Arc::new(NoObserver)) {

@@ -46,6 +46,8 @@ pub enum FailureKind {
     StackOverflow,
     /// It waited on a port for stages that waited on it: none could go on.
     Deadlock,
+    /// The job was cancelled while the stage ran, or before it could start.
+    Cancelled,
     /// It left symbolic links in its results that lead out of them (they were removed).
     Escape,
     /// It could not be loaded or instantiated.

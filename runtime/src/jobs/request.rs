@@ -19,6 +19,8 @@ pub struct JobRequest {
     pub datasets: BTreeMap<String, PathBuf>,
     /// CPU slots stages may use at once (`requests.cpu` each).
     pub cpu_slots: u32,
+    /// Set to cancel the job: no further stage starts, running ones are stopped.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Hears about a job as it runs (progress bars, logs). Every method has a default.

@@ -78,6 +78,13 @@ pub fn run_job(
     std::thread::scope(|scope| {
         let mut running = 0;
         loop {
+            let cancelled = req
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+            if cancelled {
+                cancel_pending(&mut summary, &mut status, &stages[..]);
+            }
             for first in 0..stages.len() {
                 // A stage starts with every stage joined to it by ports, once all of them
                 // have their volumes. A set wider than the CPU slots starts alone.
@@ -444,6 +451,7 @@ fn invocation<'a>(
         log,
         progress,
         ports: None,
+        cancel: req.cancel.clone(),
     }
 }
 
@@ -493,6 +501,28 @@ fn skip_dependents(
         }
         if skipped.len() == before {
             return skipped;
+        }
+    }
+}
+
+/// Marks every stage not yet started as cancelled.
+fn cancel_pending(summary: &mut JobSummary, status: &mut [StageStatus], stages: &[StageSpec]) {
+    for (i, stage) in stages.iter().enumerate() {
+        if status[i] == StageStatus::Pending {
+            status[i] = StageStatus::Skipped;
+            if let Some(record) = summary.stage_mut(&stage.name) {
+                record.status = StageStatus::Skipped;
+                record.reason = Some(FailureReason::new(
+                    FailureKind::Cancelled,
+                    "not run: the job was cancelled",
+                ));
+            }
+            if summary.failure.is_none() {
+                summary.failure = Some(JobFailure {
+                    stage: None,
+                    reason: FailureReason::new(FailureKind::Cancelled, "the job was cancelled"),
+                });
+            }
         }
     }
 }

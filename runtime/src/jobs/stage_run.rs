@@ -34,7 +34,14 @@ pub struct StageInvocation<'a> {
     pub progress: ProgressFn,
     /// The job's port channels and this stage's number in them, when it has ports.
     pub ports: Option<(Arc<PortNetwork>, usize)>,
+    /// The job's cancellation flag.
+    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
+
+/// The job was cancelled while this stage ran.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled: the job was cancelled while the stage ran")]
+pub struct Cancelled;
 
 /// Epoch ticks between checks of a running stage's deadline and results quota.
 const CHECK_TICKS: u64 = 50;
@@ -134,10 +141,17 @@ pub fn new_store(
         files: inv.files,
     };
     store.set_epoch_deadline(EpochTicker::ticks_for(inv.timeout).min(CHECK_TICKS));
+    let cancel = inv.cancel.clone();
     store.epoch_deadline_callback(move |_| {
         let now = Instant::now();
         if now >= deadline {
             return Ok(UpdateDeadline::Interrupt);
+        }
+        if cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(wasmtime::Error::new(Cancelled));
         }
         if let Some(over) = quota.exceeded() {
             return Err(wasmtime::Error::new(over));
@@ -299,6 +313,13 @@ fn explain_error(
     let backtrace = e
         .downcast_ref::<wasmtime::WasmBacktrace>()
         .map(|bt| bt.to_string());
+    if e.downcast_ref::<Cancelled>().is_some() {
+        return Err(FailureReason {
+            kind: FailureKind::Cancelled,
+            message: Cancelled.to_string(),
+            backtrace,
+        });
+    }
     if let Some(Deadlock(why)) = e.downcast_ref::<Deadlock>() {
         return Err(FailureReason {
             kind: FailureKind::Deadlock,

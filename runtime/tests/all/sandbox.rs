@@ -403,6 +403,7 @@ operators:
             parameters: Default::default(),
             datasets: Default::default(),
             cpu_slots: slots,
+            cancel: None,
         };
         let s = ward::jobs::run_job(
             engine(),

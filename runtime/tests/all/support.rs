@@ -130,6 +130,7 @@ pub fn run_pipeline(
             .collect(),
         datasets: Default::default(),
         cpu_slots: 2,
+        cancel: None,
     };
     let summary = run_job(engine(), &request, Arc::new(NoObserver))
         .unwrap_or_else(|e| panic!("job could not run: {e}"));

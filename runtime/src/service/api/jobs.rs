@@ -1,0 +1,355 @@
+//! `/v1/jobs`: create (from a pipeline and a payload), start, cancel, describe, list (paged),
+//! logs and results.
+
+use super::{blocking, ApiError, Principal};
+use crate::service::archive;
+use crate::service::config::Role;
+use crate::service::db::{JobRow, Priority};
+use crate::service::worker::stored_pipeline;
+use crate::service::Service;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJob {
+    /// A pipeline id, `name` (latest version) or `name:version`.
+    pipeline: String,
+    payload: String,
+    #[serde(default)]
+    priority: Option<String>,
+    /// Queue it at once (otherwise it waits for `start`).
+    #[serde(default)]
+    start: bool,
+    /// Runs at most this many times when it fails (default 1: no retry).
+    #[serde(default)]
+    max_attempts: Option<u32>,
+}
+
+/// The memory a job may hold at once: its largest stage, or all the stages joined by ports
+/// (they run together), whichever is more. Jobs run one stage at a time otherwise.
+fn memory_need(pipeline: &crate::pipeline::Pipeline) -> u64 {
+    pipeline
+        .stages
+        .iter()
+        .map(|s| {
+            s.requests.memory_bytes
+                + s.port_peers
+                    .iter()
+                    .map(|&p| pipeline.stages[p].requests.memory_bytes)
+                    .sum::<u64>()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+pub async fn create(
+    State(service): State<Arc<Service>>,
+    principal: Principal,
+    body: Result<Json<CreateJob>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Role::Operator)?;
+    let Json(body) = body.map_err(|e| ApiError::bad_request("bad-json", e.body_text()))?;
+    blocking(move || {
+        let priority = match body.priority.as_deref() {
+            None => Priority::Normal,
+            Some(p) => Priority::parse(p).ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad-priority",
+                    format!("priority '{p}' must be lower, normal, higher or immediate"),
+                )
+            })?,
+        };
+        let max_attempts = body.max_attempts.unwrap_or(1);
+        if !(1..=10).contains(&max_attempts) {
+            return Err(ApiError::bad_request(
+                "bad-attempts",
+                "max_attempts must be from 1 to 10",
+            ));
+        }
+        let pipeline = service
+            .db
+            .pipeline(&principal.tenant, &body.pipeline)?
+            .ok_or_else(|| ApiError::not_found("pipeline", &body.pipeline))?;
+        let payload = service
+            .db
+            .payload(&principal.tenant, &body.payload)?
+            .ok_or_else(|| ApiError::not_found("payload", &body.payload))?;
+        if payload.state != "complete" {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "payload-incomplete",
+                format!("payload '{}' is still being written", payload.id),
+            ));
+        }
+        let parsed = stored_pipeline(&service, &pipeline.name, &pipeline.yaml)
+            .map_err(|why| ApiError::bad_request("invalid-pipeline", why))?;
+        let tenant = service.config.tenant(&principal.tenant).cloned();
+        if let Some(big) = parsed.stages.iter().find(|s| {
+            tenant
+                .as_ref()
+                .is_some_and(|t| s.requests.memory_bytes > t.quotas.memory)
+        }) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "over-quota",
+                format!(
+                    "stage '{}' asks for {} bytes of memory, over the tenant's quota",
+                    big.name, big.requests.memory_bytes
+                ),
+            ));
+        }
+        let memory = memory_need(&parsed);
+        if memory > service.config.capacity_memory {
+            return Err(ApiError::bad_request(
+                "over-capacity",
+                format!(
+                    "the job needs {memory} bytes of memory at once; this node has {}",
+                    service.config.capacity_memory
+                ),
+            ));
+        }
+        let id = crate::jobs::new_job_id();
+        let state = if body.start { "queued" } else { "created" };
+        let row = service.db.add_job(
+            &id,
+            &principal.tenant,
+            pipeline.id,
+            &payload.id,
+            priority,
+            state,
+            max_attempts,
+            memory,
+        )?;
+        service.audit(
+            &principal.tenant,
+            &principal.name,
+            "job.created",
+            &id,
+            &format!(
+                "pipeline {}:{}, payload {}, {state}",
+                pipeline.name, pipeline.version, payload.id
+            ),
+        );
+        if body.start {
+            service.notify();
+        }
+        Ok((StatusCode::CREATED, Json(json!(row))))
+    })
+    .await
+}
+
+fn job_of(service: &Service, principal: &Principal, id: &str) -> Result<JobRow, ApiError> {
+    service
+        .db
+        .job(&principal.tenant, id)?
+        .ok_or_else(|| ApiError::not_found("job", id))
+}
+
+pub async fn describe(
+    State(service): State<Arc<Service>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let job = job_of(&service, &principal, &id)?;
+        let mut v = json!(job);
+        if let Some(dir) = service.latest_attempt_dir(&job.id, job.attempts) {
+            if let Ok(text) = std::fs::read_to_string(dir.join("summary.json")) {
+                v["summary"] = serde_json::from_str(&text).unwrap_or(Value::Null);
+            }
+        }
+        Ok(Json(v))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    page_size: Option<usize>,
+    page_token: Option<String>,
+}
+
+pub async fn list(
+    State(service): State<Arc<Service>>,
+    principal: Principal,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let size = q.page_size.unwrap_or(100).clamp(1, 1000);
+        let after = match &q.page_token {
+            None => 0,
+            Some(t) => t.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("bad-page-token", "page_token is not one this service gave")
+            })?,
+        };
+        let rows = service
+            .db
+            .jobs(&principal.tenant, q.state.as_deref(), after, size + 1)?;
+        let more = rows.len() > size;
+        let page: Vec<&JobRow> = rows.iter().take(size).collect();
+        let next = more
+            .then(|| page.last().map(|r| r.seq.to_string()))
+            .flatten();
+        Ok(Json(json!({"items": page, "next_page_token": next})))
+    })
+    .await
+}
+
+pub async fn start(
+    State(service): State<Arc<Service>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Operator)?;
+    blocking(move || {
+        let job = job_of(&service, &principal, &id)?;
+        // A failed or cancelled job runs again from its untouched payload.
+        if !service
+            .db
+            .transition(&job.id, &["created", "failed", "cancelled"], "queued")?
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "bad-state",
+                format!(
+                    "job '{id}' is {}; only a created, failed or cancelled job can be started",
+                    job.state
+                ),
+            ));
+        }
+        service.audit(&principal.tenant, &principal.name, "job.queued", &id, "");
+        service.notify();
+        Ok(Json(json!(job_of(&service, &principal, &id)?)))
+    })
+    .await
+}
+
+pub async fn cancel(
+    State(service): State<Arc<Service>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Operator)?;
+    blocking(move || {
+        let job = job_of(&service, &principal, &id)?;
+        if service
+            .db
+            .transition(&job.id, &["created", "queued"], "cancelled")?
+        {
+            service.audit(&principal.tenant, &principal.name, "job.cancelled", &id, "");
+        } else if job.state == "running" {
+            service.cancel_running(&id);
+            service.audit(
+                &principal.tenant,
+                &principal.name,
+                "job.cancel-requested",
+                &id,
+                "",
+            );
+        } else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "bad-state",
+                format!("job '{id}' is {}: nothing to cancel", job.state),
+            ));
+        }
+        Ok(Json(json!(job_of(&service, &principal, &id)?)))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct StageQuery {
+    stage: Option<String>,
+}
+
+fn check_stage_name(stage: &str) -> Result<(), ApiError> {
+    let ok = !stage.is_empty()
+        && stage
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+        && !stage.contains("..");
+    ok.then_some(())
+        .ok_or_else(|| ApiError::bad_request("bad-stage", format!("'{stage}' is not a stage name")))
+}
+
+pub async fn logs(
+    State(service): State<Arc<Service>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<StageQuery>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let job = job_of(&service, &principal, &id)?;
+        let dir = service
+            .latest_attempt_dir(&job.id, job.attempts)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not-run",
+                    format!("job '{id}' has not run"),
+                )
+            })?;
+        let logs = dir.join("logs");
+        let mut text = String::new();
+        let mut names: Vec<String> = std::fs::read_dir(&logs)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        if let Some(stage) = &q.stage {
+            check_stage_name(stage)?;
+            names.retain(|n| n == &format!("{stage}.log"));
+            if names.is_empty() {
+                return Err(ApiError::not_found("log of stage", stage));
+            }
+        }
+        for name in names {
+            let body = std::fs::read_to_string(logs.join(&name)).unwrap_or_default();
+            text.push_str(&format!("==> {name} <==\n{body}\n"));
+        }
+        Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+    })
+    .await
+}
+
+pub async fn results(
+    State(service): State<Arc<Service>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<StageQuery>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let job = job_of(&service, &principal, &id)?;
+        let dir = service
+            .latest_attempt_dir(&job.id, job.attempts)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not-run",
+                    format!("job '{id}' has not run"),
+                )
+            })?;
+        let mut root = dir.join("results");
+        if let Some(stage) = &q.stage {
+            check_stage_name(stage)?;
+            root = root.join(stage);
+            if !root.is_dir() {
+                return Err(ApiError::not_found("results of stage", stage));
+            }
+        }
+        let tar = archive::pack(&root).map_err(ApiError::internal)?;
+        Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
+    })
+    .await
+}

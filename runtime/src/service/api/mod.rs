@@ -1,0 +1,200 @@
+//! The REST API: every route under `/v1` is scoped to the tenant of the caller's token
+//! (another tenant's object answers 404, as if it did not exist), errors are JSON with a
+//! stable code, and every call lands in the audit trail.
+
+mod jobs;
+mod ops;
+mod payloads;
+mod pipelines;
+
+use super::config::Role;
+use super::Service;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{request::Parts, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::Arc;
+
+/// Who is calling: a token of a tenant.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// Fails with 403 unless the caller's role is at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this needs the {role:?} role; token '{}' has {:?}",
+                    self.name, self.role
+                )
+                .to_lowercase(),
+            ))
+        }
+    }
+}
+
+/// An error as the API answers it: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: &str, id: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no {what} '{id}'"),
+        )
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %message, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the service failed; see its log",
+        )
+    }
+}
+
+impl From<super::db::DbError> for ApiError {
+    fn from(e: super::db::DbError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl FromRequestParts<Arc<Service>> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _service: &Arc<Service>,
+    ) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid token is needed: Authorization: Bearer <token>",
+            )
+        })
+    }
+}
+
+/// The caller's principal, from the bearer token (compared by its SHA-256; the token itself
+/// is never stored or logged).
+fn principal_of(service: &Service, req: &Request) -> Option<Principal> {
+    let header = req.headers().get(axum::http::header::AUTHORIZATION)?;
+    let token = header.to_str().ok()?.strip_prefix("Bearer ")?.trim();
+    let hash = super::config::token_hash(token);
+    service.config.tenants.iter().find_map(|t| {
+        t.tokens
+            .iter()
+            .find(|k| k.sha256 == hash)
+            .map(|k| Principal {
+                tenant: t.name.clone(),
+                name: k.name.clone(),
+                role: k.role,
+            })
+    })
+}
+
+/// Resolves the caller, runs the call, and records it in the audit trail.
+async fn authenticate_and_audit(
+    State(service): State<Arc<Service>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let principal = principal_of(&service, &req);
+    let action = format!("{} {}", req.method(), req.uri().path());
+    if let Some(p) = &principal {
+        req.extensions_mut().insert(p.clone());
+    }
+    let response = next.run(req).await;
+    service
+        .metrics
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .api_requests += 1;
+    let (tenant, name) = principal
+        .as_ref()
+        .map_or(("-", "anonymous"), |p| (p.tenant.as_str(), p.name.as_str()));
+    let status = response.status().as_u16().to_string();
+    let service2 = service.clone();
+    let (tenant, name) = (tenant.to_string(), name.to_string());
+    // SQLite work off the async threads.
+    let _ = tokio::task::spawn_blocking(move || {
+        service2.audit(&tenant, &name, "api", &action, &status)
+    })
+    .await;
+    response
+}
+
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route(
+            "/v1/pipelines",
+            post(pipelines::create).get(pipelines::list),
+        )
+        .route("/v1/pipelines/{reference}", get(pipelines::describe))
+        .route("/v1/payloads", post(payloads::upload).get(payloads::list))
+        .route("/v1/payloads/{id}", get(payloads::describe))
+        .route("/v1/payloads/{id}/archive", get(payloads::download))
+        .route("/v1/jobs", post(jobs::create).get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::describe))
+        .route("/v1/jobs/{id}/start", post(jobs::start))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/logs", get(jobs::logs))
+        .route("/v1/jobs/{id}/results", get(jobs::results))
+        .route("/v1/audit", get(ops::audit))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            authenticate_and_audit,
+        ))
+        .with_state(service)
+}
+
+/// Runs blocking work (SQLite, files) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}

@@ -1,0 +1,279 @@
+//! `ward serve`'s configuration: where it listens and keeps its state, what the node can run
+//! at once, where tenants' pipelines may take components from, and the tenants themselves.
+//!
+//! ```yaml
+//! listen: 127.0.0.1:8080
+//! state: /var/lib/ward            # ward.db, payloads/, jobs/
+//! components: /opt/ward/components  # pipelines name components relative to this
+//! capacity: {memory: 16Gi, jobs: 4}
+//! max-upload: 4Gi
+//! tenants:
+//!   - name: radiology
+//!     tokens:                     # SHA-256 of each token, never the token itself
+//!       - {name: ci, role: operator, sha256: 9f86d0…}
+//!     quotas: {concurrent-jobs: 2, memory: 8Gi, storage: 100Gi}
+//! ```
+
+use crate::pipeline::quantity::parse_bytes;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct File {
+    listen: String,
+    state: String,
+    components: String,
+    #[serde(default)]
+    capacity: Option<CapacityFile>,
+    #[serde(default)]
+    max_upload: Option<String>,
+    tenants: Vec<TenantFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct CapacityFile {
+    #[serde(default)]
+    memory: Option<String>,
+    #[serde(default)]
+    jobs: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct TenantFile {
+    name: String,
+    tokens: Vec<TokenFile>,
+    #[serde(default)]
+    quotas: Option<QuotaFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct TokenFile {
+    name: String,
+    role: String,
+    sha256: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct QuotaFile {
+    #[serde(default)]
+    concurrent_jobs: Option<String>,
+    #[serde(default)]
+    memory: Option<String>,
+    #[serde(default)]
+    storage: Option<String>,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read everything of its tenant.
+    Viewer,
+    /// Also create pipelines, payloads and jobs, start and cancel jobs.
+    Operator,
+    /// Also read the tenant's audit trail.
+    Admin,
+}
+
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub name: String,
+    pub role: Role,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Quotas {
+    pub concurrent_jobs: usize,
+    /// The most memory one stage of this tenant may ask for.
+    pub memory: u64,
+    /// Bytes of payloads the tenant may keep.
+    pub storage: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub tokens: Vec<Token>,
+    pub quotas: Quotas,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: String,
+    pub state: PathBuf,
+    pub components: PathBuf,
+    /// Memory all running jobs may ask for together.
+    pub capacity_memory: u64,
+    /// Jobs running at once on this node.
+    pub capacity_jobs: usize,
+    pub max_upload: u64,
+    pub tenants: Vec<Tenant>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl ServeConfig {
+    pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let file: File = marked_yaml::from_yaml(0, &text).map_err(|e| err(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut problems = Vec::new();
+        let bytes =
+            |what: &str, v: Option<&String>, default: u64, problems: &mut Vec<String>| match v
+                .map(|v| parse_bytes(v))
+            {
+                None => default,
+                Some(Ok(b)) => b,
+                Some(Err(why)) => {
+                    problems.push(format!("{what} {why}"));
+                    default
+                }
+            };
+        let count =
+            |what: &str, v: Option<&String>, default: usize, problems: &mut Vec<String>| match v
+                .map(|v| v.parse::<usize>())
+            {
+                None => default,
+                Some(Ok(n)) if n > 0 => n,
+                _ => {
+                    problems.push(format!("{what} must be a whole number above 0"));
+                    default
+                }
+            };
+        let capacity = file.capacity.as_ref();
+        let capacity_memory = bytes(
+            "capacity.memory",
+            capacity.and_then(|c| c.memory.as_ref()),
+            8 << 30,
+            &mut problems,
+        );
+        let capacity_jobs = count(
+            "capacity.jobs",
+            capacity.and_then(|c| c.jobs.as_ref()),
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+            &mut problems,
+        );
+        let max_upload = bytes(
+            "max-upload",
+            file.max_upload.as_ref(),
+            4 << 30,
+            &mut problems,
+        );
+        let mut tenants: Vec<Tenant> = Vec::new();
+        for t in file.tenants {
+            let ok_name = !t.name.is_empty()
+                && t.name.len() <= 63
+                && t.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !ok_name {
+                problems.push(format!(
+                    "tenant '{}': names are 1-63 characters of a-z, 0-9 and '-'",
+                    t.name
+                ));
+            }
+            if tenants.iter().any(|o| o.name == t.name) {
+                problems.push(format!("tenant '{}' is defined twice", t.name));
+            }
+            let mut tokens = Vec::new();
+            for tok in t.tokens {
+                let role = match tok.role.as_str() {
+                    "viewer" => Role::Viewer,
+                    "operator" => Role::Operator,
+                    "admin" => Role::Admin,
+                    other => {
+                        problems.push(format!(
+                            "tenant '{}', token '{}': role '{other}' must be viewer, operator or admin",
+                            t.name, tok.name
+                        ));
+                        Role::Viewer
+                    }
+                };
+                let hex_ok =
+                    tok.sha256.len() == 64 && tok.sha256.chars().all(|c| c.is_ascii_hexdigit());
+                if !hex_ok {
+                    problems.push(format!(
+                        "tenant '{}', token '{}': sha256 must be 64 hex digits (the token's SHA-256, never the token)",
+                        t.name, tok.name
+                    ));
+                }
+                tokens.push(Token {
+                    name: tok.name,
+                    role,
+                    sha256: tok.sha256.to_ascii_lowercase(),
+                });
+            }
+            let q = t.quotas.as_ref();
+            let quotas = Quotas {
+                concurrent_jobs: count(
+                    "quotas.concurrent-jobs",
+                    q.and_then(|q| q.concurrent_jobs.as_ref()),
+                    capacity_jobs,
+                    &mut problems,
+                ),
+                memory: bytes(
+                    "quotas.memory",
+                    q.and_then(|q| q.memory.as_ref()),
+                    crate::pipeline::MAX_MEMORY,
+                    &mut problems,
+                ),
+                storage: bytes(
+                    "quotas.storage",
+                    q.and_then(|q| q.storage.as_ref()),
+                    u64::MAX,
+                    &mut problems,
+                ),
+            };
+            tenants.push(Tenant {
+                name: t.name,
+                tokens,
+                quotas,
+            });
+        }
+        let all: Vec<&str> = tenants
+            .iter()
+            .flat_map(|t| t.tokens.iter().map(|k| k.sha256.as_str()))
+            .collect();
+        if (1..all.len()).any(|i| all[..i].contains(&all[i])) {
+            problems.push("two tokens have the same hash".into());
+        }
+        if !problems.is_empty() {
+            return Err(err(problems.join("; ")));
+        }
+        Ok(ServeConfig {
+            listen: file.listen,
+            state: base.join(file.state),
+            components: base.join(file.components),
+            capacity_memory,
+            capacity_jobs,
+            max_upload,
+            tenants,
+        })
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.name == name)
+    }
+}
+
+/// The lowercase hex SHA-256 of a token, as the configuration holds it.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}

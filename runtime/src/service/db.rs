@@ -1,0 +1,462 @@
+//! The service's embedded state: one SQLite database in WAL mode, its schema brought up to
+//! date by numbered migrations when it opens. Every state change is one transaction, so a
+//! process killed at any moment leaves the last committed state.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` holds how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE pipelines (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        yaml TEXT NOT NULL,
+        created REAL NOT NULL,
+        UNIQUE (tenant, name, version)
+    );
+    CREATE TABLE payloads (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        state TEXT NOT NULL,
+        files INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+    CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        pipeline_id INTEGER NOT NULL REFERENCES pipelines (id),
+        payload_id TEXT NOT NULL REFERENCES payloads (id),
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        memory INTEGER NOT NULL,
+        created REAL NOT NULL,
+        started REAL,
+        finished REAL,
+        failure TEXT
+    );
+    CREATE INDEX jobs_by_state ON jobs (state, priority, seq);
+    CREATE INDEX jobs_by_tenant ON jobs (tenant, seq);
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        tenant TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        action TEXT NOT NULL,
+        object TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("the state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+/// A job's priority, Clara's four levels; `immediate` drains first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Lower = 0,
+    Normal = 1,
+    Higher = 2,
+    Immediate = 3,
+}
+
+impl Priority {
+    pub fn from_i64(v: i64) -> Priority {
+        match v {
+            0 => Priority::Lower,
+            2 => Priority::Higher,
+            3 => Priority::Immediate,
+            _ => Priority::Normal,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Priority> {
+        Some(match s {
+            "lower" | "low" => Priority::Lower,
+            "normal" => Priority::Normal,
+            "higher" | "high" => Priority::Higher,
+            "immediate" => Priority::Immediate,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineRow {
+    pub id: i64,
+    pub name: String,
+    pub version: i64,
+    pub created: f64,
+    #[serde(skip)]
+    pub yaml: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PayloadRow {
+    pub id: String,
+    pub state: String,
+    pub files: i64,
+    pub bytes: i64,
+    pub created: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    #[serde(skip)]
+    pub seq: i64,
+    pub id: String,
+    #[serde(skip)]
+    pub tenant: String,
+    pub pipeline_id: i64,
+    pub payload_id: String,
+    pub priority: Priority,
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    #[serde(skip)]
+    pub memory: i64,
+    pub created: f64,
+    pub started: Option<f64>,
+    pub finished: Option<f64>,
+    pub failure: Option<String>,
+}
+
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+const JOB_COLUMNS: &str = "seq, id, tenant, pipeline_id, payload_id, priority, state, attempts, max_attempts, memory, created, started, finished, failure";
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        tenant: r.get(2)?,
+        pipeline_id: r.get(3)?,
+        payload_id: r.get(4)?,
+        priority: Priority::from_i64(r.get(5)?),
+        state: r.get(6)?,
+        attempts: r.get(7)?,
+        max_attempts: r.get(8)?,
+        memory: r.get(9)?,
+        created: r.get(10)?,
+        started: r.get(11)?,
+        finished: r.get(12)?,
+        failure: r.get(13)?,
+    })
+}
+
+impl Db {
+    /// Opens (creating) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // In WAL mode NORMAL keeps the database consistent after a crash of the process.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(Db {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn schema_version(&self) -> Result<usize, DbError> {
+        Ok(self
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    // Pipelines.
+
+    /// Stores a new version of pipeline `name` and returns it.
+    pub fn add_pipeline(
+        &self,
+        tenant: &str,
+        name: &str,
+        yaml: &str,
+    ) -> Result<PipelineRow, DbError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let version: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM pipelines WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name],
+            |r| r.get(0),
+        )?;
+        let created = now();
+        tx.execute(
+            "INSERT INTO pipelines (tenant, name, version, yaml, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![tenant, name, version, yaml, created],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(PipelineRow {
+            id,
+            name: name.to_string(),
+            version,
+            created,
+            yaml: yaml.to_string(),
+        })
+    }
+
+    pub fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineRow>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, name, version, created, yaml FROM pipelines WHERE tenant = ?1 ORDER BY name, version",
+        )?;
+        let rows = stmt.query_map(params![tenant], |r| {
+            Ok(PipelineRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                version: r.get(2)?,
+                created: r.get(3)?,
+                yaml: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Pipeline `reference` of `tenant`: an id, `name` (its latest version) or `name:version`.
+    pub fn pipeline(&self, tenant: &str, reference: &str) -> Result<Option<PipelineRow>, DbError> {
+        let all = self.pipelines(tenant)?;
+        if let Ok(id) = reference.parse::<i64>() {
+            return Ok(all.into_iter().find(|p| p.id == id));
+        }
+        let (name, version) = match reference.split_once(':') {
+            Some((n, v)) => (n, v.parse::<i64>().ok()),
+            None => (reference, None),
+        };
+        Ok(all
+            .into_iter()
+            .filter(|p| p.name == name && version.is_none_or(|v| p.version == v))
+            .max_by_key(|p| p.version))
+    }
+
+    // Payloads.
+
+    pub fn begin_payload(&self, tenant: &str, id: &str) -> Result<(), DbError> {
+        self.lock().execute(
+            "INSERT INTO payloads (id, tenant, state, created) VALUES (?1, ?2, 'writing', ?3)",
+            params![id, tenant, now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn complete_payload(&self, id: &str, files: u64, bytes: u64) -> Result<(), DbError> {
+        self.lock().execute(
+            "UPDATE payloads SET state = 'complete', files = ?2, bytes = ?3 WHERE id = ?1",
+            params![id, files as i64, bytes as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn forget_payload(&self, id: &str) -> Result<(), DbError> {
+        self.lock()
+            .execute("DELETE FROM payloads WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    pub fn payload(&self, tenant: &str, id: &str) -> Result<Option<PayloadRow>, DbError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT id, state, files, bytes, created FROM payloads WHERE tenant = ?1 AND id = ?2",
+                params![tenant, id],
+                |r| {
+                    Ok(PayloadRow {
+                        id: r.get(0)?,
+                        state: r.get(1)?,
+                        files: r.get(2)?,
+                        bytes: r.get(3)?,
+                        created: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn payloads(&self, tenant: &str) -> Result<Vec<PayloadRow>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, state, files, bytes, created FROM payloads WHERE tenant = ?1 ORDER BY created",
+        )?;
+        let rows = stmt.query_map(params![tenant], |r| {
+            Ok(PayloadRow {
+                id: r.get(0)?,
+                state: r.get(1)?,
+                files: r.get(2)?,
+                bytes: r.get(3)?,
+                created: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn storage_used(&self, tenant: &str) -> Result<u64, DbError> {
+        let used: i64 = self.lock().query_row(
+            "SELECT COALESCE(SUM(bytes), 0) FROM payloads WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )?;
+        Ok(used as u64)
+    }
+
+    /// Payloads a crash left half-written: removed from the record; the caller removes
+    /// their directories.
+    pub fn drop_unfinished_payloads(&self) -> Result<Vec<String>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT id FROM payloads WHERE state = 'writing'")?;
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        conn.execute("DELETE FROM payloads WHERE state = 'writing'", [])?;
+        Ok(ids)
+    }
+
+    // Jobs.
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_job(
+        &self,
+        id: &str,
+        tenant: &str,
+        pipeline_id: i64,
+        payload_id: &str,
+        priority: Priority,
+        state: &str,
+        max_attempts: u32,
+        memory: u64,
+    ) -> Result<JobRow, DbError> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO jobs (id, tenant, pipeline_id, payload_id, priority, state, max_attempts, memory, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![id, tenant, pipeline_id, payload_id, priority as i64, state, max_attempts, memory as i64, now()],
+        )?;
+        Ok(conn.query_row(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+            params![id],
+            job_row,
+        )?)
+    }
+
+    pub fn job(&self, tenant: &str, id: &str) -> Result<Option<JobRow>, DbError> {
+        Ok(self
+            .lock()
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?1 AND id = ?2"),
+                params![tenant, id],
+                job_row,
+            )
+            .optional()?)
+    }
+
+    /// A page of `tenant`'s jobs after sequence number `after`, optionally in one state.
+    pub fn jobs(
+        &self,
+        tenant: &str,
+        state: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<JobRow>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?1 AND seq > ?2 AND (?3 IS NULL OR state = ?3)
+             ORDER BY seq LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(params![tenant, after, state, limit as i64], job_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every queued job, best first: priority, then age.
+    pub fn queued(&self) -> Result<Vec<JobRow>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq"
+        ))?;
+        let rows = stmt.query_map([], job_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn running(&self) -> Result<Vec<JobRow>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running'"
+        ))?;
+        let rows = stmt.query_map([], job_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Moves job `id` from `from` to `to`; false when it was not in `from`.
+    pub fn transition(&self, id: &str, from: &[&str], to: &str) -> Result<bool, DbError> {
+        let conn = self.lock();
+        let current: Option<String> = conn
+            .query_row("SELECT state FROM jobs WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match current {
+            Some(s) if from.contains(&s.as_str()) => {
+                let stamp = match to {
+                    "running" => "started = ?3, attempts = attempts + 1,",
+                    "succeeded" | "failed" | "cancelled" => "finished = ?3,",
+                    _ => "",
+                };
+                conn.execute(
+                    &format!("UPDATE jobs SET {stamp} state = ?2 WHERE id = ?1"),
+                    params![id, to, now()],
+                )?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    pub fn set_failure(&self, id: &str, failure: &str) -> Result<(), DbError> {
+        self.lock().execute(
+            "UPDATE jobs SET failure = ?2 WHERE id = ?1",
+            params![id, failure],
+        )?;
+        Ok(())
+    }
+
+    /// Counts of jobs by state, for the metrics.
+    pub fn job_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

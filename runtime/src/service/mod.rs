@@ -1,0 +1,161 @@
+//! `ward serve`: the job service. One process with embedded state (SQLite) that a hospital
+//! runs for many tenants: pipelines (versioned), payloads (immutable once complete), jobs in
+//! a priority queue scheduled against the node's capacity and fair across tenants, a REST
+//! API, and a hash-chained audit trail. Killed at any moment and restarted, it loses no job
+//! and no payload: running jobs re-run from their untouched payloads.
+
+pub mod api;
+pub mod archive;
+pub mod audit;
+pub mod config;
+pub mod db;
+mod scheduler;
+mod worker;
+
+use crate::engine::Engine;
+use config::ServeConfig;
+use db::{Db, DbError};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex};
+
+pub struct Service {
+    pub config: ServeConfig,
+    pub db: Db,
+    engine: Arc<Engine>,
+    /// Set when the queue or the running set changed; the scheduler waits on it.
+    wake: (Mutex<bool>, Condvar),
+    /// Cancellation flags of the running jobs.
+    cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    pub metrics: Mutex<Metrics>,
+}
+
+/// Counters for `/metrics` that the database does not hold.
+#[derive(Default)]
+pub struct Metrics {
+    pub stage_seconds_sum: f64,
+    pub stages_finished: u64,
+    pub payloads_uploaded: u64,
+    pub bytes_uploaded: u64,
+    pub api_requests: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Service {
+    /// Opens the state directory, recovering from whatever a crash left: half-written
+    /// payloads are removed, jobs that were running go back to the queue.
+    pub fn open(config: ServeConfig, engine: Arc<Engine>) -> Result<Arc<Service>, ServiceError> {
+        for dir in [
+            config.state.clone(),
+            config.state.join("payloads"),
+            config.state.join("jobs"),
+            config.state.join("uploads"),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .map_err(|source| ServiceError::Io { path: dir, source })?;
+        }
+        let db = Db::open(&config.state.join("ward.db"))?;
+        let service = Arc::new(Service {
+            config,
+            db,
+            engine,
+            wake: (Mutex::new(false), Condvar::new()),
+            cancels: Mutex::new(HashMap::new()),
+            metrics: Mutex::new(Metrics::default()),
+        });
+        service.recover()?;
+        Ok(service)
+    }
+
+    fn recover(&self) -> Result<(), ServiceError> {
+        for id in self.db.drop_unfinished_payloads()? {
+            let _ = std::fs::remove_dir_all(self.payload_dir(&id));
+        }
+        let uploads = self.config.state.join("uploads");
+        if let Ok(entries) = std::fs::read_dir(&uploads) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        for job in self.db.running()? {
+            if self.db.transition(&job.id, &["running"], "queued")? {
+                tracing::warn!(job = %job.id, "the job was running when the service stopped; it runs again from its payload");
+                audit::append(
+                    &self.db,
+                    &job.tenant,
+                    "ward",
+                    "job.requeued",
+                    &job.id,
+                    "running when the service stopped",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn payload_dir(&self, id: &str) -> PathBuf {
+        self.config.state.join("payloads").join(id)
+    }
+
+    pub fn job_dir(&self, id: &str) -> PathBuf {
+        self.config.state.join("jobs").join(id)
+    }
+
+    /// The directory of attempt `attempt` of job `id`.
+    pub fn attempt_dir(&self, id: &str, attempt: i64) -> PathBuf {
+        self.job_dir(id).join(format!("attempt-{attempt}"))
+    }
+
+    /// The latest attempt's directory of job `id`, if it ran.
+    pub fn latest_attempt_dir(&self, id: &str, attempts: i64) -> Option<PathBuf> {
+        (attempts > 0).then(|| self.attempt_dir(id, attempts))
+    }
+
+    /// Records an event in the audit trail; a failure to record is logged (the state change
+    /// it records has happened).
+    pub fn audit(&self, tenant: &str, principal: &str, action: &str, object: &str, detail: &str) {
+        if let Err(e) = audit::append(&self.db, tenant, principal, action, object, detail) {
+            tracing::error!(error = %e, action, object, "cannot write the audit trail");
+        }
+    }
+
+    /// Wakes the scheduler.
+    pub fn notify(&self) {
+        let (flag, cv) = &self.wake;
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+    }
+
+    /// Asks a running job to stop.
+    pub fn cancel_running(&self, id: &str) {
+        if let Some(flag) = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Starts the scheduler on a thread of its own.
+    pub fn start(self: &Arc<Self>) {
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("scheduler".into())
+            .spawn(move || scheduler::run(me))
+            .expect("the scheduler thread starts");
+    }
+}

@@ -1,0 +1,143 @@
+//! Running one attempt of a job: its pipeline as stored, on its payload, in a directory of
+//! its own; then its state, retried while attempts remain (a job whose input is invalid is
+//! not retried: it would fail again).
+
+use super::db::JobRow;
+use super::Service;
+use crate::jobs::{run_job, FailureKind, JobRequest, JobStatus, NoObserver};
+use crate::pipeline::Pipeline;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+pub fn spawn(service: Arc<Service>, job: JobRow) {
+    std::thread::Builder::new()
+        .name(format!("job-{}", job.id))
+        .spawn(move || {
+            run(&service, &job);
+            service.notify();
+        })
+        .expect("a job thread starts");
+}
+
+/// Reads a stored pipeline, its components resolved inside the service's components
+/// directory and nowhere else.
+pub fn stored_pipeline(service: &Service, name: &str, yaml: &str) -> Result<Pipeline, String> {
+    let components = &service.config.components;
+    let file = components.join(format!("{name}.yaml"));
+    let pipeline = crate::pipeline::parse(&file, yaml).map_err(|e| e.to_string())?;
+    let root = components
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", components.display()))?;
+    for stage in &pipeline.stages {
+        let path = stage
+            .component
+            .path
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", stage.component.path.display()))?;
+        if !path.starts_with(&root) {
+            return Err(format!(
+                "{}: operator '{}': component {} is outside the service's components directory",
+                stage.component.location,
+                stage.name,
+                stage.component.path.display()
+            ));
+        }
+    }
+    Ok(pipeline)
+}
+
+fn run(service: &Service, job: &JobRow) {
+    let attempt = job.attempts + 1;
+    let fail = |why: String| {
+        let _ = service.db.set_failure(&job.id, &why);
+        if let Ok(true) = service.db.transition(&job.id, &["running"], "failed") {
+            service.audit(&job.tenant, "ward", "job.failed", &job.id, &why);
+        }
+    };
+    let pipeline = match service
+        .db
+        .pipelines(&job.tenant)
+        .map_err(|e| e.to_string())
+        .and_then(|all| {
+            all.into_iter()
+                .find(|p| p.id == job.pipeline_id)
+                .ok_or_else(|| format!("pipeline {} is gone", job.pipeline_id))
+        })
+        .and_then(|p| stored_pipeline(service, &p.name, &p.yaml))
+    {
+        Ok(p) => p,
+        Err(why) => return fail(why),
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    service
+        .cancels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(job.id.clone(), cancel.clone());
+    let job_dir = service.attempt_dir(&job.id, attempt);
+    // A directory left by an attempt that a crash interrupted is not reused.
+    if job_dir.exists() {
+        let _ = std::fs::remove_dir_all(&job_dir);
+    }
+    let request = JobRequest {
+        pipeline,
+        payload: service.payload_dir(&job.payload_id),
+        job_dir: job_dir.clone(),
+        job_id: job.id.clone(),
+        tenant: job.tenant.clone(),
+        parameters: Default::default(),
+        datasets: Default::default(),
+        cpu_slots: 1,
+        cancel: Some(cancel.clone()),
+    };
+    let outcome = run_job(&service.engine, &request, Arc::new(NoObserver));
+    service
+        .cancels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&job.id);
+    let summary = match outcome {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    {
+        let mut m = service.metrics.lock().unwrap_or_else(|e| e.into_inner());
+        for s in &summary.stages {
+            if let Some(d) = s.duration_s {
+                m.stage_seconds_sum += d;
+                m.stages_finished += 1;
+            }
+        }
+    }
+    if summary.status == JobStatus::Succeeded {
+        if let Ok(true) = service.db.transition(&job.id, &["running"], "succeeded") {
+            service.audit(&job.tenant, "ward", "job.succeeded", &job.id, "");
+        }
+        return;
+    }
+    let failure = summary.failure.clone();
+    let why = failure
+        .as_ref()
+        .map(|f| match &f.stage {
+            Some(stage) => format!("stage '{stage}': {}", f.reason.message),
+            None => f.reason.message.clone(),
+        })
+        .unwrap_or_else(|| "failed".into());
+    let kind = failure.map(|f| f.reason.kind);
+    if kind == Some(FailureKind::Cancelled) {
+        let _ = service.db.set_failure(&job.id, &why);
+        if let Ok(true) = service.db.transition(&job.id, &["running"], "cancelled") {
+            service.audit(&job.tenant, "ward", "job.cancelled", &job.id, "");
+        }
+        return;
+    }
+    let retry = attempt < job.max_attempts && kind != Some(FailureKind::InvalidInput);
+    if retry {
+        let _ = service.db.set_failure(&job.id, &why);
+        if let Ok(true) = service.db.transition(&job.id, &["running"], "queued") {
+            service.audit(&job.tenant, "ward", "job.retry", &job.id, &why);
+        }
+        return;
+    }
+    fail(why);
+}
