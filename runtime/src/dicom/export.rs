@@ -151,12 +151,9 @@ fn load(job_dir: &Path) -> std::io::Result<Vec<ExportRecord>> {
     serde_json::from_str(&text).map_err(std::io::Error::other)
 }
 
-/// Writes `exports.json` (replaced atomically) and the `exports` of `summary.json`.
+/// Writes the `exports` of `summary.json`, then `exports.json` (each replaced atomically):
+/// whoever sees `exports.json` settle finds the summary already up to date.
 fn save(job_dir: &Path, records: &[ExportRecord]) -> std::io::Result<()> {
-    write_atomically(
-        &job_dir.join("exports.json"),
-        &serde_json::to_vec_pretty(records).map_err(std::io::Error::other)?,
-    )?;
     let summary_path = job_dir.join("summary.json");
     let mut summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&summary_path)?).map_err(std::io::Error::other)?;
@@ -169,6 +166,10 @@ fn save(job_dir: &Path, records: &[ExportRecord]) -> std::io::Result<()> {
     write_atomically(
         &summary_path,
         &serde_json::to_vec_pretty(&summary).map_err(std::io::Error::other)?,
+    )?;
+    write_atomically(
+        &job_dir.join("exports.json"),
+        &serde_json::to_vec_pretty(records).map_err(std::io::Error::other)?,
     )
 }
 
