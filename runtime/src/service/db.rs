@@ -428,10 +428,11 @@ impl Db {
             .optional()?;
         match current {
             Some(s) if from.contains(&s.as_str()) => {
+                // Every statement names ?3, the time, so the parameters always fit.
                 let stamp = match to {
                     "running" => "started = ?3, attempts = attempts + 1,",
                     "succeeded" | "failed" | "cancelled" => "finished = ?3,",
-                    _ => "",
+                    _ => "finished = CASE WHEN ?3 IS NULL THEN finished ELSE NULL END,",
                 };
                 conn.execute(
                     &format!("UPDATE jobs SET {stamp} state = ?2 WHERE id = ?1"),

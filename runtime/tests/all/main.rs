@@ -12,6 +12,7 @@ mod engine;
 mod ports;
 mod real_dicom;
 mod sandbox;
+mod service;
 mod streaming;
 mod support;
 mod validation;
