@@ -578,3 +578,70 @@ fn the_openapi_document_describes_every_route() {
         );
     }
 }
+
+#[test]
+fn failed_jobs_retry_within_their_limit_and_running_jobs_can_be_cancelled() {
+    let server = Server::start(2, "4Gi", 2);
+    server.pipeline(RAD_OP, "flaky", "stage-error", "");
+    server.pipeline(RAD_OP, "wrong-input", "invalid-input", "");
+    server.pipeline(RAD_OP, "endless", "spin", "timeout: 10m");
+    let payload_dir = small_payload();
+    let payload = server.payload(RAD_OP, payload_dir.path());
+    let create = |pipeline: &str, attempts: u32| {
+        server.ok(
+            "POST",
+            "/v1/jobs",
+            RAD_OP,
+            Some(json!({"pipeline": pipeline, "payload": payload, "start": true, "max_attempts": attempts})),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let flaky = server.wait(RAD_OP, &create("flaky", 3));
+    assert_eq!(
+        (flaky["state"].as_str(), flaky["attempts"].as_i64()),
+        (Some("failed"), Some(3)),
+        "{flaky}"
+    );
+    let wrong = server.wait(RAD_OP, &create("wrong-input", 3));
+    assert_eq!(
+        wrong["attempts"], 1,
+        "invalid input is not retried: {wrong}"
+    );
+    // A failed job runs again from its payload when started.
+    server.ok(
+        "POST",
+        &format!("/v1/jobs/{}/start", wrong["id"].as_str().unwrap()),
+        RAD_OP,
+        None,
+    );
+    let again = server.wait(RAD_OP, wrong["id"].as_str().unwrap());
+    assert_eq!(again["attempts"], 2, "{again}");
+
+    let endless = create("endless", 1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.ok("GET", &format!("/v1/jobs/{endless}"), RAD_OP, None)["state"] != "running" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = Instant::now();
+    server.ok("POST", &format!("/v1/jobs/{endless}/cancel"), RAD_OP, None);
+    let cancelled = server.wait(RAD_OP, &endless);
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "stopped at once, not at its deadline"
+    );
+    let (code, body) = server.call(
+        "POST",
+        &format!("/v1/jobs/{endless}/cancel"),
+        Some(RAD_OP),
+        None,
+    );
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (409, Some("bad-state"))
+    );
+}
