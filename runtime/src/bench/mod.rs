@@ -2,18 +2,21 @@
 //! baseline in the same run — compile time of each stage component, cached instantiation,
 //! a trivial three-stage pipeline end to end, the `segment` stage in the sandbox against
 //! the same `imaging` code compiled natively, port throughput between two stages against
-//! a native bounded channel, and DIMSE ingest against DCMTK's storescp.
+//! a native bounded channel, DIMSE ingest against DCMTK's storescp, and load on the job
+//! service.
 
 mod dicom;
 mod pipeline;
 mod ports;
 mod segment;
+mod service;
 pub mod stats;
 
 pub use dicom::dimse_ingest;
 pub use pipeline::{compile_times, instantiate_time, trivial_pipeline_time};
 pub use ports::{ports_throughput, rate};
 pub use segment::segment_sandbox_vs_native;
+pub use service::service_load;
 
 use serde::Serialize;
 use std::sync::Arc;

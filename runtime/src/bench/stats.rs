@@ -7,6 +7,7 @@ pub struct Summary {
     pub samples: usize,
     pub median_us: f64,
     pub p90_us: f64,
+    pub p99_us: f64,
     pub min_us: f64,
 }
 
@@ -19,6 +20,7 @@ pub fn summarize(samples: &mut [Duration]) -> Summary {
         samples: samples.len(),
         median_us: at(0.5),
         p90_us: at(0.9),
+        p99_us: at(0.99),
         min_us: samples[0].as_secs_f64() * 1e6,
     }
 }

@@ -31,6 +31,12 @@ pub struct BenchArgs {
     /// Rows = columns of those instances.
     #[arg(long, default_value_t = 512)]
     dicom_size: u32,
+    /// Trivial jobs submitted to the job service for its load figure (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    service_jobs: usize,
+    /// Concurrent clients submitting them.
+    #[arg(long, default_value_t = 8)]
+    service_clients: usize,
     /// Iterations of the instantiate and pipeline figures.
     #[arg(long, default_value_t = 500)]
     iterations: usize,
@@ -203,6 +209,51 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
                     .baseline("storescp", mb / dcmtk),
             );
         }
+    }
+
+    if args.service_jobs > 0 {
+        let load = bench::service_load(
+            engine.clone(),
+            &components,
+            args.service_jobs,
+            args.service_clients,
+            scratch.path(),
+        )?;
+        let what = format!(
+            "job service: {} trivial jobs from {} clients",
+            load.jobs, load.clients
+        );
+        rows.push(Row::new(
+            format!("{what}, submitted"),
+            load.submitted_per_s,
+            "/s",
+        ));
+        rows.push(Row::new(
+            format!("{what}, completed"),
+            load.completed_per_s,
+            "/s",
+        ));
+        rows.push(Row::new(
+            format!("{what}, submission latency p50"),
+            load.submit.median_us / 1e3,
+            "ms",
+        ));
+        rows.push(Row::new(
+            format!("{what}, submission latency p99"),
+            load.submit.p99_us / 1e3,
+            "ms",
+        ));
+        rows.push(Row::new(
+            format!("{what}, succeeded (none lost)"),
+            load.succeeded as f64,
+            "",
+        ));
+        anyhow::ensure!(
+            load.succeeded == load.jobs,
+            "{} of {} jobs succeeded",
+            load.succeeded,
+            load.jobs
+        );
     }
 
     if args.json {

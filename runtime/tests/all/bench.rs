@@ -24,6 +24,10 @@ fn bench_runs_every_measurement() {
         "8",
         "--dicom-size",
         "64",
+        "--service-jobs",
+        "20",
+        "--service-clients",
+        "2",
         "--json",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -41,6 +45,7 @@ fn bench_runs_every_measurement() {
         "segment 48x48x12 in the sandbox",
         "ports: 16 x 1024 KiB messages between two stages, median",
         "DIMSE ingest of 8 CT 64² instances",
+        "job service: 20 trivial jobs from 2 clients, completed",
     ] {
         assert!(
             what.iter().any(|w| w.starts_with(needle)),

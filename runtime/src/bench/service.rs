@@ -1,0 +1,157 @@
+//! Load on the job service: concurrent clients submit trivial jobs over HTTP to a `ward
+//! serve` running in this process; the figures are submissions per second, the latency of
+//! a submission, and jobs completed per second, with a check that every job ran once.
+
+use super::stats::{summarize, Summary};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use ward::engine::Engine;
+use ward::service::config::{token_hash, ServeConfig};
+use ward::service::{api, Service};
+
+pub struct ServiceLoad {
+    pub jobs: usize,
+    pub clients: usize,
+    pub submit: Summary,
+    pub submitted_per_s: f64,
+    pub completed_per_s: f64,
+    pub succeeded: usize,
+}
+
+const TOKEN: &str = "bench-token";
+
+/// Starts the service on a free port; returns its URL.
+fn start(engine: Arc<Engine>, components: &Path, scratch: &Path) -> anyhow::Result<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config_path = scratch.join("serve-bench.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "listen: 127.0.0.1:{port}\nstate: serve-bench-state\ncomponents: {}\ntenants:\n  - name: bench\n    tokens: [{{name: bench, role: operator, sha256: {}}}]\n",
+            components.display(),
+            token_hash(TOKEN)
+        ),
+    )?;
+    let config = ServeConfig::load(&config_path)?;
+    let listen = config.listen.clone();
+    let service = Service::open(config, engine)?;
+    service.start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(&listen))?;
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let _ = axum::serve(listener, api::router(service)).await;
+        })
+    });
+    Ok(format!("http://{listen}"))
+}
+
+fn call(method: &str, url: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    let req = ureq::request(method, url).set("Authorization", &format!("Bearer {TOKEN}"));
+    let r = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    Ok(r.map_err(|e| anyhow::anyhow!("{method} {url}: {e}"))?
+        .into_json()?)
+}
+
+/// `jobs` trivial jobs (one noop stage) from `clients` concurrent clients.
+pub fn service_load(
+    engine: Arc<Engine>,
+    components: &Path,
+    jobs: usize,
+    clients: usize,
+    scratch: &Path,
+) -> anyhow::Result<ServiceLoad> {
+    let url = start(engine, components, scratch)?;
+    let yaml = "api-version: 0.1\nname: trivial\noperators:\n  - name: noop\n    component: {path: misbehave.wasm}\n    parameters: {behaviour: noop}\n    input: [{path: /payload}]\n";
+    let r = ureq::post(&format!("{url}/v1/pipelines"))
+        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .send_string(yaml)
+        .map_err(|e| anyhow::anyhow!("storing the pipeline: {e}"))?;
+    anyhow::ensure!(r.status() == 201, "storing the pipeline: {}", r.status());
+    let payload_dir = scratch.join("serve-bench-payload");
+    std::fs::create_dir_all(&payload_dir)?;
+    std::fs::write(payload_dir.join("input.txt"), b"trivial payload")?;
+    let tar = ward::service::archive::pack(&payload_dir)?;
+    let payload: Value = ureq::post(&format!("{url}/v1/payloads"))
+        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .send_bytes(&tar)
+        .map_err(|e| anyhow::anyhow!("uploading the payload: {e}"))?
+        .into_json()?;
+    let payload = payload["id"].as_str().unwrap_or_default().to_string();
+
+    let started = Instant::now();
+    let per_client = jobs.div_ceil(clients);
+    let mut latencies: Vec<Duration> = std::thread::scope(|s| -> anyhow::Result<Vec<Duration>> {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let (url, payload) = (&url, &payload);
+                s.spawn(move || -> anyhow::Result<Vec<Duration>> {
+                    let mut mine = Vec::new();
+                    for _ in 0..per_client.min(jobs.saturating_sub(c * per_client)) {
+                        let t = Instant::now();
+                        call(
+                            "POST",
+                            &format!("{url}/v1/jobs"),
+                            Some(json!({"pipeline": "trivial", "payload": payload, "start": true})),
+                        )?;
+                        mine.push(t.elapsed());
+                    }
+                    Ok(mine)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a client panicked"))??,
+            );
+        }
+        Ok(all)
+    })?;
+    let submitted = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let succeeded = loop {
+        let mut done = 0;
+        let mut token: Option<String> = None;
+        loop {
+            let mut path = format!("{url}/v1/jobs?state=succeeded&page_size=1000");
+            if let Some(t) = &token {
+                path.push_str(&format!("&page_token={t}"));
+            }
+            let page = call("GET", &path, None)?;
+            done += page["items"].as_array().map_or(0, Vec::len);
+            match page["next_page_token"].as_str() {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
+        }
+        if done >= jobs || Instant::now() > deadline {
+            break done;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let completed = started.elapsed();
+    anyhow::ensure!(
+        latencies.len() == jobs,
+        "{} of {jobs} submissions were answered",
+        latencies.len()
+    );
+    Ok(ServiceLoad {
+        jobs,
+        clients,
+        submit: summarize(&mut latencies),
+        submitted_per_s: jobs as f64 / submitted.as_secs_f64(),
+        completed_per_s: succeeded as f64 / completed.as_secs_f64(),
+        succeeded,
+    })
+}
