@@ -77,7 +77,7 @@ fn refused(status: u16, message: impl Into<String>) -> Refused {
 }
 
 /// A UID becomes a file name, so it must be a UID: digits and dots, at most 64.
-fn check_uid(uid: &str) -> Result<(), Refused> {
+pub fn check_uid(uid: &str) -> Result<(), Refused> {
     let ok = !uid.is_empty()
         && uid.len() <= 64
         && uid.chars().all(|c| c.is_ascii_digit() || c == '.')

@@ -12,6 +12,7 @@
 //!     tokens:                     # SHA-256 of each token, never the token itself
 //!       - {name: ci, role: operator, sha256: 9f86d0…}
 //!     quotas: {concurrent-jobs: 2, memory: 8Gi, storage: 100Gi}
+//!     stow: {pipelines: [ct-segmentation], priority: higher}   # run on STOW-RS uploads
 //! ```
 
 use crate::pipeline::quantity::parse_bytes;
@@ -47,6 +48,16 @@ struct TenantFile {
     tokens: Vec<TokenFile>,
     #[serde(default)]
     quotas: Option<QuotaFile>,
+    #[serde(default)]
+    stow: Option<StowFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct StowFile {
+    pipelines: Vec<String>,
+    #[serde(default)]
+    priority: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +113,10 @@ pub struct Tenant {
     pub name: String,
     pub tokens: Vec<Token>,
     pub quotas: Quotas,
+    /// Pipelines (by name, latest version) that run on each STOW-RS upload, and at what
+    /// priority: the DICOMweb counterpart of an AE route.
+    pub stow_pipelines: Vec<String>,
+    pub stow_priority: super::db::Priority,
 }
 
 #[derive(Debug, Clone)]
@@ -240,10 +255,22 @@ impl ServeConfig {
                     &mut problems,
                 ),
             };
+            let stow_priority = match t.stow.as_ref().and_then(|s| s.priority.as_deref()) {
+                None => super::db::Priority::Normal,
+                Some(p) => super::db::Priority::parse(p).unwrap_or_else(|| {
+                    problems.push(format!(
+                        "tenant '{}': stow priority '{p}' must be lower, normal, higher or immediate",
+                        t.name
+                    ));
+                    super::db::Priority::Normal
+                }),
+            };
             tenants.push(Tenant {
                 name: t.name,
                 tokens,
                 quotas,
+                stow_pipelines: t.stow.map(|s| s.pipelines).unwrap_or_default(),
+                stow_priority,
             });
         }
         let all: Vec<&str> = tenants

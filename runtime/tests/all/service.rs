@@ -48,6 +48,7 @@ tenants:
       - {{name: admin, role: admin, sha256: {a}}}
       - {{name: operator, role: operator, sha256: {o}}}
       - {{name: viewer, role: viewer, sha256: {v}}}
+    stow: {{pipelines: [inventory], priority: higher}}
   - name: cardio
     tokens:
       - {{name: operator, role: operator, sha256: {c}}}
@@ -643,5 +644,69 @@ fn failed_jobs_retry_within_their_limit_and_running_jobs_can_be_cancelled() {
     assert_eq!(
         (code, body["error"]["code"].as_str()),
         (409, Some("bad-state"))
+    );
+}
+
+/// DICOMweb STOW-RS: the instances become a payload and the tenant's STOW pipeline runs.
+#[test]
+fn stow_rs_stores_instances_and_runs_the_tenants_pipeline() {
+    let server = Server::start(2, "4Gi", 2);
+    server.pipeline(RAD_OP, "inventory", "ok", "");
+    let dir = tempdir();
+    let series = ward::sample::ct_series::write_ct_series(
+        dir.path(),
+        &ward::sample::ct_series::CtSeriesOptions {
+            slices: 4,
+            size: 32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let boundary = "ward-test-boundary-7d1c";
+    let mut body = Vec::new();
+    for file in &series.files {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(&std::fs::read(file).unwrap());
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\nnot dicom\r\n--{boundary}--\r\n").as_bytes());
+    let content_type =
+        format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
+    let (code, answer) =
+        server.send_raw("POST", "/v1/dicomweb/studies", RAD_OP, &content_type, &body);
+    assert_eq!(code, 202, "one part refused: {answer}");
+    assert_eq!(
+        answer["00081199"]["Value"].as_array().unwrap().len(),
+        4,
+        "{answer}"
+    );
+    assert_eq!(
+        answer["00081198"]["Value"][0]["00081197"]["Value"][0],
+        0xC000
+    );
+    let payload = answer["ward"]["payload"].as_str().unwrap();
+    let stored: Vec<_> = std::fs::read_dir(server.state.join("payloads").join(payload))
+        .unwrap()
+        .collect();
+    assert_eq!(stored.len(), 4);
+    let job = answer["ward"]["jobs"][0].as_str().unwrap();
+    let job = server.wait(RAD_OP, job);
+    assert_eq!(
+        (job["state"].as_str(), job["priority"].as_str()),
+        (Some("succeeded"), Some("higher")),
+        "{job}"
+    );
+    let (code, body) = server.send_raw(
+        "POST",
+        "/v1/dicomweb/studies",
+        RAD_OP,
+        "application/json",
+        b"{}",
+    );
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (415, Some("bad-media-type"))
     );
 }

@@ -4,7 +4,7 @@
 use super::{blocking, ApiError, Principal};
 use crate::service::archive;
 use crate::service::config::Role;
-use crate::service::db::{JobRow, Priority};
+use crate::service::db::{JobRow, PipelineRow, Priority};
 use crate::service::worker::stored_pipeline;
 use crate::service::Service;
 use axum::extract::{Path, Query, State};
@@ -87,61 +87,84 @@ pub async fn create(
                 format!("payload '{}' is still being written", payload.id),
             ));
         }
-        let parsed = stored_pipeline(&service, &pipeline.name, &pipeline.yaml)
-            .map_err(|why| ApiError::bad_request("invalid-pipeline", why))?;
-        let tenant = service.config.tenant(&principal.tenant).cloned();
-        if let Some(big) = parsed.stages.iter().find(|s| {
-            tenant
-                .as_ref()
-                .is_some_and(|t| s.requests.memory_bytes > t.quotas.memory)
-        }) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "over-quota",
-                format!(
-                    "stage '{}' asks for {} bytes of memory, over the tenant's quota",
-                    big.name, big.requests.memory_bytes
-                ),
-            ));
-        }
-        let memory = memory_need(&parsed);
-        if memory > service.config.capacity_memory {
-            return Err(ApiError::bad_request(
-                "over-capacity",
-                format!(
-                    "the job needs {memory} bytes of memory at once; this node has {}",
-                    service.config.capacity_memory
-                ),
-            ));
-        }
-        let id = crate::jobs::new_job_id();
-        let state = if body.start { "queued" } else { "created" };
-        let row = service.db.add_job(
-            &id,
-            &principal.tenant,
-            pipeline.id,
+        let row = new_job(
+            &service,
+            &principal,
+            &pipeline,
             &payload.id,
             priority,
-            state,
+            body.start,
             max_attempts,
-            memory,
         )?;
-        service.audit(
-            &principal.tenant,
-            &principal.name,
-            "job.created",
-            &id,
-            &format!(
-                "pipeline {}:{}, payload {}, {state}",
-                pipeline.name, pipeline.version, payload.id
-            ),
-        );
-        if body.start {
-            service.notify();
-        }
         Ok((StatusCode::CREATED, Json(json!(row))))
     })
     .await
+}
+
+/// Creates a job of `pipeline` on payload `payload_id` for the caller's tenant, checked
+/// against the tenant's memory quota and the node's capacity, queued at once if `start`.
+pub(super) fn new_job(
+    service: &Service,
+    principal: &Principal,
+    pipeline: &PipelineRow,
+    payload_id: &str,
+    priority: Priority,
+    start: bool,
+    max_attempts: u32,
+) -> Result<JobRow, ApiError> {
+    let parsed = stored_pipeline(service, &pipeline.name, &pipeline.yaml)
+        .map_err(|why| ApiError::bad_request("invalid-pipeline", why))?;
+    let tenant = service.config.tenant(&principal.tenant).cloned();
+    if let Some(big) = parsed.stages.iter().find(|s| {
+        tenant
+            .as_ref()
+            .is_some_and(|t| s.requests.memory_bytes > t.quotas.memory)
+    }) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "over-quota",
+            format!(
+                "stage '{}' asks for {} bytes of memory, over the tenant's quota",
+                big.name, big.requests.memory_bytes
+            ),
+        ));
+    }
+    let memory = memory_need(&parsed);
+    if memory > service.config.capacity_memory {
+        return Err(ApiError::bad_request(
+            "over-capacity",
+            format!(
+                "the job needs {memory} bytes of memory at once; this node has {}",
+                service.config.capacity_memory
+            ),
+        ));
+    }
+    let id = crate::jobs::new_job_id();
+    let state = if start { "queued" } else { "created" };
+    let row = service.db.add_job(
+        &id,
+        &principal.tenant,
+        pipeline.id,
+        payload_id,
+        priority,
+        state,
+        max_attempts,
+        memory,
+    )?;
+    service.audit(
+        &principal.tenant,
+        &principal.name,
+        "job.created",
+        &id,
+        &format!(
+            "pipeline {}:{}, payload {payload_id}, {state}",
+            pipeline.name, pipeline.version
+        ),
+    );
+    if start {
+        service.notify();
+    }
+    Ok(row)
 }
 
 fn job_of(service: &Service, principal: &Principal, id: &str) -> Result<JobRow, ApiError> {

@@ -6,6 +6,7 @@ mod jobs;
 mod ops;
 mod payloads;
 mod pipelines;
+mod stow;
 
 use super::config::Role;
 use super::Service;
@@ -182,6 +183,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
         .route("/v1/jobs/{id}/results", get(jobs::results))
         .route("/v1/audit", get(ops::audit))
+        .route("/v1/dicomweb/studies", post(stow::store))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route") })
         .layer(axum::middleware::from_fn_with_state(
             service.clone(),
