@@ -20,6 +20,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let engine =
         Arc::new(Engine::new(EngineOptions::default()).context("starting the wasm engine")?);
     let listen = config.listen.clone();
+    let tls = match &config.tls {
+        Some((certificate, key)) => {
+            Some(ward::service::tls::acceptor(certificate, key).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     let service = Service::open(config, engine)?;
     service.start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -30,10 +36,22 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        out!("ward serve: listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, api::router(service))
-            .await
-            .context("serving HTTP")
+        let address = listener.local_addr()?;
+        match tls {
+            Some(acceptor) => {
+                out!("ward serve: listening on https://{address}");
+                let listener = ward::service::tls::TlsListener::new(listener, acceptor)?;
+                axum::serve(listener, api::router(service))
+                    .await
+                    .context("serving HTTPS")
+            }
+            None => {
+                out!("ward serve: listening on http://{address}");
+                axum::serve(listener, api::router(service))
+                    .await
+                    .context("serving HTTP")
+            }
+        }
     })?;
     Ok(0)
 }

@@ -7,6 +7,7 @@
 //! components: /opt/ward/components  # pipelines name components relative to this
 //! capacity: {memory: 16Gi, jobs: 4}
 //! max-upload: 4Gi
+//! tls: {certificate: cert.pem, key: key.pem}   # PEM; without it the API is plain HTTP
 //! tenants:
 //!   - name: radiology
 //!     tokens:                     # SHA-256 of each token, never the token itself
@@ -29,7 +30,16 @@ struct File {
     capacity: Option<CapacityFile>,
     #[serde(default)]
     max_upload: Option<String>,
+    #[serde(default)]
+    tls: Option<TlsFile>,
     tenants: Vec<TenantFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct TlsFile {
+    certificate: String,
+    key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +139,8 @@ pub struct ServeConfig {
     /// Jobs running at once on this node.
     pub capacity_jobs: usize,
     pub max_upload: u64,
+    /// PEM certificate chain and private key: the API is served over TLS when given.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub tenants: Vec<Tenant>,
 }
 
@@ -290,6 +302,9 @@ impl ServeConfig {
             capacity_memory,
             capacity_jobs,
             max_upload,
+            tls: file
+                .tls
+                .map(|t| (base.join(t.certificate), base.join(t.key))),
             tenants,
         })
     }

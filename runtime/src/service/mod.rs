@@ -10,6 +10,7 @@ pub mod audit;
 pub mod config;
 pub mod db;
 mod scheduler;
+pub mod tls;
 mod worker;
 
 use crate::engine::Engine;

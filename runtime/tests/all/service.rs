@@ -31,7 +31,18 @@ impl Server {
     /// (one operator token, at most `cardio_jobs` jobs at once), `jobs` job slots and
     /// `memory` of capacity.
     pub fn start(jobs: usize, memory: &str, cardio_jobs: usize) -> Server {
-        let dir = tempdir();
+        Server::start_in(tempdir(), jobs, memory, cardio_jobs, "", "http")
+    }
+
+    /// As `start`, in `dir`, with `extra` added to the configuration, answering on `scheme`.
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        jobs: usize,
+        memory: &str,
+        cardio_jobs: usize,
+        extra: &str,
+        scheme: &str,
+    ) -> Server {
         let port = free_port();
         let config = dir.path().join("serve.yaml");
         std::fs::write(
@@ -42,6 +53,7 @@ state: state
 components: {components}
 capacity: {{memory: {memory}, jobs: {jobs}}}
 max-upload: 1Mi
+{extra}
 tenants:
   - name: radiology
     tokens:
@@ -63,7 +75,7 @@ tenants:
         )
         .unwrap();
         let mut server = Server {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             state: dir.path().join("state"),
             config,
             _dir: dir,
@@ -709,4 +721,78 @@ fn stow_rs_stores_instances_and_runs_the_tenants_pipeline() {
         (code, body["error"]["code"].as_str()),
         (415, Some("bad-media-type"))
     );
+}
+
+/// With `tls:` the API is HTTPS with the configured certificate, and only HTTPS.
+#[test]
+fn the_api_is_served_over_tls_with_the_configured_certificate() {
+    let dir = tempdir();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl makes a test certificate");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let server = Server::start_in(
+        dir,
+        1,
+        "1Gi",
+        1,
+        "tls: {certificate: cert.pem, key: key.pem}",
+        "https",
+    );
+    let curl = |extra: &[&str], url: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("curl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, body) = curl(
+        &["--cacert", cert.to_str().unwrap()],
+        &format!("{}/healthz", server.url),
+    );
+    assert!(ok && body.contains("\"ok\""), "{body}");
+    let (ok, body) = curl(
+        &[
+            "--cacert",
+            cert.to_str().unwrap(),
+            "-H",
+            &format!("Authorization: Bearer {RAD_VIEW}"),
+        ],
+        &format!("{}/v1/jobs", server.url),
+    );
+    assert!(ok && body.contains("items"), "{body}");
+    let (plain, _) = curl(
+        &[],
+        &format!("{}/healthz", server.url.replacen("https", "http", 1)),
+    );
+    assert!(!plain, "plain HTTP is not answered");
 }
