@@ -11,7 +11,7 @@
 //! tenants:
 //!   - name: radiology
 //!     tokens:                     # SHA-256 of each token, never the token itself
-//!       - {name: ci, role: operator, sha256: 9f86d0…}
+//!       - {name: ci, role: operator, sha256: 9f86d0…, expires: 1798761600}
 //!     quotas: {concurrent-jobs: 2, memory: 8Gi, storage: 100Gi}
 //!     stow: {pipelines: [ct-segmentation], priority: higher}   # run on STOW-RS uploads
 //! ```
@@ -76,6 +76,9 @@ struct TokenFile {
     name: String,
     role: String,
     sha256: String,
+    /// Seconds since the Unix epoch after which the token is refused.
+    #[serde(default)]
+    expires: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +110,8 @@ pub struct Token {
     pub role: Role,
     /// Lowercase hex SHA-256 of the token.
     pub sha256: String,
+    /// When it stops being accepted (seconds since the Unix epoch).
+    pub expires: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -240,10 +245,22 @@ impl ServeConfig {
                         t.name, tok.name
                     ));
                 }
+                let expires = match tok.expires.as_deref().map(str::parse::<f64>) {
+                    None => None,
+                    Some(Ok(t)) => Some(t),
+                    Some(Err(_)) => {
+                        problems.push(format!(
+                            "tenant '{}', token '{}': expires must be seconds since the Unix epoch",
+                            t.name, tok.name
+                        ));
+                        None
+                    }
+                };
                 tokens.push(Token {
                     name: tok.name,
                     role,
                     sha256: tok.sha256.to_ascii_lowercase(),
+                    expires,
                 });
             }
             let q = t.quotas.as_ref();

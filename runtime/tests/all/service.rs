@@ -12,6 +12,8 @@ pub const RAD_ADMIN: &str = "rad-admin-token";
 pub const RAD_OP: &str = "rad-operator-token";
 pub const RAD_VIEW: &str = "rad-viewer-token";
 pub const CARD_OP: &str = "cardio-operator-token";
+/// A cardio token that expired in 2001.
+pub const EXPIRED: &str = "cardio-expired-token";
 
 fn hash(token: &str) -> String {
     ward::service::config::token_hash(token)
@@ -64,6 +66,7 @@ tenants:
   - name: cardio
     tokens:
       - {{name: operator, role: operator, sha256: {c}}}
+      - {{name: old, role: admin, sha256: {x}, expires: '1000000000'}}
     quotas: {{concurrent-jobs: {cardio_jobs}}}
 ",
                 components = components_dir().display(),
@@ -71,6 +74,7 @@ tenants:
                 o = hash(RAD_OP),
                 v = hash(RAD_VIEW),
                 c = hash(CARD_OP),
+                x = hash(EXPIRED),
             ),
         )
         .unwrap();
@@ -321,6 +325,11 @@ fn no_route_lets_one_tenant_see_or_touch_another_tenants_objects() {
     // Without a valid token nothing answers; a viewer cannot change anything.
     assert_eq!(server.call("GET", "/v1/jobs", None, None).0, 401);
     assert_eq!(server.call("GET", "/v1/jobs", Some("wrong"), None).0, 401);
+    let (code, body) = server.call("GET", "/v1/jobs", Some(EXPIRED), None);
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
     let (code, body) = server.call(
         "POST",
         &format!("/v1/jobs/{job}/start"),

@@ -108,7 +108,7 @@ impl FromRequestParts<Arc<Service>> for Principal {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "a valid token is needed: Authorization: Bearer <token>",
+                "a valid, unexpired token is needed: Authorization: Bearer <token>",
             )
         })
     }
@@ -120,10 +120,12 @@ fn principal_of(service: &Service, req: &Request) -> Option<Principal> {
     let header = req.headers().get(axum::http::header::AUTHORIZATION)?;
     let token = header.to_str().ok()?.strip_prefix("Bearer ")?.trim();
     let hash = super::config::token_hash(token);
+    let now = super::db::now();
+    // An expired token is no principal.
     service.config.tenants.iter().find_map(|t| {
         t.tokens
             .iter()
-            .find(|k| k.sha256 == hash)
+            .find(|k| k.sha256 == hash && k.expires.is_none_or(|e| now < e))
             .map(|k| Principal {
                 tenant: t.name.clone(),
                 name: k.name.clone(),
