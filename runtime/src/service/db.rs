@@ -56,6 +56,17 @@ const MIGRATIONS: &[&str] = &[
         prev TEXT NOT NULL,
         hash TEXT NOT NULL
     );",
+    // 2: named datasets per tenant; jobs on several payloads (Clara's input payloads).
+    "CREATE TABLE datasets (
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        files INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL,
+        PRIMARY KEY (tenant, name)
+    );
+    ALTER TABLE jobs ADD COLUMN payloads TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -342,6 +353,83 @@ impl Db {
             .collect::<Result<_, _>>()?;
         conn.execute("DELETE FROM payloads WHERE state = 'writing'", [])?;
         Ok(ids)
+    }
+
+    // Datasets.
+
+    /// Starts dataset `name`; false when the tenant already has one of that name (datasets
+    /// are immutable).
+    pub fn begin_dataset(&self, tenant: &str, name: &str) -> Result<bool, DbError> {
+        let n = self.lock().execute(
+            "INSERT OR IGNORE INTO datasets (tenant, name, state, created) VALUES (?1, ?2, 'writing', ?3)",
+            params![tenant, name, now()],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn complete_dataset(
+        &self,
+        tenant: &str,
+        name: &str,
+        files: u64,
+        bytes: u64,
+    ) -> Result<(), DbError> {
+        self.lock().execute(
+            "UPDATE datasets SET state = 'complete', files = ?3, bytes = ?4 WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name, files as i64, bytes as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn forget_dataset(&self, tenant: &str, name: &str) -> Result<(), DbError> {
+        self.lock().execute(
+            "DELETE FROM datasets WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name],
+        )?;
+        Ok(())
+    }
+
+    /// The tenant's complete datasets: (name, files, bytes).
+    pub fn datasets(&self, tenant: &str) -> Result<Vec<(String, i64, i64)>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT name, files, bytes FROM datasets WHERE tenant = ?1 AND state = 'complete' ORDER BY name",
+        )?;
+        let rows = stmt.query_map(params![tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Datasets a crash left half-written: removed from the record; returned as (tenant, name).
+    pub fn drop_unfinished_datasets(&self) -> Result<Vec<(String, String)>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT tenant, name FROM datasets WHERE state = 'writing'")?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        conn.execute("DELETE FROM datasets WHERE state = 'writing'", [])?;
+        Ok(rows)
+    }
+
+    /// The extra payloads of a job created on several.
+    pub fn set_job_payloads(&self, id: &str, payloads: &[String]) -> Result<(), DbError> {
+        let text = serde_json::to_string(payloads).unwrap_or_default();
+        self.lock().execute(
+            "UPDATE jobs SET payloads = ?2 WHERE id = ?1",
+            params![id, text],
+        )?;
+        Ok(())
+    }
+
+    /// Every payload of job `id`: one, or several for a job created on several.
+    pub fn job_payloads(&self, id: &str) -> Result<Vec<String>, DbError> {
+        let (first, all): (String, Option<String>) = self.lock().query_row(
+            "SELECT payload_id, payloads FROM jobs WHERE id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(all
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| vec![first]))
     }
 
     // Jobs.

@@ -83,6 +83,9 @@ impl Service {
         for id in self.db.drop_unfinished_payloads()? {
             let _ = std::fs::remove_dir_all(self.payload_dir(&id));
         }
+        for (tenant, name) in self.db.drop_unfinished_datasets()? {
+            let _ = std::fs::remove_dir_all(self.dataset_dir(&tenant, &name));
+        }
         let uploads = self.config.state.join("uploads");
         if let Ok(entries) = std::fs::read_dir(&uploads) {
             for e in entries.flatten() {
@@ -108,6 +111,10 @@ impl Service {
 
     pub fn payload_dir(&self, id: &str) -> PathBuf {
         self.config.state.join("payloads").join(id)
+    }
+
+    pub fn dataset_dir(&self, tenant: &str, name: &str) -> PathBuf {
+        self.config.state.join("datasets").join(tenant).join(name)
     }
 
     pub fn job_dir(&self, id: &str) -> PathBuf {

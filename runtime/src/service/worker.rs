@@ -79,14 +79,28 @@ fn run(service: &Service, job: &JobRow) {
     if job_dir.exists() {
         let _ = std::fs::remove_dir_all(&job_dir);
     }
+    let payload = match job_payload(service, job) {
+        Ok(p) => p,
+        Err(why) => return fail(why),
+    };
+    let datasets = match service.db.datasets(&job.tenant) {
+        Ok(all) => all
+            .into_iter()
+            .map(|(name, _, _)| {
+                let dir = service.dataset_dir(&job.tenant, &name);
+                (name, dir)
+            })
+            .collect(),
+        Err(e) => return fail(e.to_string()),
+    };
     let request = JobRequest {
         pipeline,
-        payload: service.payload_dir(&job.payload_id),
+        payload,
         job_dir: job_dir.clone(),
         job_id: job.id.clone(),
         tenant: job.tenant.clone(),
         parameters: Default::default(),
-        datasets: Default::default(),
+        datasets,
         cpu_slots: 1,
         cancel: Some(cancel.clone()),
     };
@@ -140,4 +154,43 @@ fn run(service: &Service, job: &JobRow) {
         return;
     }
     fail(why);
+}
+
+/// The payload directory a job's stages see: its payload, or for a job on several, a
+/// directory with one subdirectory per payload (hard links: nothing is copied, and the
+/// stages see it read-only like any payload).
+fn job_payload(service: &Service, job: &JobRow) -> Result<std::path::PathBuf, String> {
+    let ids = service
+        .db
+        .job_payloads(&job.id)
+        .map_err(|e| e.to_string())?;
+    if ids.len() <= 1 {
+        return Ok(service.payload_dir(&job.payload_id));
+    }
+    let combined = service.job_dir(&job.id).join("payloads");
+    if combined.is_dir() {
+        return Ok(combined);
+    }
+    let staging = service.job_dir(&job.id).join(".payloads");
+    let _ = std::fs::remove_dir_all(&staging);
+    for id in &ids {
+        link_tree(&service.payload_dir(id), &staging.join(id))
+            .map_err(|e| format!("assembling payload {id}: {e}"))?;
+    }
+    std::fs::rename(&staging, &combined).map_err(|e| e.to_string())?;
+    Ok(combined)
+}
+
+fn link_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            link_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::hard_link(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }

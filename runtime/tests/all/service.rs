@@ -805,3 +805,112 @@ fn the_api_is_served_over_tls_with_the_configured_certificate() {
     );
     assert!(!plain, "plain HTTP is not answered");
 }
+
+/// A named dataset mounts read-only into the stages that ask for it, and a job on several
+/// payloads sees one directory per payload.
+#[test]
+fn datasets_and_several_payloads_reach_the_stages() {
+    let server = Server::start(2, "4Gi", 2);
+    let atlas = tempdir();
+    for i in 0..3 {
+        std::fs::write(atlas.path().join(format!("label-{i}.txt")), b"atlas").unwrap();
+    }
+    let tar = ward::service::archive::pack(atlas.path()).unwrap();
+    let (code, v) = server.send_raw(
+        "POST",
+        "/v1/datasets/atlas",
+        RAD_OP,
+        "application/x-tar",
+        &tar,
+    );
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = server.send_raw(
+        "POST",
+        "/v1/datasets/atlas",
+        RAD_OP,
+        "application/x-tar",
+        &tar,
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("exists")),
+        "immutable"
+    );
+    assert_eq!(
+        server.ok("GET", "/v1/datasets", RAD_OP, None)["items"][0]["files"],
+        3
+    );
+    assert!(server.ok("GET", "/v1/datasets", CARD_OP, None)["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let yaml = "api-version: 0.1
+name: with-atlas
+operators:
+  - name: stage
+    component: {path: misbehave.wasm}
+    parameters: {behaviour: ok}
+    input: [{path: /payload}, {dataset: atlas, path: /atlas}]
+";
+    let (code, v) = server.send_raw(
+        "POST",
+        "/v1/pipelines",
+        RAD_OP,
+        "application/yaml",
+        yaml.as_bytes(),
+    );
+    assert_eq!(code, 201, "{v}");
+    let (one, two) = (small_payload(), small_payload());
+    let ids = [
+        server.payload(RAD_OP, one.path()),
+        server.payload(RAD_OP, two.path()),
+    ];
+    let job = server.ok(
+        "POST",
+        "/v1/jobs",
+        RAD_OP,
+        Some(json!({"pipeline": "with-atlas", "payloads": ids, "start": true})),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = server.wait(RAD_OP, &job);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let tar = server.bytes(&format!("/v1/jobs/{job}/results?stage=stage"), RAD_OP);
+    let out = tempdir();
+    ward::service::archive::unpack(&tar[..], out.path(), u64::MAX).unwrap();
+    let inventory = read_json(&out.path().join("results/inventory.json"));
+    let volume = |kind: &str| {
+        inventory["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["kind"] == kind)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(volume("dataset")["files"], 3, "{inventory}");
+    assert_eq!(volume("dataset")["read_only"], true);
+    assert_eq!(
+        volume("payload")["files"],
+        4,
+        "two payloads of two files: {inventory}"
+    );
+    // Cardio has no dataset of that name: its job on the same pipeline fails, naming it.
+    let (code, _) = server.send_raw(
+        "POST",
+        "/v1/pipelines",
+        CARD_OP,
+        "application/yaml",
+        yaml.as_bytes(),
+    );
+    assert_eq!(code, 201);
+    let card = server.payload(CARD_OP, one.path());
+    let failed = server.job(CARD_OP, "with-atlas", &card, "normal", true);
+    let failed = server.wait(CARD_OP, &failed);
+    assert_eq!(failed["state"], "failed");
+    assert!(
+        failed["failure"].as_str().unwrap().contains("atlas"),
+        "{failed}"
+    );
+}

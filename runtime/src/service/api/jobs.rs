@@ -20,7 +20,13 @@ use std::sync::Arc;
 pub struct CreateJob {
     /// A pipeline id, `name` (latest version) or `name:version`.
     pipeline: String,
-    payload: String,
+    /// The payload; or, with `payloads`, the first of several.
+    #[serde(default)]
+    payload: Option<String>,
+    /// Several payloads (Clara's input payloads): the stages see one directory per payload,
+    /// named by its id, under the payload volume.
+    #[serde(default)]
+    payloads: Vec<String>,
     #[serde(default)]
     priority: Option<String>,
     /// Queue it at once (otherwise it waits for `start`).
@@ -76,26 +82,44 @@ pub async fn create(
             .db
             .pipeline(&principal.tenant, &body.pipeline)?
             .ok_or_else(|| ApiError::not_found("pipeline", &body.pipeline))?;
-        let payload = service
-            .db
-            .payload(&principal.tenant, &body.payload)?
-            .ok_or_else(|| ApiError::not_found("payload", &body.payload))?;
-        if payload.state != "complete" {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "payload-incomplete",
-                format!("payload '{}' is still being written", payload.id),
+        let ids: Vec<String> = body.payload.iter().chain(&body.payloads).cloned().collect();
+        if ids.is_empty() {
+            return Err(ApiError::bad_request(
+                "no-payload",
+                "give `payload` or `payloads`",
             ));
         }
+        for id in &ids {
+            let payload = service
+                .db
+                .payload(&principal.tenant, id)?
+                .ok_or_else(|| ApiError::not_found("payload", id))?;
+            if payload.state != "complete" {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "payload-incomplete",
+                    format!("payload '{}' is still being written", payload.id),
+                ));
+            }
+        }
+        // Several payloads are recorded before the job can be started.
+        let several = ids.len() > 1;
         let row = new_job(
             &service,
             &principal,
             &pipeline,
-            &payload.id,
+            &ids[0],
             priority,
-            body.start,
+            body.start && !several,
             max_attempts,
         )?;
+        if several {
+            service.db.set_job_payloads(&row.id, &ids)?;
+            if body.start && service.db.transition(&row.id, &["created"], "queued")? {
+                service.notify();
+            }
+        }
+        let row = job_of(&service, &principal, &row.id)?;
         Ok((StatusCode::CREATED, Json(json!(row))))
     })
     .await

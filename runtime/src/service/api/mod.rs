@@ -178,6 +178,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/payloads", post(payloads::upload).get(payloads::list))
         .route("/v1/payloads/{id}", get(payloads::describe))
         .route("/v1/payloads/{id}/archive", get(payloads::download))
+        .route("/v1/datasets", get(payloads::list_datasets))
+        .route("/v1/datasets/{name}", post(payloads::upload_dataset))
         .route("/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::describe))
         .route("/v1/jobs/{id}/start", post(jobs::start))

@@ -95,7 +95,7 @@ pub async fn upload(
 }
 
 /// Streams the body to `archive_path` (at most `limit` bytes), then unpacks it.
-async fn receive(
+pub(super) async fn receive(
     mut body: Body,
     archive_path: &std::path::Path,
     staging: &std::path::Path,
@@ -184,6 +184,90 @@ pub async fn download(
             .ok_or_else(|| ApiError::not_found("payload", &id))?;
         let tar = archive::pack(&service.payload_dir(&row.id)).map_err(ApiError::internal)?;
         Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
+    })
+    .await
+}
+
+/// `POST /v1/datasets/{name}`: a named, read-only dataset (atlas, model weights) that
+/// pipelines mount with `input: [{dataset: NAME, path: ...}]`. Immutable once stored.
+pub async fn upload_dataset(
+    State(service): State<Arc<Service>>,
+    principal: Principal,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Role::Operator)?;
+    let ok_name = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+        && !name.contains("..");
+    if !ok_name {
+        return Err(ApiError::bad_request(
+            "bad-name",
+            format!("dataset name '{name}' must be 1-63 characters of a-z, 0-9, '-', '_', '.'"),
+        ));
+    }
+    let started = {
+        let (s, t, n) = (service.clone(), principal.tenant.clone(), name.clone());
+        blocking(move || Ok(s.db.begin_dataset(&t, &n)?)).await?
+    };
+    if !started {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "exists",
+            format!("dataset '{name}' exists; datasets are immutable, store a new name"),
+        ));
+    }
+    let uploads = service.config.state.join("uploads");
+    let staging = uploads.join(format!("ds-{}-{name}", principal.tenant));
+    let archive_path = uploads.join(format!("ds-{}-{name}.tar", principal.tenant));
+    let result = receive(body, &archive_path, &staging, service.config.max_upload).await;
+    let _ = std::fs::remove_file(&archive_path);
+    let target = service.dataset_dir(&principal.tenant, &name);
+    let placed = result.and_then(|u| {
+        std::fs::create_dir_all(target.parent().expect("datasets/<tenant>"))
+            .and_then(|()| std::fs::rename(&staging, &target))
+            .map_err(ApiError::internal)?;
+        Ok(u)
+    });
+    let unpacked = match placed {
+        Ok(u) => u,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            let _ = service.db.forget_dataset(&principal.tenant, &name);
+            return Err(e);
+        }
+    };
+    let (s, t, n) = (service.clone(), principal.tenant.clone(), name.clone());
+    let (files, bytes) = (unpacked.files, unpacked.bytes);
+    blocking(move || Ok(s.db.complete_dataset(&t, &n, files, bytes)?)).await?;
+    service.audit(
+        &principal.tenant,
+        &principal.name,
+        "dataset.created",
+        &name,
+        &format!("{files} files, {bytes} bytes"),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": name, "files": files, "bytes": bytes})),
+    ))
+}
+
+pub async fn list_datasets(
+    State(service): State<Arc<Service>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let items: Vec<Value> = service
+            .db
+            .datasets(&principal.tenant)?
+            .into_iter()
+            .map(|(name, files, bytes)| json!({"name": name, "files": files, "bytes": bytes}))
+            .collect();
+        Ok(Json(json!({"items": items})))
     })
     .await
 }
