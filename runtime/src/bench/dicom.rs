@@ -95,7 +95,7 @@ fn ward_scp(engine: Arc<Engine>, scratch: &Path) -> anyhow::Result<u16> {
     let storage = Storage::open(&config.storage)?;
     let listener = TcpListener::bind(&config.listen)?;
     let dispatcher = Arc::new(Dispatcher::new(engine, storage.clone(), config.clone()));
-    let scp = Arc::new(Scp::new(config, storage, dispatcher));
+    let scp = Arc::new(Scp::new(config, storage, Arc::new(dispatcher.clone())));
     std::thread::spawn(move || scp.serve(listener, Arc::new(AtomicBool::new(false))));
     Ok(port)
 }

@@ -75,7 +75,7 @@ fn listen(config_path: &std::path::Path) -> anyhow::Result<i32> {
     );
     let dispatcher = Arc::new(Dispatcher::new(engine, storage.clone(), config.clone()));
     dispatcher.resume_exports();
-    let scp = Arc::new(Scp::new(config, storage, dispatcher));
+    let scp = Arc::new(Scp::new(config, storage, Arc::new(dispatcher.clone())));
     scp.serve(listener, Arc::new(AtomicBool::new(false)));
     Ok(0)
 }

@@ -28,6 +28,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     };
     let service = Service::open(config, engine)?;
     service.start();
+    if let Some(adapter) = service.dicom.clone() {
+        host_dicom(service.clone(), adapter)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -99,4 +102,27 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Starts the DICOM adapter's SCP, handing its payloads to the service.
+fn host_dicom(
+    service: Arc<Service>,
+    adapter: ward::dicom::config::AdapterConfig,
+) -> anyhow::Result<()> {
+    let storage = ward::dicom::store::Storage::open(&adapter.storage)
+        .with_context(|| format!("opening the DICOM storage at {}", adapter.storage.display()))?;
+    let listener = std::net::TcpListener::bind(&adapter.listen)
+        .with_context(|| format!("DICOM: listening on {}", adapter.listen))?;
+    out!("ward serve: DICOM on {}", listener.local_addr()?);
+    let intake = Arc::new(ward::service::dicom::ServiceIntake { service });
+    let scp = Arc::new(ward::dicom::scp::Scp::new(adapter, storage, intake));
+    std::thread::Builder::new()
+        .name("dicom".into())
+        .spawn(move || {
+            scp.serve(
+                listener,
+                Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            )
+        })?;
+    Ok(())
 }

@@ -49,6 +49,9 @@ struct ConfigFile {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RouteFile {
     ae_title: String,
+    /// Under `ward serve`: the tenant that owns this AE title (its payloads and jobs).
+    #[serde(default)]
+    tenant: Option<String>,
     /// None: the route only stores.
     #[serde(default)]
     pipelines: Vec<String>,
@@ -111,6 +114,11 @@ pub struct Export {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub ae_title: String,
+    /// Under `ward serve`: the tenant owning this AE title.
+    pub tenant: Option<String>,
+    /// The pipelines as written: under `ward serve`, names of the tenant's stored pipelines.
+    pub pipeline_names: Vec<String>,
+    /// The pipelines as files, relative to the configuration (standalone adapter).
     pub pipelines: Vec<PathBuf>,
     pub allow_calling: Vec<String>,
     pub allow_ips: Vec<std::net::IpAddr>,
@@ -297,7 +305,9 @@ impl AdapterConfig {
             }
             routes.push(Route {
                 ae_title: r.ae_title,
+                tenant: r.tenant,
                 pipelines: r.pipelines.iter().map(|p| base.join(p)).collect(),
+                pipeline_names: r.pipelines,
                 allow_calling: r.allow_calling,
                 allow_ips,
                 assembly,

@@ -10,6 +10,18 @@ use crate::jobs::{new_job_id, run_job, JobRequest, JobStatus, NoObserver};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// What becomes of a complete payload: run here ([`Dispatcher`]), or handed to the job
+/// service when `ward serve` hosts the adapter.
+pub trait PayloadHandler: Send + Sync {
+    fn payload_complete(&self, route: &Route, payload: &Path, calling: &str);
+}
+
+impl PayloadHandler for Arc<Dispatcher> {
+    fn payload_complete(&self, route: &Route, payload: &Path, calling: &str) {
+        self.dispatch(route, payload, calling);
+    }
+}
+
 pub struct Dispatcher {
     engine: Arc<Engine>,
     storage: Storage,
@@ -118,7 +130,7 @@ impl Dispatcher {
 }
 
 /// Every instance of the payload must meet every condition.
-fn conditions_met(conditions: &[Condition], payload: &Path) -> Result<bool, String> {
+pub fn conditions_met(conditions: &[Condition], payload: &Path) -> Result<bool, String> {
     if conditions.is_empty() {
         return Ok(true);
     }

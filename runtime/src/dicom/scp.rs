@@ -5,7 +5,7 @@
 
 use super::config::{AdapterConfig, Assembly, Route};
 use super::dimse::{self, status, Command};
-use super::route::Dispatcher;
+use super::route::PayloadHandler;
 use super::sop::{is_storage_class, ACCEPTED_SOP_CLASSES, ACCEPTED_TRANSFER_SYNTAXES};
 use super::store::{InstanceWriter, Storage};
 use super::studies::{complete_study, StudyBuffers};
@@ -28,7 +28,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Scp {
     config: AdapterConfig,
     storage: Storage,
-    dispatcher: Arc<Dispatcher>,
+    dispatcher: Arc<dyn PayloadHandler>,
     studies: StudyBuffers,
     active: AtomicUsize,
     next_id: AtomicUsize,
@@ -67,7 +67,11 @@ fn allowed(route: &Route, calling: &str, peer: IpAddr) -> bool {
 }
 
 impl Scp {
-    pub fn new(config: AdapterConfig, storage: Storage, dispatcher: Arc<Dispatcher>) -> Scp {
+    pub fn new(
+        config: AdapterConfig,
+        storage: Storage,
+        dispatcher: Arc<dyn PayloadHandler>,
+    ) -> Scp {
         Scp {
             config,
             studies: StudyBuffers::new(storage.clone()),
@@ -127,7 +131,8 @@ impl Scp {
                 Ok(payload) => {
                     tracing::info!(payload = %payload.display(), called = %study.ae_title, "study complete");
                     if let Some(route) = self.config.route(&study.ae_title) {
-                        self.dispatcher.dispatch(route, &payload, &study.calling);
+                        self.dispatcher
+                            .payload_complete(route, &payload, &study.calling);
                     }
                 }
                 Err(e) => {
@@ -199,7 +204,7 @@ impl Scp {
                     Ok(Some(payload)) => {
                         tracing::info!(stored, duplicates, payload = %payload.display(), "payload complete");
                         if let Some(route) = self.config.route(&called) {
-                            self.dispatcher.dispatch(route, &payload, &calling);
+                            self.dispatcher.payload_complete(route, &payload, &calling);
                         }
                     }
                     Ok(None) => tracing::info!("association released with no instances"),

@@ -8,6 +8,7 @@
 //! capacity: {memory: 16Gi, jobs: 4}
 //! max-upload: 4Gi
 //! tls: {certificate: cert.pem, key: key.pem}   # PEM; without it the API is plain HTTP
+//! dicom: adapter.yaml             # host the DICOM adapter; its routes name their `tenant`
 //! tenants:
 //!   - name: radiology
 //!     tokens:                     # SHA-256 of each token, never the token itself
@@ -32,6 +33,9 @@ struct File {
     max_upload: Option<String>,
     #[serde(default)]
     tls: Option<TlsFile>,
+    /// The DICOM adapter's configuration file, to host it in this service.
+    #[serde(default)]
+    dicom: Option<String>,
     tenants: Vec<TenantFile>,
 }
 
@@ -146,6 +150,8 @@ pub struct ServeConfig {
     pub max_upload: u64,
     /// PEM certificate chain and private key: the API is served over TLS when given.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The DICOM adapter's configuration, when this service hosts it.
+    pub dicom: Option<PathBuf>,
     pub tenants: Vec<Tenant>,
 }
 
@@ -322,6 +328,7 @@ impl ServeConfig {
             tls: file
                 .tls
                 .map(|t| (base.join(t.certificate), base.join(t.key))),
+            dicom: file.dicom.map(|d| base.join(d)),
             tenants,
         })
     }

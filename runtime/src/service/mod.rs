@@ -9,7 +9,9 @@ pub mod archive;
 pub mod audit;
 pub mod config;
 pub mod db;
+pub mod dicom;
 mod scheduler;
+pub mod submit;
 pub mod tls;
 mod worker;
 
@@ -30,6 +32,8 @@ pub struct Service {
     /// Cancellation flags of the running jobs.
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
     pub metrics: Mutex<Metrics>,
+    /// The DICOM adapter's configuration, when this service hosts it.
+    pub dicom: Option<crate::dicom::config::AdapterConfig>,
 }
 
 /// Counters for `/metrics` that the database does not hold.
@@ -46,6 +50,10 @@ pub struct Metrics {
 pub enum ServiceError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Dicom(#[from] crate::dicom::config::ConfigError),
+    #[error("the DICOM adapter's route {ae}: {message}")]
+    Route { ae: String, message: String },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -67,7 +75,29 @@ impl Service {
                 .map_err(|source| ServiceError::Io { path: dir, source })?;
         }
         let db = Db::open(&config.state.join("ward.db"))?;
+        let dicom = match &config.dicom {
+            Some(path) => Some(crate::dicom::config::AdapterConfig::load(path)?),
+            None => None,
+        };
+        for route in dicom.iter().flat_map(|d| &d.routes) {
+            match &route.tenant {
+                Some(t) if config.tenant(t).is_some() => {}
+                Some(t) => {
+                    return Err(ServiceError::Route {
+                        ae: route.ae_title.clone(),
+                        message: format!("tenant '{t}' is not configured"),
+                    })
+                }
+                None => {
+                    return Err(ServiceError::Route {
+                        ae: route.ae_title.clone(),
+                        message: "under ward serve every route names its tenant (`tenant:`)".into(),
+                    })
+                }
+            }
+        }
         let service = Arc::new(Service {
+            dicom,
             config,
             db,
             engine,
@@ -76,6 +106,9 @@ impl Service {
             metrics: Mutex::new(Metrics::default()),
         });
         service.recover()?;
+        if let Some(config) = &service.dicom {
+            dicom::resume_exports(&service, config);
+        }
         Ok(service)
     }
 

@@ -101,6 +101,7 @@ mod tests {
             capacity_jobs: jobs,
             max_upload: 0,
             tls: None,
+            dicom: None,
             tenants: vec![tenant("a"), tenant("b")],
         }
     }

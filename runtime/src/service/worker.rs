@@ -127,6 +127,7 @@ fn run(service: &Service, job: &JobRow) {
         if let Ok(true) = service.db.transition(&job.id, &["running"], "succeeded") {
             service.audit(&job.tenant, "ward", "job.succeeded", &job.id, "");
         }
+        super::dicom::export_results(service, &job.id, &job_dir);
         return;
     }
     let failure = summary.failure.clone();

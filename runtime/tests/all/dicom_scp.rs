@@ -110,7 +110,7 @@ fn serve_in_process(config_path: &Path) {
     );
     let listener = std::net::TcpListener::bind(&config.listen).unwrap();
     let dispatcher = Arc::new(Dispatcher::new(engine, store.clone(), config.clone()));
-    let scp = Arc::new(Scp::new(config, store, dispatcher));
+    let scp = Arc::new(Scp::new(config, store, Arc::new(dispatcher)));
     std::thread::spawn(move || scp.serve(listener, Arc::new(AtomicBool::new(false))));
 }
 

@@ -914,3 +914,107 @@ operators:
         "{failed}"
     );
 }
+
+/// `ward serve` hosting the DICOM adapter: a series sent to a tenant's AE title becomes that
+/// tenant's payload and job, and the SEG goes to the PACS.
+#[test]
+fn the_service_receives_dicom_for_the_tenant_owning_the_ae_title() {
+    use crate::dicom_scp::storescp;
+    let dir = tempdir();
+    let pacs_dir = dir.path().join("pacs");
+    std::fs::create_dir_all(&pacs_dir).unwrap();
+    let (_pacs, pacs_port) = storescp(&pacs_dir, "PACS");
+    let dicom_port = free_port();
+    std::fs::write(
+        dir.path().join("adapter.yaml"),
+        format!(
+            "listen: 127.0.0.1:{dicom_port}
+storage: dicom
+routes:
+  - ae-title: RAD_SEG
+    tenant: radiology
+    pipelines: [ct-segmentation]
+    export: [{{output: dicom-writer.seg, destination: pacs}}]
+destinations:
+  - {{name: pacs, ae-title: PACS, host: 127.0.0.1, port: {pacs_port}}}
+"
+        ),
+    )
+    .unwrap();
+    let server = Server::start_in(dir, 2, "8Gi", 2, "dicom: adapter.yaml", "http");
+    wait_for_port(dicom_port);
+    let example =
+        std::fs::read_to_string(repo_root().join("examples/ct-segmentation/pipeline.yaml"))
+            .unwrap()
+            .replace("../../guests/target/wasm32-wasip2/release/", "");
+    let (code, v) = server.send_raw(
+        "POST",
+        "/v1/pipelines",
+        RAD_OP,
+        "application/yaml",
+        example.as_bytes(),
+    );
+    assert_eq!(code, 201, "{v}");
+    let series = tempdir();
+    ward::sample::ct_series::write_ct_series(
+        series.path(),
+        &ward::sample::ct_series::CtSeriesOptions {
+            slices: 16,
+            size: 64,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let out = std::process::Command::new("storescu")
+        .args([
+            "-aec",
+            "RAD_SEG",
+            "+sd",
+            "127.0.0.1",
+            &dicom_port.to_string(),
+        ])
+        .arg(series.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let job = loop {
+        let jobs = server.ok("GET", "/v1/jobs", RAD_OP, None);
+        if let Some(j) = jobs["items"].as_array().unwrap().first() {
+            break j["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no job for the received series");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let done = server.wait(RAD_OP, &job);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let payload = done["payload_id"].as_str().unwrap();
+    assert_eq!(
+        server.ok("GET", &format!("/v1/payloads/{payload}"), RAD_OP, None)["files"],
+        16
+    );
+    assert_eq!(
+        server
+            .call("GET", &format!("/v1/jobs/{job}"), Some(CARD_OP), None)
+            .0,
+        404
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&pacs_dir).unwrap().count() == 0 {
+        assert!(Instant::now() < deadline, "the SEG did not reach the PACS");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let received = std::fs::read_dir(&pacs_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(dcmdump(&[received.to_str().unwrap()])
+        .stdout
+        .contains("SegmentationStorage"));
+}

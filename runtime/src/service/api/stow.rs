@@ -3,9 +3,9 @@
 //! does for a DIMSE association. Each instance is checked and stored under its SOP Instance
 //! UID; the answer lists what was stored and what was refused, in the DICOM JSON model.
 
-use super::jobs::new_job;
 use super::{blocking, ApiError, Principal};
 use crate::service::config::Role;
+use crate::service::submit::new_job;
 use crate::service::Service;
 use axum::body::Body;
 use axum::extract::State;

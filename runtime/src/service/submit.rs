@@ -1,0 +1,92 @@
+//! Submitting a job: checked against the tenant's memory quota and the node's capacity,
+//! recorded, audited, and queued when asked. Used by the API and by the DICOM adapter when
+//! `ward serve` hosts it.
+
+use super::api::{ApiError, Principal};
+use super::db::{JobRow, PipelineRow, Priority};
+use super::worker::stored_pipeline;
+use super::Service;
+use axum::http::StatusCode;
+
+/// The memory a job may hold at once: its largest stage, or all the stages joined by ports
+/// (they run together), whichever is more. Jobs run one stage at a time otherwise.
+fn memory_need(pipeline: &crate::pipeline::Pipeline) -> u64 {
+    pipeline
+        .stages
+        .iter()
+        .map(|s| {
+            s.requests.memory_bytes
+                + s.port_peers
+                    .iter()
+                    .map(|&p| pipeline.stages[p].requests.memory_bytes)
+                    .sum::<u64>()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Creates a job of `pipeline` on payload `payload_id` for the caller's tenant, checked
+/// against the tenant's memory quota and the node's capacity, queued at once if `start`.
+pub fn new_job(
+    service: &Service,
+    principal: &Principal,
+    pipeline: &PipelineRow,
+    payload_id: &str,
+    priority: Priority,
+    start: bool,
+    max_attempts: u32,
+) -> Result<JobRow, ApiError> {
+    let parsed = stored_pipeline(service, &pipeline.name, &pipeline.yaml)
+        .map_err(|why| ApiError::bad_request("invalid-pipeline", why))?;
+    let tenant = service.config.tenant(&principal.tenant).cloned();
+    if let Some(big) = parsed.stages.iter().find(|s| {
+        tenant
+            .as_ref()
+            .is_some_and(|t| s.requests.memory_bytes > t.quotas.memory)
+    }) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "over-quota",
+            format!(
+                "stage '{}' asks for {} bytes of memory, over the tenant's quota",
+                big.name, big.requests.memory_bytes
+            ),
+        ));
+    }
+    let memory = memory_need(&parsed);
+    if memory > service.config.capacity_memory {
+        return Err(ApiError::bad_request(
+            "over-capacity",
+            format!(
+                "the job needs {memory} bytes of memory at once; this node has {}",
+                service.config.capacity_memory
+            ),
+        ));
+    }
+    let id = crate::jobs::new_job_id();
+    let state = if start { "queued" } else { "created" };
+    let row = service.db.add_job(
+        &id,
+        &principal.tenant,
+        pipeline.id,
+        payload_id,
+        priority,
+        state,
+        max_attempts,
+        memory,
+    )?;
+    service.audit(
+        &principal.tenant,
+        &principal.name,
+        "job.created",
+        &id,
+        &format!(
+            "pipeline {}:{}, payload {payload_id}, {state}",
+            pipeline.name, pipeline.version
+        ),
+    );
+    if start {
+        service.notify();
+    }
+    Ok(row)
+}
