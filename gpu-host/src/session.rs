@@ -1,0 +1,280 @@
+//! One stage's GPU state: its buffers and modules by handle (another stage cannot name
+//! them), its memory quota, and checked copies and launches. Everything is freed when the
+//! session is dropped, whatever the stage did.
+
+use crate::device::DeviceInfo;
+use crate::limits::{check_launch, Dim3};
+use crate::ptx::{check_args, entry_params, ArgKind};
+use crate::{nvrtc, GpuError};
+use cudarc::driver::{CudaContext, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::nvrtc::Ptx;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BufferId(pub u32);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModuleId(pub u32);
+
+/// One kernel argument as a stage gives it; buffers by handle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KernelArg {
+    Buffer(BufferId),
+    Int32(i32),
+    Uint32(u32),
+    Int64(i64),
+    Uint64(u64),
+    Float32(f32),
+    Float64(f64),
+}
+
+impl KernelArg {
+    fn kind(&self) -> ArgKind {
+        match self {
+            KernelArg::Buffer(_) => ArgKind::Buffer,
+            KernelArg::Int32(_) => ArgKind::Int32,
+            KernelArg::Uint32(_) => ArgKind::Uint32,
+            KernelArg::Int64(_) => ArgKind::Int64,
+            KernelArg::Uint64(_) => ArgKind::Uint64,
+            KernelArg::Float32(_) => ArgKind::Float32,
+            KernelArg::Float64(_) => ArgKind::Float64,
+        }
+    }
+}
+
+struct Device {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    info: DeviceInfo,
+}
+
+pub struct Session {
+    device: Option<Device>,
+    quota: u64,
+    used: u64,
+    next: u32,
+    buffers: HashMap<BufferId, CudaSlice<u8>>,
+    modules: HashMap<ModuleId, (Arc<CudaModule>, String)>,
+}
+
+fn driver(e: cudarc::driver::DriverError) -> GpuError {
+    GpuError::Launch(e.to_string())
+}
+
+impl Session {
+    pub(crate) fn new(device: Option<(Arc<CudaContext>, DeviceInfo)>, quota: u64) -> Session {
+        // A stream of the stage's own: its work is ordered, and waiting on it waits for it
+        // alone.
+        let device = device.and_then(|(ctx, info)| {
+            let stream = ctx.new_stream().ok()?;
+            Some(Device { ctx, stream, info })
+        });
+        Session {
+            device,
+            quota,
+            used: 0,
+            next: 0,
+            buffers: HashMap::new(),
+            modules: HashMap::new(),
+        }
+    }
+
+    pub fn info(&self) -> Option<&DeviceInfo> {
+        self.device.as_ref().map(|d| &d.info)
+    }
+
+    pub fn quota(&self) -> u64 {
+        self.quota
+    }
+
+    fn device(&self) -> Result<&Device, GpuError> {
+        self.device.as_ref().ok_or(GpuError::NoDevice)
+    }
+
+    fn id(&mut self) -> u32 {
+        self.next += 1;
+        self.next
+    }
+
+    /// `bytes` of zeroed device memory under the quota.
+    pub fn alloc(&mut self, bytes: u64) -> Result<BufferId, GpuError> {
+        let free = self.quota - self.used;
+        if bytes > free {
+            return Err(GpuError::QuotaExceeded { free });
+        }
+        if bytes == 0 {
+            return Err(GpuError::InvalidArgument("a buffer of 0 bytes".into()));
+        }
+        let device = self.device()?;
+        let len = usize::try_from(bytes).map_err(|_| GpuError::QuotaExceeded { free })?;
+        let slice = device.stream.alloc_zeros::<u8>(len).map_err(driver)?;
+        let id = BufferId(self.id());
+        self.used += bytes;
+        self.buffers.insert(id, slice);
+        Ok(id)
+    }
+
+    fn buffer(&self, id: BufferId) -> Result<&CudaSlice<u8>, GpuError> {
+        self.buffers.get(&id).ok_or_else(|| {
+            GpuError::InvalidArgument(format!(
+                "buffer handle {} is not this stage's or was freed",
+                id.0
+            ))
+        })
+    }
+
+    pub fn len(&self, id: BufferId) -> Result<u64, GpuError> {
+        Ok(self.buffer(id)?.len() as u64)
+    }
+
+    fn range(
+        &self,
+        id: BufferId,
+        offset: u64,
+        len: u64,
+    ) -> Result<std::ops::Range<usize>, GpuError> {
+        let size = self.len(id)?;
+        match offset.checked_add(len) {
+            Some(end) if end <= size => Ok(offset as usize..end as usize),
+            _ => Err(GpuError::InvalidArgument(format!(
+                "bytes {offset}..{} are outside the buffer of {size}",
+                offset.saturating_add(len)
+            ))),
+        }
+    }
+
+    pub fn write(&mut self, id: BufferId, offset: u64, data: &[u8]) -> Result<(), GpuError> {
+        let range = self.range(id, offset, data.len() as u64)?;
+        let stream = self.device()?.stream.clone();
+        let slice = self.buffers.get_mut(&id).expect("checked above");
+        stream
+            .memcpy_htod(data, &mut slice.slice_mut(range))
+            .map_err(driver)?;
+        stream.synchronize().map_err(driver)
+    }
+
+    pub fn read(&self, id: BufferId, offset: u64, len: u64) -> Result<Vec<u8>, GpuError> {
+        let range = self.range(id, offset, len)?;
+        let stream = &self.device()?.stream;
+        let mut out = vec![0u8; range.len()];
+        stream
+            .memcpy_dtoh(&self.buffer(id)?.slice(range), &mut out[..])
+            .map_err(driver)?;
+        stream.synchronize().map_err(driver)?;
+        Ok(out)
+    }
+
+    pub fn free(&mut self, id: BufferId) {
+        if let Some(slice) = self.buffers.remove(&id) {
+            self.used -= slice.len() as u64;
+        }
+    }
+
+    /// Loads PTX, or CUDA C compiled for this device with NVRTC.
+    pub fn load(&mut self, ptx: Option<&str>, cuda: Option<&str>) -> Result<ModuleId, GpuError> {
+        let device = self.device()?;
+        let ptx = match (ptx, cuda) {
+            (Some(p), _) => p.to_string(),
+            (None, Some(src)) => {
+                let (major, minor) = device.info.compute_capability;
+                nvrtc::compile(src, nvrtc::arch_for(major, minor))?
+            }
+            (None, None) => return Err(GpuError::InvalidArgument("no kernel source".into())),
+        };
+        let module = device
+            .ctx
+            .load_module(Ptx::from_src(ptx.clone()))
+            .map_err(|e| GpuError::Compile(format!("the PTX does not load: {e}")))?;
+        let id = ModuleId(self.id());
+        self.modules.insert(id, (module, ptx));
+        Ok(id)
+    }
+
+    /// Launches `entry` of `module` after checking its shape against the device and its
+    /// arguments against the kernel's parameters.
+    pub fn launch(
+        &mut self,
+        module: ModuleId,
+        entry: &str,
+        grid: Dim3,
+        block: Dim3,
+        shared: u32,
+        args: &[KernelArg],
+    ) -> Result<(), GpuError> {
+        let device = self.device()?;
+        check_launch(grid, block, shared, &device.info.limits)
+            .map_err(GpuError::InvalidArgument)?;
+        let (module, ptx) = self.modules.get(&module).ok_or_else(|| {
+            GpuError::InvalidArgument(format!("module handle {} is not this stage's", module.0))
+        })?;
+        let params = entry_params(ptx, entry).map_err(GpuError::InvalidArgument)?;
+        let kinds: Vec<ArgKind> = args.iter().map(KernelArg::kind).collect();
+        check_args(entry, &params, &kinds).map_err(GpuError::InvalidArgument)?;
+        let function = module
+            .load_function(entry)
+            .map_err(|e| GpuError::InvalidArgument(format!("kernel '{entry}': {e}")))?;
+        for a in args {
+            if let KernelArg::Buffer(b) = a {
+                self.buffer(*b)?;
+            }
+        }
+        let mut builder = device.stream.launch_builder(&function);
+        for a in args {
+            match a {
+                KernelArg::Buffer(b) => builder.arg(&self.buffers[b]),
+                KernelArg::Int32(v) => builder.arg(v),
+                KernelArg::Uint32(v) => builder.arg(v),
+                KernelArg::Int64(v) => builder.arg(v),
+                KernelArg::Uint64(v) => builder.arg(v),
+                KernelArg::Float32(v) => builder.arg(v),
+                KernelArg::Float64(v) => builder.arg(v),
+            };
+        }
+        let config = LaunchConfig {
+            grid_dim: (grid.x, grid.y, grid.z),
+            block_dim: (block.x, block.y, block.z),
+            shared_mem_bytes: shared,
+        };
+        // Arguments were checked against the kernel's own parameter list above.
+        unsafe { builder.launch(config) }.map_err(driver)?;
+        Ok(())
+    }
+
+    /// Waits until the stage's launches have finished.
+    pub fn synchronize(&self) -> Result<(), GpuError> {
+        self.device()?.stream.synchronize().map_err(driver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_device_every_operation_says_so() {
+        let mut s = Session::new(None, 1 << 20);
+        assert_eq!(s.alloc(1024), Err(GpuError::NoDevice));
+        assert_eq!(
+            s.load(None, Some("__global__ void k() {}")),
+            Err(GpuError::NoDevice)
+        );
+        assert_eq!(s.synchronize(), Err(GpuError::NoDevice));
+        assert!(s.info().is_none());
+    }
+
+    #[test]
+    fn the_quota_is_checked_before_the_device() {
+        let mut s = Session::new(None, 1000);
+        assert_eq!(s.alloc(1001), Err(GpuError::QuotaExceeded { free: 1000 }));
+    }
+
+    #[test]
+    fn a_foreign_or_freed_handle_is_refused() {
+        let mut s = Session::new(None, 1000);
+        assert!(
+            matches!(s.len(BufferId(7)), Err(GpuError::InvalidArgument(m)) if m.contains("not this stage's"))
+        );
+        assert!(s.read(BufferId(7), 0, 1).is_err());
+        assert!(s.write(BufferId(7), 0, &[1]).is_err());
+    }
+}
