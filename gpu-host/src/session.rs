@@ -57,6 +57,18 @@ pub struct Session {
     modules: HashMap<ModuleId, (Arc<CudaModule>, String)>,
 }
 
+/// Whether `bytes` more fit in `quota` with `used` taken; the bytes free before it.
+fn reserve(used: u64, quota: u64, bytes: u64) -> Result<u64, GpuError> {
+    let free = quota.saturating_sub(used);
+    if bytes == 0 {
+        return Err(GpuError::InvalidArgument("a buffer of 0 bytes".into()));
+    }
+    if bytes > free {
+        return Err(GpuError::QuotaExceeded { free });
+    }
+    Ok(free)
+}
+
 fn driver(e: cudarc::driver::DriverError) -> GpuError {
     GpuError::Launch(e.to_string())
 }
@@ -98,14 +110,8 @@ impl Session {
 
     /// `bytes` of zeroed device memory under the quota.
     pub fn alloc(&mut self, bytes: u64) -> Result<BufferId, GpuError> {
-        let free = self.quota - self.used;
-        if bytes > free {
-            return Err(GpuError::QuotaExceeded { free });
-        }
-        if bytes == 0 {
-            return Err(GpuError::InvalidArgument("a buffer of 0 bytes".into()));
-        }
         let device = self.device()?;
+        let free = reserve(self.used, self.quota, bytes)?;
         let len = usize::try_from(bytes).map_err(|_| GpuError::QuotaExceeded { free })?;
         let slice = device.stream.alloc_zeros::<u8>(len).map_err(driver)?;
         let id = BufferId(self.id());
@@ -162,6 +168,11 @@ impl Session {
             .map_err(driver)?;
         stream.synchronize().map_err(driver)?;
         Ok(out)
+    }
+
+    /// Forgets a module (the driver unloads it when its last launch is done).
+    pub fn unload(&mut self, id: ModuleId) {
+        self.modules.remove(&id);
     }
 
     pub fn free(&mut self, id: BufferId) {
@@ -263,9 +274,21 @@ mod tests {
     }
 
     #[test]
-    fn the_quota_is_checked_before_the_device() {
-        let mut s = Session::new(None, 1000);
-        assert_eq!(s.alloc(1001), Err(GpuError::QuotaExceeded { free: 1000 }));
+    fn allocations_beyond_the_quota_are_refused_with_what_is_left() {
+        assert_eq!(reserve(0, 1000, 1000), Ok(1000));
+        assert_eq!(
+            reserve(600, 1000, 500),
+            Err(GpuError::QuotaExceeded { free: 400 })
+        );
+        assert!(matches!(
+            reserve(0, 1000, 0),
+            Err(GpuError::InvalidArgument(_))
+        ));
+        // Without a device, that is the answer, whatever the size.
+        assert_eq!(
+            Session::new(None, 1000).alloc(1001),
+            Err(GpuError::NoDevice)
+        );
     }
 
     #[test]

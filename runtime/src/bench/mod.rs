@@ -57,6 +57,7 @@ fn invocation<'a>(
         progress,
         ports: None,
         cancel: None,
+        gpu_memory: 0,
     }
 }
 

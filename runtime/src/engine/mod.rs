@@ -139,6 +139,8 @@ pub struct Engine {
     digests: Mutex<HashMap<FileStamp, String>>,
     max_concurrent_stages: u32,
     slots: StageSlots,
+    /// This node's GPU, found once (none without a driver or a device).
+    gpu: gpu_host::Gpu,
     _epoch: EpochTicker,
 }
 
@@ -159,8 +161,14 @@ impl Engine {
             digests: Mutex::new(HashMap::new()),
             max_concurrent_stages: options.limits.max_concurrent_stages,
             slots: StageSlots::new(options.limits.max_concurrent_stages),
+            gpu: gpu_host::Gpu::probe(),
             _epoch: epoch,
         })
+    }
+
+    /// This node's GPU, if it has one.
+    pub fn gpu(&self) -> &gpu_host::Gpu {
+        &self.gpu
     }
 
     pub fn wasmtime(&self) -> &wasmtime::Engine {

@@ -15,8 +15,8 @@ wasmtime::component::bindgen!({
     with: {
         "ward:stage/ports.input-port": super::ports::InputPort,
         "ward:stage/ports.output-port": super::ports::OutputPort,
-        "ward:stage/gpu.buffer": super::unavailable::BufferHandle,
-        "ward:stage/gpu.module": super::unavailable::ModuleHandle,
+        "ward:stage/gpu.buffer": super::gpu::BufferHandle,
+        "ward:stage/gpu.module": super::gpu::ModuleHandle,
     },
 });
 

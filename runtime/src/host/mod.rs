@@ -3,11 +3,11 @@
 
 pub mod bindings;
 pub(crate) mod context;
+mod gpu;
 mod limiter;
 pub mod ports;
 pub mod stage_log;
 mod stdio;
-mod unavailable;
 mod volumes;
 pub mod wasi;
 
@@ -37,6 +37,8 @@ pub struct StageState {
     pub log: Arc<StageLog>,
     pub progress: ProgressFn,
     pub ports: ports::StagePorts,
+    /// The stage's GPU buffers and modules, freed with the store.
+    pub gpu: gpu_host::Session,
 }
 
 impl WasiView for StageState {

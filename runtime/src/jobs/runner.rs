@@ -36,7 +36,13 @@ pub fn run_job(
             path: req.payload.clone(),
         });
     }
-    if let Some(s) = req.pipeline.stages.iter().find(|s| s.requests.gpu > 0) {
+    let no_gpu = engine.gpu().info().is_none();
+    if let Some(s) = req
+        .pipeline
+        .stages
+        .iter()
+        .find(|s| s.requests.gpu > 0 && no_gpu)
+    {
         return Err(JobError::NoGpu {
             location: s.location.clone(),
             operator: s.name.clone(),
@@ -452,6 +458,7 @@ fn invocation<'a>(
         progress,
         ports: None,
         cancel: req.cancel.clone(),
+        gpu_memory: spec.requests.gpu_memory_bytes,
     }
 }
 

@@ -36,6 +36,8 @@ pub struct StageInvocation<'a> {
     pub ports: Option<(Arc<PortNetwork>, usize)>,
     /// The job's cancellation flag.
     pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// GPU memory the stage may allocate (`requests.gpu-memory`).
+    pub gpu_memory: u64,
 }
 
 /// The job was cancelled while this stage ran.
@@ -119,6 +121,7 @@ pub fn new_store(
         volumes: inv.mounts.iter().map(wit_volume).collect(),
         log: inv.log.clone(),
         progress: inv.progress.clone(),
+        gpu: engine.gpu().session(inv.gpu_memory),
         ports: match &inv.ports {
             Some((network, stage)) => StagePorts::of(network.clone(), *stage),
             None => StagePorts::none(),

@@ -93,6 +93,9 @@ pub struct RequestsDef {
     pub cpu: Option<Spanned<String>>,
     #[serde(default)]
     pub gpu: Option<Spanned<String>>,
+    /// GPU memory the stage may allocate (e.g. 2Gi).
+    #[serde(default)]
+    pub gpu_memory: Option<Spanned<String>>,
     #[serde(default)]
     pub timeout: Option<Spanned<String>>,
     /// Bytes the stage may write to its results (e.g. 20Gi).

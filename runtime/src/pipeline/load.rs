@@ -440,6 +440,15 @@ impl Validator {
                 }
             }
         }
+        if let Some(g) = &r.gpu_memory {
+            match parse_bytes(g) {
+                Ok(bytes) => out.gpu_memory_bytes = bytes,
+                Err(why) => {
+                    let loc = self.loc(g);
+                    self.problem(loc, Some(op), format!("requests.gpu-memory {why}"));
+                }
+            }
+        }
         if let Some(f) = &r.files {
             match f.parse::<u64>() {
                 Ok(n) if n > 0 => out.files = n,

@@ -143,6 +143,8 @@ pub struct Requests {
     pub disk_bytes: u64,
     /// Files (and directories) the stage may leave in its results.
     pub files: u64,
+    /// GPU memory the stage may allocate, in bytes (0: none).
+    pub gpu_memory_bytes: u64,
 }
 
 impl Default for Requests {
@@ -154,6 +156,7 @@ impl Default for Requests {
             timeout: DEFAULT_TIMEOUT,
             disk_bytes: DEFAULT_DISK,
             files: DEFAULT_FILES,
+            gpu_memory_bytes: 0,
         }
     }
 }
