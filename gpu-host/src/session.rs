@@ -57,6 +57,17 @@ pub struct Session {
     modules: HashMap<ModuleId, (Arc<CudaModule>, String)>,
 }
 
+/// Bytes `offset..offset + len` of a buffer of `size`, if they lie within it.
+fn check_range(size: u64, offset: u64, len: u64) -> Result<std::ops::Range<usize>, GpuError> {
+    match offset.checked_add(len) {
+        Some(end) if end <= size => Ok(offset as usize..end as usize),
+        _ => Err(GpuError::InvalidArgument(format!(
+            "bytes {offset}..{} are outside the buffer of {size}",
+            offset.saturating_add(len)
+        ))),
+    }
+}
+
 /// Whether `bytes` more fit in `quota` with `used` taken; the bytes free before it.
 fn reserve(used: u64, quota: u64, bytes: u64) -> Result<u64, GpuError> {
     let free = quota.saturating_sub(used);
@@ -139,14 +150,7 @@ impl Session {
         offset: u64,
         len: u64,
     ) -> Result<std::ops::Range<usize>, GpuError> {
-        let size = self.len(id)?;
-        match offset.checked_add(len) {
-            Some(end) if end <= size => Ok(offset as usize..end as usize),
-            _ => Err(GpuError::InvalidArgument(format!(
-                "bytes {offset}..{} are outside the buffer of {size}",
-                offset.saturating_add(len)
-            ))),
-        }
+        check_range(self.len(id)?, offset, len)
     }
 
     pub fn write(&mut self, id: BufferId, offset: u64, data: &[u8]) -> Result<(), GpuError> {
@@ -289,6 +293,15 @@ mod tests {
             Session::new(None, 1000).alloc(1001),
             Err(GpuError::NoDevice)
         );
+    }
+
+    #[test]
+    fn copies_outside_a_buffer_are_refused() {
+        assert_eq!(check_range(100, 90, 10), Ok(90..100));
+        assert!(
+            matches!(check_range(100, 90, 11), Err(GpuError::InvalidArgument(m)) if m == "bytes 90..101 are outside the buffer of 100")
+        );
+        assert!(check_range(100, u64::MAX, 2).is_err(), "no overflow");
     }
 
     #[test]
