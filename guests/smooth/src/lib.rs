@@ -10,10 +10,13 @@
 //!   results, where `segment`, `render` and `dicom-writer` read it as they read the reader's.
 //!
 //! Both modes give the same samples, so assembling the stream output (stage `assemble`)
-//! writes the same bytes as volume mode.
+//! writes the same bytes as volume mode. In volume mode the GPU does the work when the node
+//! has one and `requests.gpu-memory` holds the volume twice (parameter `device: cpu` keeps it
+//! on the CPU); the GPU kernel uses the same integer arithmetic, so the samples are equal.
 
 use ward_stage_sdk::{self as sdk, Guest, StageError};
 
+mod gpu_mode;
 mod stream_mode;
 mod volume_mode;
 

@@ -11,7 +11,10 @@ pub fn run() -> Result<(), StageError> {
         .map_err(|e| StageError::InvalidInput(e.to_string()))?;
     let out = PathBuf::from(sdk::results()?.path);
     sdk::progress(0.3, "smoothing");
-    let smoothed = smooth_volume(&ct);
+    let smoothed = match crate::gpu_mode::smooth(&ct) {
+        Some(samples) => ct.with_data(samples),
+        None => smooth_volume(&ct),
+    };
     sdk::progress(0.8, "writing volume");
     // The reader's keys (series identity, source instances) carry over unchanged, so the
     // stages downstream read this volume as they would the original.
