@@ -10,6 +10,7 @@ use cudarc::driver::{CudaContext, CudaModule, CudaSlice, CudaStream, LaunchConfi
 use cudarc::nvrtc::Ptx;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BufferId(pub u32);
@@ -55,6 +56,7 @@ pub struct Session {
     next: u32,
     buffers: HashMap<BufferId, CudaSlice<u8>>,
     modules: HashMap<ModuleId, (Arc<CudaModule>, String)>,
+    deadline: Option<Instant>,
 }
 
 /// Bytes `offset..offset + len` of a buffer of `size`, if they lie within it.
@@ -99,6 +101,7 @@ impl Session {
             next: 0,
             buffers: HashMap::new(),
             modules: HashMap::new(),
+            deadline: None,
         }
     }
 
@@ -155,22 +158,29 @@ impl Session {
 
     pub fn write(&mut self, id: BufferId, offset: u64, data: &[u8]) -> Result<(), GpuError> {
         let range = self.range(id, offset, data.len() as u64)?;
+        // Copies queue behind the stage's kernels and can block in the driver: wait for
+        // those first, under the deadline.
+        self.synchronize()?;
         let stream = self.device()?.stream.clone();
-        let slice = self.buffers.get_mut(&id).expect("checked above");
-        stream
-            .memcpy_htod(data, &mut slice.slice_mut(range))
-            .map_err(driver)?;
-        stream.synchronize().map_err(driver)
+        {
+            let slice = self.buffers.get_mut(&id).expect("checked above");
+            stream
+                .memcpy_htod(data, &mut slice.slice_mut(range))
+                .map_err(driver)?;
+        }
+        // The copy reads `data` asynchronously: it must be done before the call returns.
+        self.synchronize()
     }
 
     pub fn read(&self, id: BufferId, offset: u64, len: u64) -> Result<Vec<u8>, GpuError> {
         let range = self.range(id, offset, len)?;
+        self.synchronize()?;
         let stream = &self.device()?.stream;
         let mut out = vec![0u8; range.len()];
         stream
             .memcpy_dtoh(&self.buffer(id)?.slice(range), &mut out[..])
             .map_err(driver)?;
-        stream.synchronize().map_err(driver)?;
+        self.synchronize()?;
         Ok(out)
     }
 
@@ -255,9 +265,28 @@ impl Session {
         Ok(())
     }
 
-    /// Waits until the stage's launches have finished.
+    /// The stage's wall-clock deadline: waiting on the device stops there.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// Waits until the stage's launches have finished, or its deadline passes: the wait
+    /// polls an event rather than blocking in the driver, so a kernel that never ends
+    /// cannot hold the stage past its deadline.
     pub fn synchronize(&self) -> Result<(), GpuError> {
-        self.device()?.stream.synchronize().map_err(driver)
+        let device = self.device()?;
+        let done = device.stream.record_event(None).map_err(driver)?;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            if done.try_is_complete().map_err(driver)? {
+                return Ok(());
+            }
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(GpuError::Deadline);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
     }
 }
 

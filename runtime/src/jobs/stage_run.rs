@@ -128,6 +128,10 @@ pub fn new_store(
         },
     };
     let mut store = Store::new(engine.wasmtime(), state);
+    store
+        .data_mut()
+        .gpu
+        .set_deadline(Instant::now() + inv.timeout);
     store.limiter(|s| &mut s.limiter);
     // Every CHECK_TICKS epochs (and at the deadline) the callback looks at the clock and at
     // what the stage has written: a stage past its deadline is interrupted, one over its
