@@ -13,7 +13,7 @@
 //!   - name: radiology
 //!     tokens:                     # SHA-256 of each token, never the token itself
 //!       - {name: ci, role: operator, sha256: 9f86d0…, expires: 1798761600}
-//!     quotas: {concurrent-jobs: 2, memory: 8Gi, storage: 100Gi}
+//!     quotas: {concurrent-jobs: 2, memory: 8Gi, storage: 100Gi, gpu-memory: 4Gi}
 //!     stow: {pipelines: [ct-segmentation], priority: higher}   # run on STOW-RS uploads
 //! ```
 
@@ -94,6 +94,8 @@ struct QuotaFile {
     memory: Option<String>,
     #[serde(default)]
     storage: Option<String>,
+    #[serde(default)]
+    gpu_memory: Option<String>,
 }
 
 /// What a token may do.
@@ -125,6 +127,8 @@ pub struct Quotas {
     pub memory: u64,
     /// Bytes of payloads the tenant may keep.
     pub storage: u64,
+    /// The most GPU memory one stage of this tenant may ask for (`requests.gpu-memory`).
+    pub gpu_memory: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +291,12 @@ impl ServeConfig {
                     "quotas.storage",
                     q.and_then(|q| q.storage.as_ref()),
                     u64::MAX,
+                    &mut problems,
+                ),
+                gpu_memory: bytes(
+                    "quotas.gpu-memory",
+                    q.and_then(|q| q.gpu_memory.as_ref()),
+                    0,
                     &mut problems,
                 ),
             };

@@ -89,6 +89,7 @@ mod tests {
                 concurrent_jobs: quota,
                 memory: u64::MAX,
                 storage: u64::MAX,
+                gpu_memory: 0,
             },
             stow_pipelines: Vec::new(),
             stow_priority: Priority::Normal,

@@ -53,6 +53,21 @@ pub fn new_job(
             ),
         ));
     }
+    let gpu_quota = tenant.as_ref().map_or(0, |t| t.quotas.gpu_memory);
+    if let Some(gpu) = parsed
+        .stages
+        .iter()
+        .find(|s| s.requests.gpu_memory_bytes > gpu_quota)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "over-quota",
+            format!(
+                "stage '{}' asks for {} bytes of GPU memory; the tenant's GPU quota is {gpu_quota}",
+                gpu.name, gpu.requests.gpu_memory_bytes
+            ),
+        ));
+    }
     let memory = memory_need(&parsed);
     if memory > service.config.capacity_memory {
         return Err(ApiError::bad_request(

@@ -330,6 +330,20 @@ fn no_route_lets_one_tenant_see_or_touch_another_tenants_objects() {
         (code, body["error"]["code"].as_str()),
         (401, Some("unauthorized"))
     );
+    // Radiology has no GPU quota: a stage asking for GPU memory is refused.
+    server.pipeline(RAD_OP, "on-gpu", "ok", "gpu-memory: 1Gi");
+    let (code, body) = server.call(
+        "POST",
+        "/v1/jobs",
+        Some(RAD_OP),
+        Some(json!({"pipeline": "on-gpu", "payload": payload})),
+    );
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("over-quota")),
+        "{body}"
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("GPU"));
     let (code, body) = server.call(
         "POST",
         &format!("/v1/jobs/{job}/start"),
