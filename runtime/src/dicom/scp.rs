@@ -23,6 +23,9 @@ use std::time::Duration;
 
 /// How long the SCP waits for the next PDU of an association before it aborts it.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a caller may take to request its association: a connection that never speaks
+/// gives its slot back soon.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The running SCP.
 pub struct Scp {
@@ -152,7 +155,7 @@ impl Scp {
             .ae_access_control(access)
             .ae_title(self.config.ae_title.as_str())
             .max_pdu_length(self.config.max_pdu)
-            .read_timeout(READ_TIMEOUT)
+            .read_timeout(REQUEST_TIMEOUT)
             .write_timeout(READ_TIMEOUT);
         for (uid, _) in ACCEPTED_SOP_CLASSES {
             options = options.with_abstract_syntax(*uid);
@@ -167,6 +170,8 @@ impl Scp {
                 return;
             }
         };
+        // Established: the longer wait between PDUs applies.
+        let _ = assoc.inner_stream().set_read_timeout(Some(READ_TIMEOUT));
         let n = self.next_id.fetch_add(1, Ordering::SeqCst);
         let id = format!(
             "{}-{n}",
