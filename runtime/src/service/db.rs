@@ -159,6 +159,16 @@ pub fn now() -> f64 {
 
 const JOB_COLUMNS: &str = "seq, id, tenant, pipeline_id, payload_id, priority, state, attempts, max_attempts, memory, created, started, finished, failure";
 
+fn payload_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PayloadRow> {
+    Ok(PayloadRow {
+        id: r.get(0)?,
+        state: r.get(1)?,
+        files: r.get(2)?,
+        bytes: r.get(3)?,
+        created: r.get(4)?,
+    })
+}
+
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
         seq: r.get(0)?,
@@ -304,15 +314,7 @@ impl Db {
             .query_row(
                 "SELECT id, state, files, bytes, created FROM payloads WHERE tenant = ?1 AND id = ?2",
                 params![tenant, id],
-                |r| {
-                    Ok(PayloadRow {
-                        id: r.get(0)?,
-                        state: r.get(1)?,
-                        files: r.get(2)?,
-                        bytes: r.get(3)?,
-                        created: r.get(4)?,
-                    })
-                },
+                payload_row,
             )
             .optional()?)
     }
@@ -322,15 +324,7 @@ impl Db {
         let mut stmt = conn.prepare(
             "SELECT id, state, files, bytes, created FROM payloads WHERE tenant = ?1 ORDER BY created",
         )?;
-        let rows = stmt.query_map(params![tenant], |r| {
-            Ok(PayloadRow {
-                id: r.get(0)?,
-                state: r.get(1)?,
-                files: r.get(2)?,
-                bytes: r.get(3)?,
-                created: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![tenant], payload_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -175,6 +175,23 @@ fn dcmtk(tool: &str, args: &[&str]) -> Output {
     }
 }
 
+/// Sends every file of `dir` to the adapter's CT_SEG route on `port` with DCMTK's storescu,
+/// in one association.
+fn store_series(port: u16, dir: &Path) {
+    let out = dcmtk(
+        "storescu",
+        &[
+            "-aec",
+            "CT_SEG",
+            "+sd",
+            "127.0.0.1",
+            &port.to_string(),
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
 /// The data set of a DICOM file: what follows its file meta group.
 pub fn data_set(file: &Path) -> Vec<u8> {
     let bytes = std::fs::read(file).unwrap();
@@ -494,18 +511,7 @@ fn a_received_series_is_segmented_and_the_seg_sent_to_the_pacs() {
             .unwrap(),
     );
     wait_for_port(port);
-    let out = dcmtk(
-        "storescu",
-        &[
-            "-aec",
-            "CT_SEG",
-            "+sd",
-            "127.0.0.1",
-            &port.to_string(),
-            series.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    store_series(port, &series);
 
     // The job runs and its SEG reaches the PACS.
     let exports = settled_exports(&storage);
@@ -547,7 +553,6 @@ fn jobs_of(a: &Adapter) -> Vec<PathBuf> {
 #[test]
 fn a_study_sent_in_parts_becomes_one_payload_once_quiet() {
     let a = adapter_with("    assemble: study\n    quiet: 500ms", "");
-    let port = a.port.to_string();
     let dir = tempdir();
     let first = dir.path().join("first");
     let other = dir.path().join("other");
@@ -582,18 +587,7 @@ fn a_study_sent_in_parts_becomes_one_payload_once_quiet() {
         std::fs::rename(f, second_half.join(f.file_name().unwrap())).unwrap();
     }
     for part in [&first, &other, &second_half] {
-        let out = dcmtk(
-            "storescu",
-            &[
-                "-aec",
-                "CT_SEG",
-                "+sd",
-                "127.0.0.1",
-                &port,
-                part.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        store_series(a.port, part);
     }
     assert!(a.payloads().is_empty(), "not before the study is quiet");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -633,18 +627,7 @@ fn routing_conditions_decide_whether_the_pipeline_runs() {
         ("{modality: CT, max-slice-thickness: 5}", true),
     ] {
         let a = adapter_with(&format!("    when: {when}"), "");
-        let out = dcmtk(
-            "storescu",
-            &[
-                "-aec",
-                "CT_SEG",
-                "+sd",
-                "127.0.0.1",
-                &a.port.to_string(),
-                series.path().to_str().unwrap(),
-            ],
-        );
-        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        store_series(a.port, series.path());
         wait_for_payloads_count(&a, 1);
         if runs {
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -702,18 +685,7 @@ fn results_for_a_pacs_that_is_down_are_retried_until_it_is_back() {
         },
     )
     .unwrap();
-    let out = dcmtk(
-        "storescu",
-        &[
-            "-aec",
-            "CT_SEG",
-            "+sd",
-            "127.0.0.1",
-            &port.to_string(),
-            series.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    store_series(port, &series);
     // Wait until the job has finished and a first export attempt has failed.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -895,18 +867,7 @@ fn pending_exports_survive_a_restart() {
         },
     )
     .unwrap();
-    let out = dcmtk(
-        "storescu",
-        &[
-            "-aec",
-            "CT_SEG",
-            "+sd",
-            "127.0.0.1",
-            &port.to_string(),
-            series.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    store_series(port, &series);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let attempted = std::fs::read_dir(storage.join("jobs"))

@@ -244,6 +244,24 @@ fn check_stage_name(stage: &str) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::bad_request("bad-stage", format!("'{stage}' is not a stage name")))
 }
 
+/// The directory of the latest attempt of job `id`; a job that has not run has none.
+fn ran_dir(
+    service: &Service,
+    principal: &Principal,
+    id: &str,
+) -> Result<std::path::PathBuf, ApiError> {
+    let job = job_of(service, principal, id)?;
+    service
+        .latest_attempt_dir(&job.id, job.attempts)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "not-run",
+                format!("job '{id}' has not run"),
+            )
+        })
+}
+
 pub async fn logs(
     State(service): State<Arc<Service>>,
     principal: Principal,
@@ -251,16 +269,7 @@ pub async fn logs(
     Query(q): Query<StageQuery>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let job = job_of(&service, &principal, &id)?;
-        let dir = service
-            .latest_attempt_dir(&job.id, job.attempts)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "not-run",
-                    format!("job '{id}' has not run"),
-                )
-            })?;
+        let dir = ran_dir(&service, &principal, &id)?;
         let logs = dir.join("logs");
         let mut text = String::new();
         let mut names: Vec<String> = std::fs::read_dir(&logs)
@@ -294,16 +303,7 @@ pub async fn results(
     Query(q): Query<StageQuery>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let job = job_of(&service, &principal, &id)?;
-        let dir = service
-            .latest_attempt_dir(&job.id, job.attempts)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "not-run",
-                    format!("job '{id}' has not run"),
-                )
-            })?;
+        let dir = ran_dir(&service, &principal, &id)?;
         let mut root = dir.join("results");
         if let Some(stage) = &q.stage {
             check_stage_name(stage)?;
