@@ -139,8 +139,9 @@ pub struct Engine {
     digests: Mutex<HashMap<FileStamp, String>>,
     max_concurrent_stages: u32,
     slots: StageSlots,
-    /// This node's GPU, found once (none without a driver or a device).
-    gpu: gpu_host::Gpu,
+    /// This node's GPU, found when a stage first needs it (none without a driver or a
+    /// device): opening a CUDA context is not work for `ward validate` or a CPU-only job.
+    gpu: std::sync::OnceLock<gpu_host::Gpu>,
     _epoch: EpochTicker,
 }
 
@@ -161,14 +162,14 @@ impl Engine {
             digests: Mutex::new(HashMap::new()),
             max_concurrent_stages: options.limits.max_concurrent_stages,
             slots: StageSlots::new(options.limits.max_concurrent_stages),
-            gpu: gpu_host::Gpu::probe(),
+            gpu: std::sync::OnceLock::new(),
             _epoch: epoch,
         })
     }
 
     /// This node's GPU, if it has one.
     pub fn gpu(&self) -> &gpu_host::Gpu {
-        &self.gpu
+        self.gpu.get_or_init(gpu_host::Gpu::probe)
     }
 
     pub fn wasmtime(&self) -> &wasmtime::Engine {

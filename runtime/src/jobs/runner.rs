@@ -36,12 +36,11 @@ pub fn run_job(
             path: req.payload.clone(),
         });
     }
-    let no_gpu = engine.gpu().info().is_none();
     if let Some(s) = req
         .pipeline
         .stages
         .iter()
-        .find(|s| s.requests.gpu > 0 && no_gpu)
+        .find(|s| s.requests.gpu > 0 && engine.gpu().info().is_none())
     {
         return Err(JobError::NoGpu {
             location: s.location.clone(),

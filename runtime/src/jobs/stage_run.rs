@@ -121,7 +121,12 @@ pub fn new_store(
         volumes: inv.mounts.iter().map(wit_volume).collect(),
         log: inv.log.clone(),
         progress: inv.progress.clone(),
-        gpu: engine.gpu().session(inv.gpu_memory),
+        // A stage without GPU memory never touches the device (no stream, no context).
+        gpu: if inv.gpu_memory > 0 {
+            engine.gpu().session(inv.gpu_memory)
+        } else {
+            gpu_host::Gpu::none().session(0)
+        },
         ports: match &inv.ports {
             Some((network, stage)) => StagePorts::of(network.clone(), *stage),
             None => StagePorts::none(),
