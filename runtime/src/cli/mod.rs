@@ -13,6 +13,7 @@ macro_rules! out {
 
 mod bench;
 mod client;
+mod compile_child;
 mod conformance;
 mod dicom;
 mod inspect;
@@ -99,6 +100,9 @@ enum Command {
         #[command(subcommand)]
         command: client::ResultsCommand,
     },
+    /// Compiles one component for the host, under the limits the host set (internal).
+    #[command(name = "compile-component-child", hide = true)]
+    CompileComponentChild(compile_child::CompileChildArgs),
 }
 
 pub const EXIT_FAILED: i32 = 1;
@@ -108,6 +112,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let result = match cli.command {
+        Command::CompileComponentChild(args) => return compile_child::run(args),
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Inspect(args) => inspect::run(args),

@@ -25,13 +25,20 @@ impl Default for EngineLimits {
     }
 }
 
-pub fn wasmtime_config(limits: &EngineLimits) -> Config {
+/// What affects compiled code, without the instance allocator: the compiler child uses this
+/// (it instantiates nothing, so it reserves no pool), the host adds its pool on top.
+pub fn compile_config(limits: &EngineLimits) -> Config {
     let mut config = Config::new();
     config.wasm_simd(true);
     config.epoch_interruption(true);
     config.max_wasm_stack(limits.max_wasm_stack);
     config.wasm_backtrace_details(WasmBacktraceDetails::Enable);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    config
+}
+
+pub fn wasmtime_config(limits: &EngineLimits) -> Config {
+    let mut config = compile_config(limits);
 
     // Slots for every concurrently running stage: a Rust stage component has a handful of
     // core instances, one memory and a few tables; conformance components test several

@@ -2,6 +2,7 @@
 //! cache, epoch-based deadlines, and checked, pre-linked stage components.
 
 mod cache;
+pub mod compile_child;
 mod config;
 mod epoch;
 mod slots;
@@ -17,7 +18,8 @@ pub use world::{
 };
 
 use crate::host::{self, StagePre, StageState};
-use cache::ComponentCache;
+use cache::{CompileFailure, ComponentCache};
+pub use compile_child::{CompileLimits, Compiler};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -65,6 +67,8 @@ pub enum ComponentError {
     WrongWorld { path: PathBuf, exports: Vec<String> },
     #[error("{}: does not link against the ward:stage/stage world: {reason}", path.display())]
     Link { path: PathBuf, reason: String },
+    #[error("{}: refused: {reason}", path.display())]
+    CompileLimit { path: PathBuf, reason: String },
 }
 
 /// A component checked against the stage world and linked, ready to instantiate.
@@ -81,14 +85,59 @@ pub struct StageComponent {
 pub struct EngineOptions {
     /// Where compiled components are cached; None disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Bytes the compile cache may hold (least recently used entries are removed past it).
+    pub cache_max_bytes: u64,
+    /// Where and under which bounds components are compiled.
+    pub compiler: Compiler,
     pub limits: EngineLimits,
+    /// A setting from the environment that could not be read: `Engine::new` refuses it.
+    pub environment_error: Option<String>,
 }
 
+/// The compile cache's default size bound.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 4 << 30;
+
 impl Default for EngineOptions {
+    /// The cache directory and bounds from the environment (`WARD_CACHE_DIR`,
+    /// `WARD_CACHE_MAX`, `WARD_COMPILE_TIMEOUT`, `WARD_COMPILE_MEMORY`), components compiled
+    /// in a child of the running binary.
     fn default() -> Self {
+        let mut errors = Vec::new();
+        let mut setting =
+            |name: &str, parse: fn(&str) -> Result<u64, String>, default: u64| match std::env::var(
+                name,
+            ) {
+                Ok(text) => parse(&text).unwrap_or_else(|e| {
+                    errors.push(format!("{name}={text}: {e}"));
+                    default
+                }),
+                Err(_) => default,
+            };
+        let defaults = CompileLimits::default();
+        let cache_max_bytes = setting(
+            "WARD_CACHE_MAX",
+            crate::pipeline::quantity::parse_bytes,
+            DEFAULT_CACHE_MAX_BYTES,
+        );
+        let memory = setting(
+            "WARD_COMPILE_MEMORY",
+            crate::pipeline::quantity::parse_bytes,
+            defaults.memory,
+        );
+        let timeout_ms = setting(
+            "WARD_COMPILE_TIMEOUT",
+            |t| crate::pipeline::quantity::parse_duration(t).map(|d| d.as_millis() as u64),
+            defaults.timeout.as_millis() as u64,
+        );
         EngineOptions {
             cache_dir: default_cache_dir(),
+            cache_max_bytes,
+            compiler: Compiler::this_binary(CompileLimits {
+                timeout: Duration::from_millis(timeout_ms),
+                memory,
+            }),
             limits: EngineLimits::default(),
+            environment_error: (!errors.is_empty()).then(|| errors.join("; ")),
         }
     }
 }
@@ -134,6 +183,7 @@ pub struct Engine {
     wasmtime: wasmtime::Engine,
     linker: Linker<StageState>,
     cache: ComponentCache,
+    compiler: Compiler,
     /// Linked components by digest, and the digest of each file as last read.
     loaded: Mutex<HashMap<String, Arc<StageComponent>>>,
     digests: Mutex<HashMap<FileStamp, String>>,
@@ -147,17 +197,25 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Result<Engine, EngineError> {
+        if let Some(error) = options.environment_error {
+            return Err(EngineError::Config(error));
+        }
         let config = config::wasmtime_config(&options.limits);
         let wasmtime =
             wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasmtime);
         host::add_to_linker(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        let cache = ComponentCache::open(options.cache_dir.as_deref(), &wasmtime);
+        let cache = ComponentCache::open(
+            options.cache_dir.as_deref(),
+            &wasmtime,
+            options.cache_max_bytes,
+        );
         let epoch = EpochTicker::start(wasmtime.clone());
         Ok(Engine {
             wasmtime,
             linker,
             cache,
+            compiler: options.compiler,
             loaded: Mutex::new(HashMap::new()),
             digests: Mutex::new(HashMap::new()),
             max_concurrent_stages: options.limits.max_concurrent_stages,
@@ -280,10 +338,16 @@ impl Engine {
     ) -> Result<(Component, Option<Duration>), ComponentError> {
         check_magic(path, bytes)?;
         self.cache
-            .load_or_compile(&self.wasmtime, bytes, digest)
-            .map_err(|e| ComponentError::Invalid {
-                path: path.to_path_buf(),
-                reason: format!("{e:#}"),
+            .load_or_compile(&self.wasmtime, &self.compiler, bytes, digest)
+            .map_err(|e| match e {
+                CompileFailure::Invalid(reason) => ComponentError::Invalid {
+                    path: path.to_path_buf(),
+                    reason,
+                },
+                CompileFailure::Child(e) => ComponentError::CompileLimit {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                },
             })
     }
 
@@ -396,5 +460,18 @@ impl Engine {
             world,
             stage_error,
         })
+    }
+}
+
+/// The compiler child's side of `compile_child`: an engine configured exactly as the host's
+/// (so its artefacts load there) compiles the component on standard input into `out`.
+pub fn compile_child_main(out: &Path) -> i32 {
+    let config = config::compile_config(&EngineLimits::default());
+    match wasmtime::Engine::new(&config) {
+        Ok(engine) => compile_child::child_main(&engine, out),
+        Err(e) => {
+            eprintln!("cannot configure wasmtime: {e:#}");
+            1
+        }
     }
 }

@@ -13,7 +13,7 @@ use ward::dicom::config::AdapterConfig;
 use ward::dicom::route::Dispatcher;
 use ward::dicom::scp::Scp;
 use ward::dicom::store::Storage;
-use ward::engine::{Engine, EngineOptions};
+use ward::engine::Engine;
 use ward::sample::ct_series::{write_ct_series, CtSeriesOptions};
 
 pub fn free_port() -> u16 {
@@ -101,13 +101,7 @@ operators:
 fn serve_in_process(config_path: &Path) {
     let config = AdapterConfig::load(&config_path).unwrap();
     let store = Storage::open(&config.storage).unwrap();
-    let engine = Arc::new(
-        Engine::new(EngineOptions {
-            cache_dir: Some(cache_dir()),
-            ..EngineOptions::default()
-        })
-        .unwrap(),
-    );
+    let engine = Arc::new(Engine::new(crate::support::engine_options()).unwrap());
     let listener = std::net::TcpListener::bind(&config.listen).unwrap();
     let dispatcher = Arc::new(Dispatcher::new(engine, store.clone(), config.clone()));
     let scp = Arc::new(Scp::new(config, store, Arc::new(dispatcher)));

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
-use ward::engine::{Engine, EngineOptions};
+use ward::engine::{CompileLimits, Compiler, Engine, EngineOptions};
 use ward::jobs::{new_job_id, run_job, JobRequest, JobSummary, NoObserver};
 
 pub fn repo_root() -> PathBuf {
@@ -62,15 +62,26 @@ pub fn component(name: &str) -> PathBuf {
     components_dir().join(format!("{name}.wasm"))
 }
 
+/// The `ward` binary under test as the compiler child: the test binary itself is not one.
+pub fn test_compiler() -> Compiler {
+    Compiler::Child {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_ward")),
+        limits: CompileLimits::default(),
+    }
+}
+
+/// Engine options for tests: the shared compile cache and the `ward` binary as compiler.
+pub fn engine_options() -> EngineOptions {
+    EngineOptions {
+        cache_dir: Some(cache_dir()),
+        compiler: test_compiler(),
+        ..EngineOptions::default()
+    }
+}
+
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        Engine::new(EngineOptions {
-            cache_dir: Some(cache_dir()),
-            ..EngineOptions::default()
-        })
-        .expect("the engine starts")
-    })
+    ENGINE.get_or_init(|| Engine::new(engine_options()).expect("the engine starts"))
 }
 
 pub fn tempdir() -> tempfile::TempDir {
