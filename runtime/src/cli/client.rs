@@ -1,5 +1,7 @@
 //! The job service's client commands, over its REST API (`WARD_URL`, default
 //! http://127.0.0.1:8080; the token in `WARD_TOKEN`): pipelines, payloads, jobs, results.
+//! An `https://` service is checked against the public web roots, or against the PEM
+//! certificates in `--cacert`/`WARD_CA` alone (a hospital's own certificate authority).
 
 use super::EXIT_FAILED;
 use anyhow::{bail, Context};
@@ -19,6 +21,10 @@ pub struct Connection {
     /// The API token (better given in WARD_TOKEN than on the command line).
     #[arg(long, env = "WARD_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// PEM file of the certificate authorities to trust for an https:// service, in place
+    /// of the public web roots.
+    #[arg(long, env = "WARD_CA", global = true)]
+    cacert: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -83,6 +89,36 @@ pub enum ResultsCommand {
 struct Client {
     url: String,
     token: String,
+    agent: ureq::Agent,
+}
+
+/// An HTTP agent that trusts `cacert`'s certificates only, or the public web roots.
+fn agent(cacert: Option<&Path>) -> anyhow::Result<ureq::Agent> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer};
+    let builder = ureq::AgentBuilder::new();
+    let Some(cacert) = cacert else {
+        return Ok(builder.build());
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(cacert)
+        .with_context(|| format!("{}: cannot read certificates", cacert.display()))?
+    {
+        let cert = cert.with_context(|| format!("{}: not a PEM certificate", cacert.display()))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("{}: not a usable CA certificate", cacert.display()))?;
+    }
+    if roots.is_empty() {
+        bail!("{}: holds no certificate", cacert.display());
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(builder.tls_config(std::sync::Arc::new(config)).build())
 }
 
 impl Client {
@@ -93,11 +129,13 @@ impl Client {
         Ok(Client {
             url: c.url.trim_end_matches('/').to_string(),
             token,
+            agent: agent(c.cacert.as_deref())?,
         })
     }
 
     fn request(&self, method: &str, path: &str) -> ureq::Request {
-        ureq::request(method, &format!("{}{path}", self.url))
+        self.agent
+            .request(method, &format!("{}{path}", self.url))
             .set("Authorization", &format!("Bearer {}", self.token))
     }
 

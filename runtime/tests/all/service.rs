@@ -766,6 +766,9 @@ fn the_api_is_served_over_tls_with_the_configured_certificate() {
         .args([
             "-addext",
             "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            // A server certificate, not a CA's: rustls refuses a CA used as an end entity.
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
             "-keyout",
         ])
         .arg(&key)
@@ -813,6 +816,28 @@ fn the_api_is_served_over_tls_with_the_configured_certificate() {
         &format!("{}/v1/jobs", server.url),
     );
     assert!(ok && body.contains("items"), "{body}");
+    // Ward's own client, trusting the test certificate, and refusing without it.
+    let client = |cacert: Option<&Path>| {
+        let mut cmd = ward();
+        cmd.args(["payload", "list", "--url", &server.url])
+            .env("WARD_TOKEN", RAD_VIEW);
+        if let Some(cacert) = cacert {
+            cmd.arg("--cacert").arg(cacert);
+        }
+        cmd.output().unwrap()
+    };
+    let listed = client(Some(&cert));
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let untrusted = client(None);
+    let said = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        !untrusted.status.success() && said.to_lowercase().contains("certificate"),
+        "{said}"
+    );
     let (plain, _) = curl(
         &[],
         &format!("{}/healthz", server.url.replacen("https", "http", 1)),
