@@ -12,5 +12,5 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-pub use network::{PortDecl, PortNetwork, PortOpError, StagePortDecls};
-pub use stats::PortStats;
+pub use network::{PortDecl, PortNetwork, PortOpError, Reservation, StagePortDecls};
+pub use stats::{BudgetStats, PortStats};
