@@ -489,3 +489,78 @@ fn ward_run_refuses_a_channel_budget_over_its_limit() {
     let summary = read_json(&job.join("summary.json"));
     assert_eq!(summary["port_budget"]["budget_bytes"], 2u64 << 30);
 }
+
+/// `ward serve` counts a job's channel budget in its memory: over the tenant's quota it is
+/// refused, beside its port-joined stages it must fit the node, and within both it runs.
+#[test]
+fn ward_serve_counts_the_channel_budget_in_a_jobs_memory() {
+    use crate::service::{Server, RAD_OP};
+    use serde_json::json;
+    let server = Server::start(2, "1Gi", 1);
+    let payload_dir = small_payload();
+    let payload = server.payload(RAD_OP, payload_dir.path());
+    let store = |name: &str, budget: &str| {
+        let yaml = format!(
+            "api-version: 0.1\nname: {name}\nports-budget: {budget}\noperators:\n{}{}",
+            probe(
+                "writer",
+                "send",
+                ", count: 4, size: 1000",
+                OUT,
+                ", memory: 256Mi"
+            ),
+            probe("reader", "recv", "", &reads("writer"), ", memory: 256Mi"),
+        )
+        .replace("{components}/", "");
+        let (code, v) = server.send_raw(
+            "POST",
+            "/v1/pipelines",
+            RAD_OP,
+            "application/yaml",
+            yaml.as_bytes(),
+        );
+        assert_eq!(code, 201, "{v}");
+    };
+    let submit = |pipeline: &str| {
+        server.call(
+            "POST",
+            "/v1/jobs",
+            Some(RAD_OP),
+            Some(json!({"pipeline": pipeline, "payload": payload, "start": true})),
+        )
+    };
+    // Radiology's memory quota is the default 4Gi.
+    store("over-quota", "8Gi");
+    let (code, body) = submit("over-quota");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("over-quota")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("channel budget (ports-budget) is 8589934592 bytes")
+            && message.contains("quota of 4294967296 bytes"),
+        "{message}"
+    );
+    // 256Mi + 256Mi of stages fit the node's 1Gi; with 600Mi of channels they do not.
+    store("over-capacity", "600Mi");
+    let (code, body) = submit("over-capacity");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (400, Some("over-capacity")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("needs {} bytes", (256 + 256 + 600) << 20)),
+        "{body}"
+    );
+    store("fits", "256Mi");
+    let (code, job) = submit("fits");
+    assert_eq!(code, 201, "{job}");
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(server.wait(RAD_OP, id)["state"], "succeeded");
+}
