@@ -98,7 +98,9 @@ pub struct PortOutSpec {
 /// per job rather than per channel: `send` waits while the budget cannot take the message,
 /// exactly as it waits on a full channel (same back-pressure, same deadlock detection), and
 /// the message is copied out of the writer only once it fits. A message shared by several
-/// readers of one output port counts once. Set with the top-level key `ports-budget`
+/// readers of one output port counts once. Beyond the budget the host holds, for a moment,
+/// only the message each reader is being handed (at most one `max-message` per stage in a
+/// port call). Set with the top-level key `ports-budget`
 /// (default [`DEFAULT_PORTS_BUDGET`]); `ward run` refuses a budget over its
 /// `--max-ports-budget`, `ward serve` one over the tenant's memory quota, and the budget is
 /// part of the memory a job of port-joined stages is counted for (their stages' memory plus
