@@ -564,3 +564,48 @@ fn ward_serve_counts_the_channel_budget_in_a_jobs_memory() {
     let id = job["id"].as_str().unwrap();
     assert_eq!(server.wait(RAD_OP, id)["state"], "succeeded");
 }
+
+/// A writer waiting for room in the channel budget, whose reader waits on another of its
+/// ports, can never go on: both are ended as deadlocked at once, not at their deadline.
+#[test]
+fn a_writer_waiting_on_the_budget_for_a_reader_waiting_on_it_is_deadlocked() {
+    let dir = tempdir();
+    let payload = small_payload();
+    let yaml = format!(
+        "api-version: 0.1
+name: budget-deadlock
+ports-budget: 4Mi
+operators:
+{}  - name: reader
+    component:
+      path: {{components}}/misbehave.wasm
+    parameters: {{behaviour: block-on-port, port: side}}
+    ports: {{in: [{{name: in, from: writer, port: out}}, {{name: side, from: writer}}]}}
+    requests: {{timeout: 60s}}
+",
+        probe(
+            "writer",
+            "send",
+            ", count: 48, size: 1048576",
+            "{out: [{name: out, capacity: 1024, max-message: 1Mi}, {name: side}]}",
+            "",
+        ),
+    );
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    let (summary, _jobs) = run_pipeline(&pipeline, payload.path(), &[]);
+    assert_eq!(summary.status, JobStatus::Failed);
+    for name in ["writer", "reader"] {
+        let reason = summary.stage(name).unwrap().reason.clone().unwrap();
+        assert_eq!(reason.kind, FailureKind::Deadlock, "{name}: {reason:?}");
+        assert!(
+            reason.message.contains(
+                "'writer' waits to send on 'out' for room in the job's channel budget of 4194304 bytes (ports-budget), full of messages for reader"
+            ) && reason
+                .message
+                .contains("'reader' waits to receive on 'side' from writer"),
+            "{reason:?}"
+        );
+    }
+    // Kind `deadlock`, not `deadline`: found when both waited, not at the 60 s deadline.
+    assert_eq!(summary.ports[0].messages, 4, "{:?}", summary.ports[0]);
+}
