@@ -26,9 +26,15 @@ pub fn ports_throughput(
     repeats: usize,
     scratch: &Path,
 ) -> anyhow::Result<PortsThroughput> {
+    // The channel's capacity, not the job's channel budget, is what bounds the stream here.
+    let budget = (4 * size).clamp(
+        ward::pipeline::DEFAULT_PORTS_BUDGET,
+        ward::pipeline::DEFAULT_MAX_PORTS_BUDGET,
+    );
     let yaml = format!(
         "api-version: 0.1
 name: ports-bench
+ports-budget: '{budget}'
 operators:
   - name: writer
     component: {{path: '{c}'}}

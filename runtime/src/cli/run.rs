@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Do not draw progress bars.
     #[arg(long)]
     no_progress: bool,
+    /// The largest channel budget (the pipeline's `ports-budget`) a job may have: bytes of
+    /// port messages held in this host's memory, all its channels together (e.g. 4Gi).
+    #[arg(long, value_name = "SIZE", default_value = "1Gi", value_parser = ward::pipeline::quantity::parse_bytes)]
+    max_ports_budget: u64,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
@@ -45,7 +49,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    let engine = Engine::new(EngineOptions::default()).context("starting the wasm engine")?;
+    let mut options = EngineOptions::default();
+    options.limits.max_ports_budget = args.max_ports_budget;
+    let engine = Engine::new(options).context("starting the wasm engine")?;
     let job_id = new_job_id();
     let job_dir = args
         .results
@@ -86,6 +92,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             | JobError::NoGpu { .. }
             | JobError::PayloadMissing { .. }
             | JobError::JobDirNotEmpty { .. }
+            | JobError::PortsBudget { .. }
             | JobError::Volume(_)),
         ) => {
             eprintln!("error: {e}");

@@ -13,6 +13,9 @@ pub struct EngineLimits {
     pub max_wasm_stack: usize,
     /// The largest single linear memory (a 32-bit memory is at most 4 GiB).
     pub max_memory_size: usize,
+    /// The largest channel budget (`ports-budget`) a job may have on this host: bytes of
+    /// port messages buffered in host memory, all of a job's channels together.
+    pub max_ports_budget: u64,
 }
 
 impl Default for EngineLimits {
@@ -21,6 +24,7 @@ impl Default for EngineLimits {
             max_concurrent_stages: 64,
             max_wasm_stack: 1 << 20,
             max_memory_size: 4 << 30,
+            max_ports_budget: crate::pipeline::DEFAULT_MAX_PORTS_BUDGET,
         }
     }
 }

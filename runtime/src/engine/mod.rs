@@ -188,6 +188,7 @@ pub struct Engine {
     loaded: Mutex<HashMap<String, Arc<StageComponent>>>,
     digests: Mutex<HashMap<FileStamp, String>>,
     max_concurrent_stages: u32,
+    max_ports_budget: u64,
     slots: StageSlots,
     /// This node's GPU, found when a stage first needs it (none without a driver or a
     /// device): opening a CUDA context is not work for `ward validate` or a CPU-only job.
@@ -219,6 +220,7 @@ impl Engine {
             loaded: Mutex::new(HashMap::new()),
             digests: Mutex::new(HashMap::new()),
             max_concurrent_stages: options.limits.max_concurrent_stages,
+            max_ports_budget: options.limits.max_ports_budget,
             slots: StageSlots::new(options.limits.max_concurrent_stages),
             gpu: std::sync::OnceLock::new(),
             _epoch: epoch,
@@ -243,6 +245,11 @@ impl Engine {
     /// Stage instances the pool holds slots for.
     pub fn max_concurrent_stages(&self) -> u32 {
         self.max_concurrent_stages
+    }
+
+    /// The largest channel budget a job may have here (`EngineLimits::max_ports_budget`).
+    pub fn max_ports_budget(&self) -> u64 {
+        self.max_ports_budget
     }
 
     pub fn cache_dir(&self) -> Option<&Path> {

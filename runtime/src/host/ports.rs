@@ -80,8 +80,9 @@ fn unknown(kind: &str, name: &str, declared: Vec<&str>) -> PortError {
 }
 
 /// Replaces the generated `output-port.send` in `linker`: the message's length is checked
-/// against the port's limit before it is copied out of the stage's memory, and it is copied
-/// once, straight into the channel.
+/// against the port's limit, and room for it found in the channels and the job's channel
+/// budget, before it is copied out of the stage's memory; it is copied once, straight into
+/// the channel.
 pub fn link_send_in_place(linker: &mut Linker<StageState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut instance = linker.instance(&format!("ward:stage/ports@{CONTRACT_VERSION_TEXT}"))?;
@@ -100,12 +101,14 @@ pub fn link_send_in_place(linker: &mut Linker<StageState>) -> wasmtime::Result<(
                 if handle.closed {
                     return Ok((Err(PortError::Closed),));
                 }
-                let limit = network.declared(stage).outputs[index].max_message;
-                if message.len() as u64 > limit {
-                    return Ok((Err(PortError::TooLarge(limit)),));
-                }
+                // Waits for room in the channels and the job's channel budget (and checks
+                // the length against max-message) before anything is copied.
+                let reservation = match network.reserve(stage, index, message.len() as u64).await {
+                    Ok(r) => r,
+                    Err(e) => return Ok((Err(to_wit(e)?),)),
+                };
                 let bytes = message.as_le_slice(&store).to_vec();
-                match network.send(stage, index, bytes).await {
+                match reservation.commit(bytes) {
                     Ok(()) => Ok((Ok(()),)),
                     Err(e) => Ok((Err(to_wit(e)?),)),
                 }

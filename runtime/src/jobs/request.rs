@@ -54,6 +54,12 @@ pub enum JobError {
         operator: String,
         gpus: u32,
     },
+    #[error("{location}: ports-budget {budget} bytes is over this host's limit of {limit} bytes for a job's port channels (ward run --max-ports-budget); lower ports-budget")]
+    PortsBudget {
+        location: Location,
+        budget: u64,
+        limit: u64,
+    },
     #[error(transparent)]
     Volume(#[from] VolumeError),
     #[error("{}: {source}", path.display())]

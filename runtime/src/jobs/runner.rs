@@ -8,7 +8,7 @@ use super::summary::{JobFailure, JobStatus, JobSummary, SummaryFile};
 use crate::engine::{Engine, StageComponent};
 use crate::host::bindings::context::JobInfo;
 use crate::host::{ProgressFn, StageLog};
-use crate::pipeline::{Pipeline, StageSpec};
+use crate::pipeline::{Location, Pipeline, StageSpec};
 use crate::ports::PortNetwork;
 use crate::volumes::{
     plan_mounts, remove_escaping_symlinks, tree_digest, JobLayout, Mount, VolumeError, VolumeKind,
@@ -48,6 +48,7 @@ pub fn run_job(
             gpus: s.requests.gpu,
         });
     }
+    check_ports_budget(engine, &req.pipeline)?;
     let components = load_components(engine, &req.pipeline)?;
     observer.components_ready();
     let layout = JobLayout {
@@ -191,6 +192,7 @@ pub fn run_job(
             }
             if let Some(network) = &network {
                 summary.ports = network.stats();
+                summary.port_budget = Some(network.budget_stats());
             }
             let skipped = if status[i] == StageStatus::Failed {
                 skip_dependents(&mut summary, &mut status, req, i)
@@ -459,6 +461,25 @@ fn invocation<'a>(
         cancel: req.cancel.clone(),
         gpu_memory: spec.requests.gpu_memory_bytes,
     }
+}
+
+/// A job whose stages share ports may buffer up to its channel budget in this host's memory:
+/// no more than the host allows.
+fn check_ports_budget(engine: &Engine, pipeline: &Pipeline) -> Result<(), JobError> {
+    let budget = &pipeline.ports_budget;
+    let has_ports = pipeline.stages.iter().any(|s| !s.ports_out.is_empty());
+    if has_ports && budget.bytes > engine.max_ports_budget() {
+        return Err(JobError::PortsBudget {
+            location: budget.location.clone().unwrap_or_else(|| Location {
+                file: pipeline.file.clone(),
+                line: 1,
+                column: 1,
+            }),
+            budget: budget.bytes,
+            limit: engine.max_ports_budget(),
+        });
+    }
+    Ok(())
 }
 
 /// Marks every stage downstream of failed stage `failed` as skipped, with the reason, and

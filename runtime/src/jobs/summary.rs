@@ -3,7 +3,7 @@
 
 use super::outcome::{FailureReason, StageStatus};
 use super::request::JobRequest;
-use crate::ports::PortStats;
+use crate::ports::{BudgetStats, PortStats};
 use crate::volumes::{JobLayout, TreeDigest};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -35,6 +35,10 @@ pub struct JobSummary {
     /// What each port channel carried (empty when the pipeline has no ports).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortStats>,
+    /// The job's channel budget and what all its channels held at once (none when the
+    /// pipeline has no ports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_budget: Option<BudgetStats>,
     /// The stage whose failure failed the job, and why: the first that failed of itself
     /// rather than because a port peer failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,6 +108,7 @@ impl JobSummary {
             },
             parameters: req.parameters.clone(),
             ports: Vec::new(),
+            port_budget: None,
             stages: req
                 .pipeline
                 .stages

@@ -17,6 +17,9 @@ pub struct PipelineFile {
     /// Pipeline-wide parameter defaults, visible to every operator.
     #[serde(default)]
     pub parameters: HashMap<Spanned<String>, Spanned<String>>,
+    /// Bytes all the job's port channels may hold at once (e.g. 256Mi); see `PortsBudget`.
+    #[serde(default)]
+    pub ports_budget: Option<Spanned<String>>,
     pub operators: Vec<Spanned<OperatorDef>>,
 }
 

@@ -37,6 +37,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             .unwrap_or_else(|| PathBuf::from(".")),
         problems: Vec::new(),
         out_port_locations: HashMap::new(),
+        ports_budget: PortsBudget::default(),
     };
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let node = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
@@ -118,6 +119,8 @@ pub(super) struct Validator {
     problems: Vec<Problem>,
     /// Where each (operator, output port) was declared.
     pub(super) out_port_locations: HashMap<(String, String), Location>,
+    /// The job's channel budget, read before the operators' ports are checked against it.
+    pub(super) ports_budget: PortsBudget,
 }
 
 /// What validation learnt of one operator before the graph is built.
@@ -182,6 +185,9 @@ impl Validator {
             return None;
         }
         let pipeline_params = self.string_map(&file.parameters, None, "parameter");
+        if let Some(budget) = &file.ports_budget {
+            self.ports_budget = self.ports_budget(budget);
+        }
 
         let mut drafts: Vec<Draft> = Vec::new();
         let mut seen: HashMap<String, Location> = HashMap::new();
@@ -226,6 +232,7 @@ impl Validator {
                 description: file.description.clone(),
                 file: self.file.clone(),
                 stages,
+                ports_budget: self.ports_budget.clone(),
             }),
             Ok(_) => None,
             Err(cycle) => {

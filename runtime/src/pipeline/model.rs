@@ -27,6 +27,8 @@ pub struct Pipeline {
     pub description: Option<String>,
     pub file: PathBuf,
     pub stages: Vec<StageSpec>,
+    /// What the job's port channels may hold at once, all together (`ports-budget`).
+    pub ports_budget: PortsBudget,
 }
 
 impl Pipeline {
@@ -90,10 +92,51 @@ pub struct PortOutSpec {
     pub readers: Vec<PortEnd>,
 }
 
+/// The job's channel budget: the bytes all its port channels may hold at once, together.
+///
+/// Buffered port messages live in the host's memory, not in any stage's, so they are bounded
+/// per job rather than per channel: `send` waits while the budget cannot take the message,
+/// exactly as it waits on a full channel (same back-pressure, same deadlock detection), and
+/// the message is copied out of the writer only once it fits. A message shared by several
+/// readers of one output port counts once. Beyond the budget the host holds, for a moment,
+/// only the message each reader is being handed (at most one `max-message` per stage in a
+/// port call). Set with the top-level key `ports-budget`
+/// (default [`DEFAULT_PORTS_BUDGET`]); `ward run` refuses a budget over its
+/// `--max-ports-budget`, `ward serve` one over the tenant's memory quota, and the budget is
+/// part of the memory a job of port-joined stages is counted for (their stages' memory plus
+/// the budget).
+///
+/// Validation refuses a port whose `max-message` is over the budget: such a message could
+/// never be buffered. It does not refuse a pipeline because `capacity × max-message`, summed
+/// over every channel, is more than the budget: the budget is what bounds that sum while the
+/// job runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortsBudget {
+    pub bytes: u64,
+    /// Where `ports-budget` was written; none when the default applies.
+    pub location: Option<Location>,
+}
+
+impl Default for PortsBudget {
+    fn default() -> Self {
+        PortsBudget {
+            bytes: DEFAULT_PORTS_BUDGET,
+            location: None,
+        }
+    }
+}
+
+/// A job's channel budget unless the pipeline's `ports-budget` says otherwise.
+pub const DEFAULT_PORTS_BUDGET: u64 = 64 << 20;
+/// The most channel budget a job may have on a node unless its operator allows more
+/// (`ward run --max-ports-budget`).
+pub const DEFAULT_MAX_PORTS_BUDGET: u64 = 1 << 30;
+
 /// Messages a port channel holds before `send` blocks, unless `capacity` says otherwise.
 pub const DEFAULT_PORT_CAPACITY: u32 = 4;
 pub const MAX_PORT_CAPACITY: u32 = 1024;
-/// The largest port message unless `max-message` says otherwise.
+/// The largest port message unless `max-message` says otherwise (or the job's channel budget,
+/// when that is smaller).
 pub const DEFAULT_MAX_MESSAGE: u64 = 16 << 20;
 /// The most `max-message` may be: a reader must hold the message in its linear memory.
 pub const MAX_MAX_MESSAGE: u64 = 1 << 30;

@@ -60,8 +60,10 @@ impl Validator {
                     }
                 },
             };
+            // A port that names no max-message gets one that fits the budget.
+            let default_max = DEFAULT_MAX_MESSAGE.min(self.ports_budget.bytes);
             let max_message = match &out.max_message {
-                None => DEFAULT_MAX_MESSAGE,
+                None => default_max,
                 Some(m) => match parse_bytes(m) {
                     Ok(n) if n > 0 && n <= MAX_MAX_MESSAGE => n,
                     Ok(_) => {
@@ -75,15 +77,41 @@ impl Validator {
                                 format_bytes(MAX_MAX_MESSAGE)
                             ),
                         );
-                        DEFAULT_MAX_MESSAGE
+                        default_max
                     }
                     Err(why) => {
                         let loc = self.loc(m);
                         self.problem(loc, Some(op), format!("max-message {why}"));
-                        DEFAULT_MAX_MESSAGE
+                        default_max
                     }
                 },
             };
+            if let Some(m) = out
+                .max_message
+                .as_ref()
+                .filter(|_| max_message > self.ports_budget.bytes)
+            {
+                let loc = self.loc(m);
+                let budget = self.ports_budget.clone();
+                let (set, fix) = match &budget.location {
+                    Some(at) => (format!("`ports-budget` at {at}"), "raise `ports-budget`"),
+                    None => (
+                        "the default; set `ports-budget` to change it".to_string(),
+                        "set a larger top-level `ports-budget`",
+                    ),
+                };
+                self.problem(
+                    loc,
+                    Some(op),
+                    format!(
+                        "output port '{}': max-message {} ({max_message} bytes) is more than the job's channel budget of {} ({} bytes; {set}), so such a message could never be buffered: {fix} or lower max-message",
+                        out.name.as_str(),
+                        format_bytes(max_message),
+                        format_bytes(budget.bytes),
+                        budget.bytes,
+                    ),
+                );
+            }
             let loc = self.loc(&out.name);
             self.out_port_locations
                 .insert((op.to_string(), out.name.to_string()), loc);
@@ -132,6 +160,25 @@ impl Validator {
             fan_in,
             location: self.loc(input),
             from_location: self.loc(&input.from),
+        }
+    }
+
+    /// The top-level `ports-budget`: the bytes every channel of the job may hold together.
+    pub(super) fn ports_budget(&mut self, text: &Spanned<String>) -> PortsBudget {
+        let loc = self.loc(text);
+        match parse_bytes(text) {
+            Ok(bytes) if bytes > 0 => PortsBudget {
+                bytes,
+                location: Some(loc),
+            },
+            Ok(_) => {
+                self.problem(loc, None, "ports-budget must be above 0");
+                PortsBudget::default()
+            }
+            Err(why) => {
+                self.problem(loc, None, format!("ports-budget {why}"));
+                PortsBudget::default()
+            }
         }
     }
 

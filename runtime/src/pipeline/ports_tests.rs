@@ -183,3 +183,78 @@ operators:
     assert_eq!(p.stages[0].port_peers, vec![1]);
     assert_eq!(p.stages[1].port_peers, vec![0]);
 }
+
+/// Two operators joined by one port, `{budget}` written at the top level.
+fn pair(budget: &str, out: &str) -> String {
+    format!(
+        "api-version: 0.1
+name: budget
+{budget}operators:
+  - name: writer
+    component: {{path: stage.wasm}}
+    ports:
+      out: [{out}]
+  - name: reader
+    component: {{path: stage.wasm}}
+    ports:
+      in: [{{name: out, from: writer}}]
+"
+    )
+}
+
+#[test]
+fn the_channel_budget_defaults_small_and_can_be_set() {
+    let p = check(&pair("", "{name: out}")).unwrap();
+    assert_eq!(p.ports_budget.bytes, DEFAULT_PORTS_BUDGET);
+    assert_eq!(DEFAULT_PORTS_BUDGET, 64 << 20);
+    assert!(p.ports_budget.location.is_none());
+    let p = check(&pair("ports-budget: 256Mi\n", "{name: out}")).unwrap();
+    assert_eq!(p.ports_budget.bytes, 256 << 20);
+    assert_eq!(p.ports_budget.location.as_ref().unwrap().line, 3);
+}
+
+#[test]
+fn a_port_naming_no_max_message_gets_one_that_fits_the_budget() {
+    let p = check(&pair("ports-budget: 8Mi\n", "{name: out}")).unwrap();
+    assert_eq!(p.stage("writer").unwrap().ports_out[0].max_message, 8 << 20);
+}
+
+#[test]
+fn a_max_message_over_the_budget_is_refused_with_both_figures() {
+    let p = problems(&pair("", "{name: out, capacity: 1024, max-message: 1Gi}"));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(
+        p[0].starts_with("pipeline.yaml:7:54: [writer] output port 'out': max-message 1 GiB (1073741824 bytes) is more than the job's channel budget of 64 MiB (67108864 bytes; the default"),
+        "{p:#?}"
+    );
+    let p = problems(&pair(
+        "ports-budget: 8Mi\n",
+        "{name: out, max-message: 9Mi}",
+    ));
+    assert!(
+        p[0].starts_with("pipeline.yaml:8:38: [writer] output port 'out': max-message 9 MiB (9437184 bytes) is more than the job's channel budget of 8 MiB (8388608 bytes; `ports-budget` at ")
+            && p[0].contains("pipeline.yaml:3:15)"),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn channels_that_could_hold_more_than_the_budget_together_are_allowed() {
+    // 1024 × 64Mi is far over 64Mi: at run time the budget bounds what they hold.
+    let p = check(&pair("", "{name: out, capacity: 1024, max-message: 64Mi}")).unwrap();
+    assert_eq!(p.stage("writer").unwrap().ports_out[0].capacity, 1024);
+}
+
+#[test]
+fn a_bad_budget_is_refused_where_it_is_written() {
+    let p = problems(&pair("ports-budget: lots\n", "{name: out}"));
+    assert!(
+        p[0].starts_with("pipeline.yaml:3:15: ports-budget 'lots' is not a size"),
+        "{p:#?}"
+    );
+    let p = problems(&pair("ports-budget: 0\n", "{name: out}"));
+    assert!(
+        p[0].starts_with("pipeline.yaml:3:15: ports-budget must be above 0"),
+        "{p:#?}"
+    );
+}

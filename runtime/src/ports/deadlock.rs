@@ -1,7 +1,9 @@
 //! Finding stages that wait on each other through ports and can never go on.
 //!
 //! A stage blocked in a port call waits for some peers (the writers it receives from, the
-//! readers whose channels are full). It can go on as soon as one of those peers does
+//! readers whose channels are full, or, when the job's channel budget is full, the readers of
+//! every message buffered and the writers copying one in). It can go on as soon as one of
+//! those peers does
 //! something. Start from every blocked stage and repeatedly drop each one that waits for a
 //! stage outside the set (running, not started, or already dropped): what remains waits only
 //! on itself, and is deadlocked. This never names a stage that could still be woken.

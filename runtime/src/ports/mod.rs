@@ -1,5 +1,6 @@
-//! Streaming ports between the stages of a job: bounded channels with back-pressure,
-//! fan-out and fan-in, failure propagation, and deadlock detection.
+//! Streaming ports between the stages of a job: bounded channels with back-pressure, one
+//! channel budget for all of a job's channels (what they hold is host memory), fan-out and
+//! fan-in, failure propagation, and deadlock detection.
 //!
 //! One [`PortNetwork`] per job holds every channel ("edge": one output port to one input
 //! port). Stages run on threads of their own; a port call that must wait parks on the
@@ -12,5 +13,5 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-pub use network::{PortDecl, PortNetwork, PortOpError, StagePortDecls};
-pub use stats::PortStats;
+pub use network::{PortDecl, PortNetwork, PortOpError, Reservation, StagePortDecls};
+pub use stats::{BudgetStats, PortStats};

@@ -21,3 +21,15 @@ pub struct PortStats {
     /// Seconds the reader waited on the port for a message.
     pub reader_blocked_s: f64,
 }
+
+/// The job's channel budget: what all its channels held together.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BudgetStats {
+    /// The most bytes the job's channels may hold at once (`ports-budget`).
+    pub budget_bytes: u64,
+    /// The most they held at once (a message shared by several readers counted once, a
+    /// message being copied in counted too): never above `budget_bytes`.
+    pub peak_buffered_bytes: u64,
+    /// Seconds writers waited because the budget was full, all writers together.
+    pub writer_blocked_s: f64,
+}

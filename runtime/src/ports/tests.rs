@@ -8,10 +8,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn pipeline(operators: &str) -> Pipeline {
+    with_budget("", operators)
+}
+
+/// A pipeline whose top level also holds `top` (e.g. `ports-budget: 2Ki`).
+fn with_budget(top: &str, operators: &str) -> Pipeline {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("stage.wasm"), b"\0asm").unwrap();
-    let yaml = format!("api-version: 0.1\nname: t\noperators:\n{operators}");
+    let yaml = format!("api-version: 0.1\nname: t\n{top}operators:\n{operators}");
     parse(&dir.path().join("pipeline.yaml"), &yaml).unwrap()
+}
+
+/// Waits (up to 60 s) until `done` holds for the network's channel figures.
+fn until(net: &PortNetwork, done: impl Fn(&[PortStats]) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done(&net.stats()) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", net.stats());
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn index(p: &Pipeline, name: &str) -> usize {
@@ -233,4 +247,177 @@ fn stages_receiving_from_each_other_are_ended_as_deadlocked_with_their_names() {
             other => panic!("expected a deadlock, got {other:?}"),
         }
     }
+}
+
+/// A writer and a reader whose channel could hold 100 messages, in a job whose channel budget
+/// holds 3 of them.
+const BUDGETED: &str = "  - name: w
+    component: {path: stage.wasm}
+    ports: {out: [{name: out, capacity: 100, max-message: 1000}]}
+  - name: r
+    component: {path: stage.wasm}
+    ports: {in: [{name: in, from: w, port: out}]}
+";
+
+fn receive_all(net: Arc<PortNetwork>, r: usize) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+    stage(async move {
+        let mut cursor = 0;
+        let mut got = Vec::new();
+        while let Some(m) = net.recv(r, 0, &mut cursor).await.unwrap() {
+            got.push(m);
+        }
+        got
+    })
+}
+
+#[test]
+fn a_full_channel_budget_holds_the_writer_like_a_full_channel() {
+    let p = with_budget("ports-budget: 3000\n", BUDGETED);
+    let (w, r) = (index(&p, "w"), index(&p, "r"));
+    let net = PortNetwork::new(&p).unwrap();
+    let writer = {
+        let net = net.clone();
+        stage(async move {
+            for i in 0..10u8 {
+                net.send(w, 0, vec![i; 1000]).await.unwrap();
+            }
+            net.finish(w, None);
+        })
+    };
+    until(&net, |s| s[0].messages == 3);
+    let got = receive_all(net.clone(), r).join().unwrap();
+    writer.join().unwrap();
+    assert_eq!(got, (0..10u8).map(|i| vec![i; 1000]).collect::<Vec<_>>());
+    let channel = &net.stats()[0];
+    assert!(
+        channel.peak_buffered_bytes <= 3000 && channel.peak_buffered_messages == 3,
+        "the budget, not the capacity of 100, held the writer: {channel:?}"
+    );
+    let budget = net.budget_stats();
+    assert_eq!(budget.budget_bytes, 3000);
+    assert_eq!(budget.peak_buffered_bytes, 3000, "{budget:?}");
+}
+
+#[test]
+fn a_message_shared_by_several_readers_counts_once_and_leaves_with_the_last() {
+    let p = with_budget(
+        "ports-budget: 2000\n",
+        "  - name: w
+    component: {path: stage.wasm}
+    ports: {out: [{name: out, capacity: 10, max-message: 1000}]}
+  - name: x
+    component: {path: stage.wasm}
+    ports: {in: [{name: in, from: w, port: out}]}
+  - name: y
+    component: {path: stage.wasm}
+    ports: {in: [{name: in, from: w, port: out}]}
+",
+    );
+    let (w, x, y) = (index(&p, "w"), index(&p, "x"), index(&p, "y"));
+    let net = PortNetwork::new(&p).unwrap();
+    let send = |n: u8| {
+        let net = net.clone();
+        stage(async move {
+            for i in 0..n {
+                net.send(w, 0, vec![i; 1000]).await.unwrap();
+            }
+        })
+    };
+    // Two messages for two readers fill the budget of 2000 only once.
+    send(2).join().unwrap();
+    assert_eq!(net.budget_stats().peak_buffered_bytes, 2000);
+    let take = |s: usize| {
+        let net = net.clone();
+        stage(async move { net.recv(s, 0, &mut 0).await.unwrap().unwrap() })
+    };
+    assert_eq!(take(x).join().unwrap(), vec![0; 1000]);
+    assert_eq!(take(x).join().unwrap(), vec![1; 1000]);
+    // y still holds both, so the budget is still full: the writer waits for y.
+    let more = send(2);
+    until(&net, |_| net.waits_on_budget(w));
+    assert_eq!(take(y).join().unwrap(), vec![0; 1000]);
+    assert_eq!(take(y).join().unwrap(), vec![1; 1000]);
+    more.join().unwrap();
+    assert_eq!(net.stats()[0].messages, 4);
+    assert_eq!(net.budget_stats().peak_buffered_bytes, 2000);
+}
+
+#[test]
+fn a_writer_waiting_on_the_budget_for_a_reader_waiting_on_it_is_deadlocked() {
+    // `a` fills the budget on p1 while `b` waits for p2: neither can go on.
+    let p = with_budget(
+        "ports-budget: 2Ki\n",
+        "  - name: a
+    component: {path: stage.wasm}
+    ports: {out: [{name: p1, capacity: 10, max-message: 1Ki}, {name: p2, max-message: 1Ki}]}
+  - name: b
+    component: {path: stage.wasm}
+    ports: {in: [{name: p1, from: a}, {name: p2, from: a}]}
+",
+    );
+    let (a, b) = (index(&p, "a"), index(&p, "b"));
+    let net = PortNetwork::new(&p).unwrap();
+    let writer = {
+        let net = net.clone();
+        stage(async move {
+            for i in 0..3u8 {
+                net.send(a, 0, vec![i; 1024]).await?;
+            }
+            Ok::<(), PortOpError>(())
+        })
+    };
+    let reader = {
+        let net = net.clone();
+        stage(async move { net.recv(b, 1, &mut 0).await.map(|_| ()) })
+    };
+    for ended in [writer.join().unwrap(), reader.join().unwrap()] {
+        match ended {
+            Err(PortOpError::Deadlock(why)) => assert!(
+                why.contains("'a' waits to send on 'p1' for room in the job's channel budget of 2048 bytes (ports-budget), full of messages for b")
+                    && why.contains("'b' waits to receive on 'p2' from a"),
+                "{why}"
+            ),
+            other => panic!("expected a deadlock, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_writer_waiting_on_the_budget_for_a_busy_reader_waits_and_is_told_when_it_ends() {
+    let p = with_budget("ports-budget: 1000\n", BUDGETED);
+    let (w, r) = (index(&p, "w"), index(&p, "r"));
+    let net = PortNetwork::new(&p).unwrap();
+    let writer = {
+        let net = net.clone();
+        stage(async move {
+            net.send(w, 0, vec![1; 1000]).await?;
+            net.send(w, 0, vec![2; 1000]).await
+        })
+    };
+    // The reader computes and never receives: not a deadlock, the writer waits until the
+    // reader ends.
+    until(&net, |_| net.waits_on_budget(w));
+    net.finish(r, None);
+    assert_eq!(writer.join().unwrap(), Err(PortOpError::Closed));
+    net.finish(w, None);
+    let budget = net.budget_stats();
+    assert!(budget.writer_blocked_s > 0.0, "{budget:?}");
+    assert_eq!(budget.peak_buffered_bytes, 1000);
+}
+
+#[test]
+fn a_reservation_given_up_frees_its_bytes() {
+    let p = with_budget("ports-budget: 1000\n", BUDGETED);
+    let (w, r) = (index(&p, "w"), index(&p, "r"));
+    let net = PortNetwork::new(&p).unwrap();
+    let sent = {
+        let net = net.clone();
+        stage(async move {
+            drop(net.reserve(w, 0, 1000).await?);
+            net.send(w, 0, vec![7; 1000]).await
+        })
+    };
+    assert_eq!(sent.join().unwrap(), Ok(()));
+    net.close_output(w, 0);
+    assert_eq!(receive_all(net, r).join().unwrap(), vec![vec![7; 1000]]);
 }

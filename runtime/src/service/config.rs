@@ -123,7 +123,8 @@ pub struct Token {
 #[derive(Debug, Clone)]
 pub struct Quotas {
     pub concurrent_jobs: usize,
-    /// The most memory one stage of this tenant may ask for.
+    /// The most memory one stage of this tenant may ask for, and the most a job's port
+    /// channels may hold (its `ports-budget`).
     pub memory: u64,
     /// Bytes of payloads the tenant may keep.
     pub storage: u64,

@@ -2,11 +2,13 @@
 //! priority the tenant with the fewest running jobs (so one tenant cannot starve another),
 //! then the oldest. A job runs only within its tenant's concurrent-jobs quota and the node's
 //! job slots and memory; when the job at the head does not fit, nothing behind it jumps
-//! ahead, so a big job waits for room instead of waiting forever.
+//! ahead, so a big job waits for room instead of waiting forever. A job's memory is what it
+//! may hold at once ([`job_memory`]), port channels included.
 
 use super::config::ServeConfig;
 use super::db::JobRow;
 use super::{worker, Service};
+use crate::pipeline::Pipeline;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,30 @@ fn start_what_fits(service: &Arc<Service>) -> Result<(), super::db::DbError> {
             worker::spawn(service.clone(), job);
         }
     }
+}
+
+/// The memory a job may hold at once: its largest stage, or all the stages joined by ports
+/// (they run together) with the job's channel budget (their messages wait in host memory),
+/// whichever is more. Jobs run one stage at a time otherwise.
+pub fn job_memory(pipeline: &Pipeline) -> u64 {
+    pipeline
+        .stages
+        .iter()
+        .map(|s| {
+            let joined = !s.ports_in.is_empty() || !s.ports_out.is_empty();
+            s.requests.memory_bytes
+                + s.port_peers
+                    .iter()
+                    .map(|&p| pipeline.stages[p].requests.memory_bytes)
+                    .sum::<u64>()
+                + if joined {
+                    pipeline.ports_budget.bytes
+                } else {
+                    0
+                }
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The job to start now, if any.
@@ -127,6 +153,64 @@ mod tests {
     }
 
     const N: Priority = Priority::Normal;
+
+    fn parsed(yaml: &str) -> Pipeline {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stage.wasm"), b"\0asm").unwrap();
+        crate::pipeline::parse(&dir.path().join("pipeline.yaml"), yaml).unwrap()
+    }
+
+    const STREAMING: &str = "api-version: 0.1
+name: t
+ports-budget: 256Mi
+operators:
+  - name: w
+    component: {path: stage.wasm}
+    requests: {memory: 256Mi}
+    ports: {out: [{name: out, capacity: 1024, max-message: 64Mi}]}
+  - name: r
+    component: {path: stage.wasm}
+    requests: {memory: 128Mi}
+    ports: {in: [{name: in, from: w, port: out}]}
+  - name: after
+    component: {path: stage.wasm}
+    requests: {memory: 200Mi}
+    input: [{from: r, path: /r}]
+";
+
+    #[test]
+    fn port_joined_stages_count_with_the_jobs_channel_budget() {
+        const MI: u64 = 1 << 20;
+        let p = parsed(STREAMING);
+        assert_eq!(
+            job_memory(&p),
+            (256 + 128 + 256) * MI,
+            "w and r run together, and their channels may hold 256Mi more"
+        );
+        let alone = parsed(&STREAMING.replace("{memory: 200Mi}", "{memory: 1Gi}"));
+        assert_eq!(
+            job_memory(&alone),
+            1024 * MI,
+            "the largest stage alone is more"
+        );
+        let default = parsed(&STREAMING.replace("ports-budget: 256Mi\n", ""));
+        assert_eq!(
+            job_memory(&default),
+            (256 + 128 + 64) * MI,
+            "the 64Mi default"
+        );
+
+        // A node of 1Gi runs a 512Mi job beside it only without the budget.
+        let c = config(4, 1024 * MI, 4);
+        let running = [job(1, "a", N, 512 * MI)];
+        let queued = [job(2, "b", N, job_memory(&p))];
+        assert!(
+            next(&c, &running, &queued).is_none(),
+            "640Mi does not fit beside 512Mi in 1Gi"
+        );
+        let queued = [job(2, "b", N, job_memory(&default))];
+        assert_eq!(next(&c, &running, &queued).unwrap().seq, 2, "448Mi does");
+    }
 
     #[test]
     fn higher_priority_first_then_the_oldest() {

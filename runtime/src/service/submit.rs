@@ -1,29 +1,14 @@
-//! Submitting a job: checked against the tenant's memory quota and the node's capacity,
+//! Submitting a job: checked against the tenant's memory quota and the node's capacity
+//! (its stages' memory and its port channels' budget),
 //! recorded, audited, and queued when asked. Used by the API and by the DICOM adapter when
 //! `ward serve` hosts it.
 
 use super::api::{ApiError, Principal};
 use super::db::{JobRow, PipelineRow, Priority};
+use super::scheduler::job_memory;
 use super::worker::stored_pipeline;
 use super::Service;
 use axum::http::StatusCode;
-
-/// The memory a job may hold at once: its largest stage, or all the stages joined by ports
-/// (they run together), whichever is more. Jobs run one stage at a time otherwise.
-fn memory_need(pipeline: &crate::pipeline::Pipeline) -> u64 {
-    pipeline
-        .stages
-        .iter()
-        .map(|s| {
-            s.requests.memory_bytes
-                + s.port_peers
-                    .iter()
-                    .map(|&p| pipeline.stages[p].requests.memory_bytes)
-                    .sum::<u64>()
-        })
-        .max()
-        .unwrap_or(0)
-}
 
 /// Creates a job of `pipeline` on payload `payload_id` for the caller's tenant, checked
 /// against the tenant's memory quota and the node's capacity, queued at once if `start`.
@@ -53,6 +38,27 @@ pub fn new_job(
             ),
         ));
     }
+    let has_ports = parsed.stages.iter().any(|s| !s.ports_out.is_empty());
+    let budget = parsed.ports_budget.bytes;
+    let memory_quota = tenant.as_ref().map_or(u64::MAX, |t| t.quotas.memory);
+    if has_ports && budget > memory_quota {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "over-quota",
+            format!(
+                "the job's channel budget (ports-budget) is {budget} bytes of host memory, over the tenant's memory quota of {memory_quota} bytes"
+            ),
+        ));
+    }
+    if has_ports && budget > service.engine.max_ports_budget() {
+        return Err(ApiError::bad_request(
+            "over-capacity",
+            format!(
+                "the job's channel budget (ports-budget) is {budget} bytes; this node allows at most {} for one job's port channels",
+                service.engine.max_ports_budget()
+            ),
+        ));
+    }
     let gpu_quota = tenant.as_ref().map_or(0, |t| t.quotas.gpu_memory);
     if let Some(gpu) = parsed
         .stages
@@ -68,7 +74,7 @@ pub fn new_job(
             ),
         ));
     }
-    let memory = memory_need(&parsed);
+    let memory = job_memory(&parsed);
     if memory > service.config.capacity_memory {
         return Err(ApiError::bad_request(
             "over-capacity",

@@ -278,3 +278,334 @@ fn a_stage_blocked_on_a_silent_port_hits_its_deadline() {
     assert_eq!(blocked.kind, FailureKind::Deadline, "{blocked:?}");
     assert!(blocked.message.contains("1.0s"), "{blocked:?}");
 }
+
+/// `ward run` on `pipeline`, its job in `jobs`, while its peak resident memory (VmHWM) is
+/// read from /proc until it exits: the exit code and the last figure read, in bytes.
+fn ward_run_peak_rss(
+    pipeline: &std::path::Path,
+    payload: &std::path::Path,
+    jobs: &std::path::Path,
+) -> (Option<i32>, u64) {
+    let mut child = ward()
+        .args(["run", "--no-progress", "--results"])
+        .arg(jobs.join("job"))
+        .arg(pipeline)
+        .arg("--payload")
+        .arg(payload)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the ward binary runs");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let text = std::fs::read_to_string(&status_file).unwrap_or_default();
+        if let Some(kib) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kib * 1024);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (status.code(), peak)
+}
+
+/// Attack: a writer of 256Mi whose port may hold 1024 messages of 64 MiB sends 48 of them
+/// (3 GiB) to a reader that computes and never receives. The host holds no more than the
+/// job's channel budget (64 MiB by default): the writer waits for room until its deadline,
+/// the reader finishes, and `ward run` reports the job.
+#[test]
+fn a_reader_that_never_receives_cannot_make_the_host_hold_more_than_the_channel_budget() {
+    let dir = tempdir();
+    let payload = small_payload();
+    let yaml = format!(
+        "api-version: 0.1
+name: hoard
+operators:
+{}  - name: idle
+    component:
+      path: {{components}}/misbehave.wasm
+    parameters: {{behaviour: sleep, sleep-ms: 6000}}
+    ports: {}
+    requests: {{timeout: 60s}}
+",
+        probe(
+            "writer",
+            "send",
+            ", count: 48, size: 67108864",
+            "{out: [{name: out, capacity: 1024, max-message: 64Mi}]}",
+            ", memory: 256Mi",
+        )
+        .replace("timeout: 60s", "timeout: 4s"),
+        reads("writer"),
+    );
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    let (code, peak_rss) = ward_run_peak_rss(&pipeline, payload.path(), dir.path());
+    eprintln!("ward run: peak RSS {peak_rss} bytes");
+    assert_eq!(code, Some(1), "ward run ends and reports the failed job");
+    let summary = read_json(&dir.path().join("job/summary.json"));
+    let budget = &summary["port_budget"];
+    eprintln!("port_budget: {budget}");
+    assert_eq!(budget["budget_bytes"], 64 << 20, "{summary:#}");
+    let peak = budget["peak_buffered_bytes"].as_u64().unwrap();
+    assert!(
+        peak <= 64 << 20,
+        "the job's channels held {peak} bytes: {summary:#}"
+    );
+    let channel = &summary["ports"][0];
+    assert!(
+        channel["peak_buffered_bytes"].as_u64().unwrap() <= 64 << 20,
+        "{channel:#}"
+    );
+    assert_eq!(channel["messages"], 1, "one message fits: {channel:#}");
+    assert!(
+        budget["writer_blocked_s"].as_f64().unwrap() > 0.0,
+        "{budget:#}"
+    );
+    let stage = |name: &str| {
+        summary["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let writer = stage("writer");
+    assert_eq!(writer["reason"]["kind"], "deadline", "{writer:#}");
+    assert_eq!(stage("idle")["status"], "succeeded", "{summary:#}");
+    assert!(
+        peak_rss < 1 << 30,
+        "ward run's peak resident memory was {peak_rss} bytes, not the 3 GiB sent"
+    );
+}
+
+/// A budget set in the pipeline bounds what the job's channels hold, whatever their capacity.
+#[test]
+fn the_pipelines_channel_budget_is_honoured() {
+    let dir = tempdir();
+    let payload = small_payload();
+    let yaml = format!(
+        "api-version: 0.1\nname: budgeted\nports-budget: 8Mi\noperators:\n{}{}",
+        probe(
+            "writer",
+            "send",
+            ", count: 32, size: 1048576",
+            "{out: [{name: out, capacity: 1024, max-message: 1Mi}]}",
+            "",
+        ),
+        probe("reader", "recv", ", delay-ms: 20", &reads("writer"), ""),
+    );
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    let (summary, jobs) = run_pipeline(&pipeline, payload.path(), &[]);
+    assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
+    let received = read_json(&result_file(&jobs, "reader", "received.json"));
+    assert_eq!(received["messages"], 32);
+    let budget = summary.port_budget.clone().unwrap();
+    assert_eq!(budget.budget_bytes, 8 << 20);
+    assert!(budget.peak_buffered_bytes <= 8 << 20, "{budget:?}");
+    assert!(
+        summary.ports[0].peak_buffered_bytes <= 8 << 20
+            && summary.ports[0].peak_buffered_messages <= 8,
+        "{:?}",
+        summary.ports[0]
+    );
+    assert!(
+        budget.writer_blocked_s > 0.0,
+        "the writer waited: {budget:?}"
+    );
+}
+
+/// A port whose single largest message could never fit the job's channel budget is refused
+/// before anything runs, at the line it is declared on, with both figures.
+#[test]
+fn validate_refuses_a_max_message_over_the_channel_budget() {
+    let dir = tempdir();
+    let yaml = format!(
+        "api-version: 0.1\nname: too-big\nports-budget: 8Mi\noperators:\n{}{}",
+        probe(
+            "writer",
+            "send",
+            "",
+            "{out: [{name: out, max-message: 16Mi}]}",
+            "",
+        ),
+        probe("reader", "recv", "", &reads("writer"), ""),
+    );
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    let out = run_ward(&["validate", pipeline.to_str().unwrap()]);
+    assert_eq!(
+        out.code, 2,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stderr.contains("pipeline.yaml:9:44: operator 'writer': output port 'out': max-message 16 MiB (16777216 bytes) is more than the job's channel budget of 8 MiB (8388608 bytes; `ports-budget` at "),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `ward run` refuses a budget over the host's `--max-ports-budget` before anything runs.
+#[test]
+fn ward_run_refuses_a_channel_budget_over_its_limit() {
+    let dir = tempdir();
+    let payload = small_payload();
+    let yaml = format!(
+        "api-version: 0.1\nname: greedy\nports-budget: 2Gi\noperators:\n{}{}",
+        probe("writer", "send", ", count: 1, size: 10", OUT, ""),
+        probe("reader", "recv", "", &reads("writer"), ""),
+    );
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    let out = ward_run(&pipeline, payload.path(), &["--no-progress"]);
+    assert_eq!(
+        out.code, 2,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stderr.contains("pipeline.yaml:3:15: ports-budget 2147483648 bytes is over this host's limit of 1073741824 bytes"),
+        "{}",
+        out.stderr
+    );
+    let job = dir.path().join("job");
+    let out = ward_run(
+        &pipeline,
+        payload.path(),
+        &[
+            "--no-progress",
+            "--max-ports-budget",
+            "2Gi",
+            "--results",
+            job.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 0, "allowed: {}", out.stderr);
+    let summary = read_json(&job.join("summary.json"));
+    assert_eq!(summary["port_budget"]["budget_bytes"], 2u64 << 30);
+}
+
+/// `ward serve` counts a job's channel budget in its memory: over the tenant's quota it is
+/// refused, beside its port-joined stages it must fit the node, and within both it runs.
+#[test]
+fn ward_serve_counts_the_channel_budget_in_a_jobs_memory() {
+    use crate::service::{Server, RAD_OP};
+    use serde_json::json;
+    let server = Server::start(2, "1Gi", 1);
+    let payload_dir = small_payload();
+    let payload = server.payload(RAD_OP, payload_dir.path());
+    let store = |name: &str, budget: &str| {
+        let yaml = format!(
+            "api-version: 0.1\nname: {name}\nports-budget: {budget}\noperators:\n{}{}",
+            probe(
+                "writer",
+                "send",
+                ", count: 4, size: 1000",
+                OUT,
+                ", memory: 256Mi"
+            ),
+            probe("reader", "recv", "", &reads("writer"), ", memory: 256Mi"),
+        )
+        .replace("{components}/", "");
+        let (code, v) = server.send_raw(
+            "POST",
+            "/v1/pipelines",
+            RAD_OP,
+            "application/yaml",
+            yaml.as_bytes(),
+        );
+        assert_eq!(code, 201, "{v}");
+    };
+    let submit = |pipeline: &str| {
+        server.call(
+            "POST",
+            "/v1/jobs",
+            Some(RAD_OP),
+            Some(json!({"pipeline": pipeline, "payload": payload, "start": true})),
+        )
+    };
+    // Radiology's memory quota is the default 4Gi.
+    store("over-quota", "8Gi");
+    let (code, body) = submit("over-quota");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("over-quota")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("channel budget (ports-budget) is 8589934592 bytes")
+            && message.contains("quota of 4294967296 bytes"),
+        "{message}"
+    );
+    // 256Mi + 256Mi of stages fit the node's 1Gi; with 600Mi of channels they do not.
+    store("over-capacity", "600Mi");
+    let (code, body) = submit("over-capacity");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (400, Some("over-capacity")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("needs {} bytes", (256 + 256 + 600) << 20)),
+        "{body}"
+    );
+    store("fits", "256Mi");
+    let (code, job) = submit("fits");
+    assert_eq!(code, 201, "{job}");
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(server.wait(RAD_OP, id)["state"], "succeeded");
+}
+
+/// A writer waiting for room in the channel budget, whose reader waits on another of its
+/// ports, can never go on: both are ended as deadlocked at once, not at their deadline.
+#[test]
+fn a_writer_waiting_on_the_budget_for_a_reader_waiting_on_it_is_deadlocked() {
+    let dir = tempdir();
+    let payload = small_payload();
+    let yaml = format!(
+        "api-version: 0.1
+name: budget-deadlock
+ports-budget: 4Mi
+operators:
+{}  - name: reader
+    component:
+      path: {{components}}/misbehave.wasm
+    parameters: {{behaviour: block-on-port, port: side}}
+    ports: {{in: [{{name: in, from: writer, port: out}}, {{name: side, from: writer}}]}}
+    requests: {{timeout: 60s}}
+",
+        probe(
+            "writer",
+            "send",
+            ", count: 48, size: 1048576",
+            "{out: [{name: out, capacity: 1024, max-message: 1Mi}, {name: side}]}",
+            "",
+        ),
+    );
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    let (summary, _jobs) = run_pipeline(&pipeline, payload.path(), &[]);
+    assert_eq!(summary.status, JobStatus::Failed);
+    for name in ["writer", "reader"] {
+        let reason = summary.stage(name).unwrap().reason.clone().unwrap();
+        assert_eq!(reason.kind, FailureKind::Deadlock, "{name}: {reason:?}");
+        assert!(
+            reason.message.contains(
+                "'writer' waits to send on 'out' for room in the job's channel budget of 4194304 bytes (ports-budget), full of messages for reader"
+            ) && reason
+                .message
+                .contains("'reader' waits to receive on 'side' from writer"),
+            "{reason:?}"
+        );
+    }
+    // Kind `deadlock`, not `deadline`: found when both waited, not at the 60 s deadline.
+    assert_eq!(summary.ports[0].messages, 4, "{:?}", summary.ports[0]);
+}
