@@ -110,7 +110,13 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The long-running services say what they do (associations, payloads, jobs, exports);
+    // one-shot commands only warn.
+    let default_level = match &cli.command {
+        Command::Serve(_) | Command::Dicom(dicom::DicomCommand::Listen { .. }) => "info",
+        _ => "warn",
+    };
+    init_tracing(cli.log_format, default_level);
     let result = match cli.command {
         Command::CompileComponentChild(args) => return compile_child::run(args),
         Command::Run(args) => run::run(args),
@@ -149,9 +155,11 @@ pub fn main() -> i32 {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr, filtered by `WARD_LOG` (e.g. `WARD_LOG=debug`, `WARD_LOG=ward::dicom=trace`)
+/// or at `default_level`.
+fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
