@@ -16,6 +16,7 @@ mod client;
 mod conformance;
 mod dicom;
 mod inspect;
+mod nvrtc_child;
 mod progress;
 mod run;
 mod sample;
@@ -99,6 +100,9 @@ enum Command {
         #[command(subcommand)]
         command: client::ResultsCommand,
     },
+    /// The CUDA C compiler's child process, run by the host.
+    #[command(name = "__nvrtc", hide = true)]
+    NvrtcChild(nvrtc_child::NvrtcChildArgs),
 }
 
 pub const EXIT_FAILED: i32 = 1;
@@ -134,6 +138,7 @@ pub fn main() -> i32 {
             connection,
             command,
         } => client::results(&connection, command),
+        Command::NvrtcChild(args) => nvrtc_child::run(args),
     };
     match result {
         Ok(code) => code,
