@@ -40,6 +40,21 @@ struct Instruction<'a> {
     text: &'a str,
     opcode: &'a str,
     operands: Vec<&'a str>,
+    /// Every `[...]` in it, wherever it stands: the memory it addresses.
+    addresses: Vec<&'a str>,
+}
+
+/// The `[...]` parts of `text` (an unclosed one runs to the end).
+fn bracketed(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let close = after.find(']').unwrap_or(after.len());
+        out.push(&after[..close]);
+        rest = &after[close.min(after.len())..];
+    }
+    out
 }
 
 fn instructions(body: &[Item]) -> (Vec<Instruction<'_>>, HashSet<&str>) {
@@ -69,13 +84,16 @@ fn instructions(body: &[Item]) -> (Vec<Instruction<'_>>, HashSet<&str>) {
             None => text,
         }
         .trim_start();
-        let (opcode, rest) = unguarded
-            .split_once(char::is_whitespace)
-            .unwrap_or((unguarded, ""));
+        // The opcode is its letters, digits, `_` and `.`, whether or not a space follows.
+        let end = unguarded
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(unguarded.len());
+        let (opcode, rest) = unguarded.split_at(end);
         out.push(Instruction {
             text,
             opcode,
             operands: split_top_level(rest),
+            addresses: bracketed(rest),
         });
     }
     (out, local_params)
@@ -186,12 +204,10 @@ pub fn address_uses(body: &[Item], names: &[&str]) -> Vec<Option<String>> {
     };
     for i in &code {
         let opcode = base(i.opcode);
-        for operand in &i.operands {
-            if operand.starts_with('[') {
-                mark(&held(operand), &|| {
-                    format!("it reaches the address of {}", quote(i))
-                });
-            }
+        for address in &i.addresses {
+            mark(&held(address), &|| {
+                format!("it reaches the address of {}", quote(i))
+            });
         }
         if i.opcode.starts_with("ld.param") {
             continue;
@@ -201,10 +217,7 @@ pub fn address_uses(body: &[Item], names: &[&str]) -> Vec<Option<String>> {
             "ld" | "ldu" => 1,
             _ => 0,
         });
-        let used: BTreeSet<usize> = sources
-            .filter(|o| !o.starts_with('['))
-            .flat_map(|o| held(o))
-            .collect();
+        let used: BTreeSet<usize> = sources.flat_map(|o| held(o)).collect();
         if used.is_empty() || COMPUTE.contains(&opcode.as_str()) {
             continue;
         }

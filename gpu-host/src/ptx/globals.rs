@@ -4,7 +4,7 @@
 //! `.align`, at least its element's size), as a loader lays them out. A declaration that
 //! cannot be read refuses the module: what cannot be counted is not loaded.
 
-use super::lex::{items, split_top_level, strip_labels, Item};
+use super::lex::{items, refuse_preprocessor, split_top_level, strip_labels, Item};
 
 /// Bytes of device memory a module declares.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,6 +91,7 @@ fn declarator_size(decl: &str, element: u64) -> Result<u64, String> {
 
 /// The `.global` and `.const` memory `ptx` declares, or why it cannot be counted.
 pub fn module_memory(ptx: &str) -> Result<ModuleMemory, String> {
+    refuse_preprocessor(ptx)?;
     let mut memory = ModuleMemory::default();
     // Module scope is where these live; one inside a body would be counted all the same.
     for item in items(ptx) {

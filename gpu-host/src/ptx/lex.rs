@@ -13,6 +13,57 @@ pub enum Item {
     Close,
 }
 
+/// Refuses PTX with a preprocessor directive (`#define`, `#include`, ...) outside comments
+/// and strings: the loader would read other text than the checks here do. NVRTC never
+/// writes one.
+pub fn refuse_preprocessor(ptx: &str) -> Result<(), String> {
+    let mut line = 1;
+    let mut chars = ptx.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '/' if chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                    }
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+            }
+            '"' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                    }
+                    if c == '"' {
+                        break;
+                    }
+                }
+            }
+            '#' => {
+                return Err(format!(
+                    "line {line}: preprocessor directives are not loaded (Ward checks the PTX as it is written)"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The statements and braces of `ptx`, in order.
 pub fn items(ptx: &str) -> Vec<Item> {
     let mut out = Vec::new();
@@ -228,6 +279,15 @@ mod tests {
                 Item::Close,
                 Item::Close,
             ]
+        );
+    }
+
+    #[test]
+    fn preprocessor_directives_are_refused_outside_comments_and_strings() {
+        assert!(refuse_preprocessor("// #define\n.file 1 \"a#b.cu\"\n/* # */ ret;").is_ok());
+        assert_eq!(
+            refuse_preprocessor(".version 8.8\n#define P %rd1\n").unwrap_err(),
+            "line 2: preprocessor directives are not loaded (Ward checks the PTX as it is written)"
         );
     }
 

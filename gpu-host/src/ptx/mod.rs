@@ -77,19 +77,25 @@ fn find_entry<'a>(items: &'a [Item], entry: &str) -> Result<(&'a str, &'a [Item]
     Err(format!("the module has no kernel '{entry}'"))
 }
 
-/// The text after `.entry NAME` when `text` declares kernel `entry`.
+/// The text after `.entry NAME` when `text` declares kernel `entry`: only linkage
+/// directives may stand before `.entry` (so a `.entry` inside another statement, a string
+/// say, is not taken for the kernel).
 fn entry_header<'a>(text: &'a str, entry: &str) -> Option<&'a str> {
-    let mut rest = text;
-    while let Some(at) = rest.find(".entry") {
-        let after = rest[at + ".entry".len()..].trim_start();
-        if let Some(tail) = after.strip_prefix(entry) {
-            if tail.trim_start().starts_with('(') {
-                return Some(tail.trim_start());
+    let mut rest = text.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix(".entry") {
+            if !after.starts_with(char::is_whitespace) {
+                return None;
             }
+            let tail = after.trim_start().strip_prefix(entry)?.trim_start();
+            return tail.starts_with('(').then_some(tail);
         }
-        rest = &rest[at + ".entry".len()..];
+        let (word, after) = rest.split_once(char::is_whitespace)?;
+        if !matches!(word, ".visible" | ".extern" | ".weak") {
+            return None;
+        }
+        rest = after.trim_start();
     }
-    None
 }
 
 /// The declarations in `header`'s parameter list: (name, type, declared `.ptr`).
@@ -125,6 +131,7 @@ fn parse_params(entry: &str, header: &str) -> Result<Vec<(String, ParamType, boo
 /// The parameters of kernel `entry` in `ptx`, with which of them it may use as addresses,
 /// or why they cannot be read.
 pub fn kernel_params(ptx: &str, entry: &str) -> Result<Vec<Param>, String> {
+    lex::refuse_preprocessor(ptx)?;
     let items = lex::items(ptx);
     let (header, body) = find_entry(&items, entry)?;
     let declared = parse_params(entry, header)?;

@@ -161,7 +161,7 @@ fn what_is_not_followed_counts_as_an_address() {
     let called = two_params(
         "\t{\n\t.param .b64 param0;\n\tst.param.b64 [param0], %rd2;\n\tcall.uni f, (param0);\n\t}",
     );
-    assert_eq!(addresses(&called, "k")[1], true);
+    assert!(addresses(&called, "k")[1]);
     // A parameter's address taken: which parameter is read cannot be told.
     let taken = two_params("\tmov.u64 %rd3, k_param_0;\n\tld.param.u64 %rd4, [%rd3+8];");
     assert_eq!(addresses(&taken, "k"), [true, true]);
@@ -184,4 +184,22 @@ fn parameters_that_are_only_computed_with_are_not_addresses() {
         "\t{\n\t.param .b32 retval0;\n\tcall.uni (retval0), g, ();\n\tld.param.b32 %r2, [retval0];\n\t}",
     );
     assert_eq!(addresses(&call, "k"), [false, false]);
+}
+
+#[test]
+fn what_the_loader_would_read_differently_is_not_trusted() {
+    // No space between the opcode and its operands: the address is still seen.
+    let tight = two_params("\tld.global.u32%r1,[%rd2];");
+    assert_eq!(addresses(&tight, "k"), [false, true]);
+    // A macro could rename a register behind the analysis' back: refused outright.
+    let macro_ptx = format!(
+        "#define P %rd2\n{}",
+        two_params("\tld.global.u32 %r1, [P];")
+    );
+    assert!(kernel_params(&macro_ptx, "k")
+        .unwrap_err()
+        .contains("preprocessor directives are not loaded"));
+    // A `.entry` inside a string is not the kernel's header.
+    let decoy = ".file 1 \".entry k(.param .u32 x)\" {\n}\n.visible .entry k(.param .u64 k_param_0)\n{\n\tret;\n}";
+    assert_eq!(entry_params(decoy, "k").unwrap(), vec![ParamType::B64]);
 }
