@@ -2,6 +2,7 @@
 //! node has none and every stage is told so.
 
 use crate::limits::Limits;
+use crate::nvrtc::Compiler;
 use crate::session::Session;
 use cudarc::driver::sys::CUdevice_attribute as Attr;
 use cudarc::driver::CudaContext;
@@ -21,15 +22,33 @@ pub struct DeviceInfo {
 #[derive(Clone)]
 pub struct Gpu {
     device: Option<(Arc<CudaContext>, DeviceInfo)>,
+    /// Compiles stages' CUDA C (NVRTC in a child process).
+    compiler: Option<Compiler>,
 }
 
 impl Gpu {
     /// A node without a GPU.
     pub fn none() -> Gpu {
-        Gpu { device: None }
+        Gpu {
+            device: None,
+            compiler: None,
+        }
     }
 
-    /// Device 0, if the driver loads and finds one; none otherwise (never a panic).
+    /// The same GPU, compiling CUDA C with `compiler`.
+    pub fn with_compiler(self, compiler: Compiler) -> Gpu {
+        Gpu {
+            compiler: Some(compiler),
+            ..self
+        }
+    }
+
+    pub fn compiler(&self) -> Option<&Compiler> {
+        self.compiler.as_ref()
+    }
+
+    /// Device 0, if the driver loads and finds one; none otherwise (never a panic). CUDA C
+    /// is compiled by this executable's `__nvrtc` subcommand.
     pub fn probe() -> Gpu {
         // Looks for libcuda without calling into it: cudarc panics when a library it calls
         // is missing.
@@ -64,6 +83,7 @@ impl Gpu {
         match opened {
             Ok(Some(device)) => Gpu {
                 device: Some(device),
+                compiler: Compiler::of_this_executable(),
             },
             _ => Gpu::none(),
         }
@@ -75,6 +95,6 @@ impl Gpu {
 
     /// A stage's view of the GPU, allowed `quota` bytes of device memory.
     pub fn session(&self, quota: u64) -> Session {
-        Session::new(self.device.clone(), quota)
+        Session::new(self.device.clone(), self.compiler.clone(), quota)
     }
 }

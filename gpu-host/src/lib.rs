@@ -14,5 +14,7 @@ mod session;
 pub use device::{DeviceInfo, Gpu};
 pub use error::GpuError;
 pub use limits::{check_launch, Dim3, Limits};
-pub use ptx::{check_args, entry_params, ArgKind, ParamType};
+pub use ptx::{
+    check_args, entry_params, kernel_params, module_memory, ArgKind, ModuleMemory, Param, ParamType,
+};
 pub use session::{BufferId, KernelArg, ModuleId, Session};

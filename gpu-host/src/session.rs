@@ -4,12 +4,13 @@
 
 use crate::device::DeviceInfo;
 use crate::limits::{check_launch, Dim3};
-use crate::ptx::{check_args, entry_params, ArgKind};
-use crate::{nvrtc, GpuError};
+use crate::nvrtc::{self, Compiler};
+use crate::ptx::{check_args, kernel_params, module_memory, ArgKind, Param};
+use crate::GpuError;
 use cudarc::driver::{CudaContext, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::Ptx;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,14 +50,58 @@ struct Device {
     info: DeviceInfo,
 }
 
+/// A loaded module: its PTX, the device memory charged for it, and its kernels'
+/// parameters as they were first read.
+struct Module {
+    module: Arc<CudaModule>,
+    ptx: String,
+    charge: u64,
+    kernels: HashMap<String, Vec<Param>>,
+}
+
 pub struct Session {
     device: Option<Device>,
+    compiler: Option<Compiler>,
     quota: u64,
     used: u64,
     next: u32,
     buffers: HashMap<BufferId, CudaSlice<u8>>,
-    modules: HashMap<ModuleId, (Arc<CudaModule>, String)>,
+    modules: HashMap<ModuleId, Module>,
     deadline: Option<Instant>,
+}
+
+/// Held while device memory is taken (an allocation, a module load), so the driver's
+/// free-memory figure around a load changes by that load alone among this process's.
+static TAKING_DEVICE_MEMORY: Mutex<()> = Mutex::new(());
+
+/// The `.global` and `.const` bytes `ptx` declares; PTX whose variables cannot be counted
+/// is not loaded.
+fn declared_memory(ptx: &str) -> Result<u64, GpuError> {
+    module_memory(ptx)
+        .map(|m| m.total())
+        .map_err(|e| GpuError::Compile(format!("the PTX does not load: {e}")))
+}
+
+/// What a module loaded with `declared` bytes of `.global`/`.const` variables is charged,
+/// given the driver's `measured` drop in free memory around the load: the larger, when it
+/// fits in `free`.
+fn module_charge(
+    declared: u64,
+    measured: Option<u64>,
+    free: u64,
+    quota: u64,
+) -> Result<u64, GpuError> {
+    let needs = declared.max(measured.unwrap_or(0));
+    if needs > free {
+        return Err(GpuError::ModuleOverQuota {
+            needs,
+            declared,
+            measured,
+            free,
+            quota,
+        });
+    }
+    Ok(needs)
 }
 
 /// Bytes `offset..offset + len` of a buffer of `size`, if they lie within it.
@@ -87,7 +132,11 @@ fn driver(e: cudarc::driver::DriverError) -> GpuError {
 }
 
 impl Session {
-    pub(crate) fn new(device: Option<(Arc<CudaContext>, DeviceInfo)>, quota: u64) -> Session {
+    pub(crate) fn new(
+        device: Option<(Arc<CudaContext>, DeviceInfo)>,
+        compiler: Option<Compiler>,
+        quota: u64,
+    ) -> Session {
         // A stream of the stage's own: its work is ordered, and waiting on it waits for it
         // alone.
         let device = device.and_then(|(ctx, info)| {
@@ -96,6 +145,7 @@ impl Session {
         });
         Session {
             device,
+            compiler,
             quota,
             used: 0,
             next: 0,
@@ -127,7 +177,12 @@ impl Session {
         let device = self.device()?;
         let free = reserve(self.used, self.quota, bytes)?;
         let len = usize::try_from(bytes).map_err(|_| GpuError::QuotaExceeded { free })?;
-        let slice = device.stream.alloc_zeros::<u8>(len).map_err(driver)?;
+        let slice = {
+            let _taking = TAKING_DEVICE_MEMORY
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            device.stream.alloc_zeros::<u8>(len).map_err(driver)?
+        };
         let id = BufferId(self.id());
         self.used += bytes;
         self.buffers.insert(id, slice);
@@ -184,9 +239,12 @@ impl Session {
         Ok(out)
     }
 
-    /// Forgets a module (the driver unloads it when its last launch is done).
+    /// Forgets a module (the driver unloads it when its last launch is done) and gives its
+    /// memory back to the quota.
     pub fn unload(&mut self, id: ModuleId) {
-        self.modules.remove(&id);
+        if let Some(m) = self.modules.remove(&id) {
+            self.used -= m.charge;
+        }
     }
 
     pub fn free(&mut self, id: BufferId) {
@@ -195,24 +253,61 @@ impl Session {
         }
     }
 
-    /// Loads PTX, or CUDA C compiled for this device with NVRTC.
+    /// Loads PTX, or CUDA C compiled for this device with NVRTC (in a child process, under
+    /// the compiler's limits and the stage's deadline). The module's `.global` and `.const`
+    /// variables are charged to the quota, counted from the PTX before it is loaded and by
+    /// the driver's free memory around the load, whichever is larger.
     pub fn load(&mut self, ptx: Option<&str>, cuda: Option<&str>) -> Result<ModuleId, GpuError> {
         let device = self.device()?;
         let ptx = match (ptx, cuda) {
             (Some(p), _) => p.to_string(),
             (None, Some(src)) => {
+                let compiler = self
+                    .compiler
+                    .as_ref()
+                    .ok_or_else(|| GpuError::Compile("this node has no CUDA C compiler".into()))?;
                 let (major, minor) = device.info.compute_capability;
-                nvrtc::compile(src, nvrtc::arch_for(major, minor))?
+                compiler.compile(src, nvrtc::arch_for(major, minor), self.deadline)?
             }
             (None, None) => return Err(GpuError::InvalidArgument("no kernel source".into())),
         };
-        let module = device
-            .ctx
-            .load_module(Ptx::from_src(ptx.clone()))
-            .map_err(|e| GpuError::Compile(format!("the PTX does not load: {e}")))?;
+        let declared = declared_memory(&ptx)?;
+        let free = self.quota.saturating_sub(self.used);
+        module_charge(declared, None, free, self.quota)?;
+        let (module, measured) = {
+            let _taking = TAKING_DEVICE_MEMORY
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let before = device.ctx.mem_get_info().ok();
+            let module = device
+                .ctx
+                .load_module(Ptx::from_src(ptx.clone()))
+                .map_err(|e| GpuError::Compile(format!("the PTX does not load: {e}")))?;
+            let after = device.ctx.mem_get_info().ok();
+            let measured = before
+                .zip(after)
+                .map(|((before, _), (after, _))| before.saturating_sub(after) as u64);
+            (module, measured)
+        };
+        // Over the quota by the driver's figure, the module is unloaded again when dropped.
+        let charge = module_charge(declared, measured, free, self.quota)?;
         let id = ModuleId(self.id());
-        self.modules.insert(id, (module, ptx));
+        self.used += charge;
+        self.modules.insert(
+            id,
+            Module {
+                module,
+                ptx,
+                charge,
+                kernels: HashMap::new(),
+            },
+        );
         Ok(id)
+    }
+
+    /// Device memory charged for `module`.
+    pub fn module_charge(&self, module: ModuleId) -> Option<u64> {
+        self.modules.get(&module).map(|m| m.charge)
     }
 
     /// Launches `entry` of `module` after checking its shape against the device and its
@@ -229,12 +324,17 @@ impl Session {
         let device = self.device()?;
         check_launch(grid, block, shared, &device.info.limits)
             .map_err(GpuError::InvalidArgument)?;
-        let (module, ptx) = self.modules.get(&module).ok_or_else(|| {
+        let loaded = self.modules.get_mut(&module).ok_or_else(|| {
             GpuError::InvalidArgument(format!("module handle {} is not this stage's", module.0))
         })?;
-        let params = entry_params(ptx, entry).map_err(GpuError::InvalidArgument)?;
+        if !loaded.kernels.contains_key(entry) {
+            let params = kernel_params(&loaded.ptx, entry).map_err(GpuError::InvalidArgument)?;
+            loaded.kernels.insert(entry.to_string(), params);
+        }
         let kinds: Vec<ArgKind> = args.iter().map(KernelArg::kind).collect();
-        check_args(entry, &params, &kinds).map_err(GpuError::InvalidArgument)?;
+        check_args(entry, &loaded.kernels[entry], &kinds).map_err(GpuError::InvalidArgument)?;
+        let module = loaded.module.clone();
+        let device = self.device()?;
         let function = module
             .load_function(entry)
             .map_err(|e| GpuError::InvalidArgument(format!("kernel '{entry}': {e}")))?;
@@ -296,7 +396,7 @@ mod tests {
 
     #[test]
     fn without_a_device_every_operation_says_so() {
-        let mut s = Session::new(None, 1 << 20);
+        let mut s = Session::new(None, None, 1 << 20);
         assert_eq!(s.alloc(1024), Err(GpuError::NoDevice));
         assert_eq!(
             s.load(None, Some("__global__ void k() {}")),
@@ -319,8 +419,43 @@ mod tests {
         ));
         // Without a device, that is the answer, whatever the size.
         assert_eq!(
-            Session::new(None, 1000).alloc(1001),
+            Session::new(None, None, 1000).alloc(1001),
             Err(GpuError::NoDevice)
+        );
+    }
+
+    #[test]
+    fn a_modules_global_memory_is_charged_and_refused_past_the_quota() {
+        let ptx = ".version 8.8\n.target sm_80\n.address_size 64\n.global .align 4 .b8 pool[6000];\n.const .align 4 .f32 w[27];\n.visible .entry k()\n{\n\tret;\n}\n";
+        let declared = declared_memory(ptx).unwrap();
+        assert_eq!(declared, 6108);
+        assert_eq!(module_charge(declared, None, 8192, 8192), Ok(6108));
+        let err = module_charge(declared, None, 4096, 8192).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "over the stage's GPU memory quota: the module takes 6108 bytes of device memory (6108 bytes of .global and .const variables in its PTX), 4096 bytes are left of the quota of 8192"
+        );
+        assert_eq!(
+            err,
+            GpuError::ModuleOverQuota {
+                needs: 6108,
+                declared: 6108,
+                measured: None,
+                free: 4096,
+                quota: 8192
+            }
+        );
+        // With a device, the driver's figure counts when it is the larger.
+        assert_eq!(
+            module_charge(declared, Some(2 << 20), 4 << 20, 4 << 20),
+            Ok(2 << 20)
+        );
+        assert_eq!(module_charge(declared, Some(0), 8192, 8192), Ok(6108));
+        let err = module_charge(declared, Some(2 << 20), 1 << 20, 4 << 20).unwrap_err();
+        assert!(err.to_string().contains("(6108 bytes of .global and .const variables in its PTX; 2097152 bytes by the driver's free-memory figure)"), "{err}");
+        // Variables that cannot be counted do not load.
+        assert!(
+            matches!(declared_memory(".global .b8 x[N];"), Err(GpuError::Compile(m)) if m.contains("dimension [N] of 'x'"))
         );
     }
 
@@ -335,7 +470,7 @@ mod tests {
 
     #[test]
     fn a_foreign_or_freed_handle_is_refused() {
-        let mut s = Session::new(None, 1000);
+        let mut s = Session::new(None, None, 1000);
         assert!(
             matches!(s.len(BufferId(7)), Err(GpuError::InvalidArgument(m)) if m.contains("not this stage's"))
         );

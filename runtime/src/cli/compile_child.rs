@@ -1,4 +1,4 @@
-//! `ward compile-component-child --out FILE`: the compiler child the host runs under a time
+//! `ward __compile-component --out FILE`: the compiler child the host runs under a time
 //! and memory bound (see `engine::compile_child`). Not for people: hidden from `--help`.
 
 use std::path::PathBuf;

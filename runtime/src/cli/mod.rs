@@ -17,6 +17,7 @@ mod compile_child;
 mod conformance;
 mod dicom;
 mod inspect;
+mod nvrtc_child;
 mod progress;
 mod run;
 mod sample;
@@ -101,8 +102,11 @@ enum Command {
         command: client::ResultsCommand,
     },
     /// Compiles one component for the host, under the limits the host set (internal).
-    #[command(name = "compile-component-child", hide = true)]
+    #[command(name = "__compile-component", hide = true)]
     CompileComponentChild(compile_child::CompileChildArgs),
+    /// The CUDA C compiler's child process, run by the host.
+    #[command(name = "__nvrtc", hide = true)]
+    NvrtcChild(nvrtc_child::NvrtcChildArgs),
 }
 
 pub const EXIT_FAILED: i32 = 1;
@@ -145,6 +149,7 @@ pub fn main() -> i32 {
             connection,
             command,
         } => client::results(&connection, command),
+        Command::NvrtcChild(args) => nvrtc_child::run(args),
     };
     match result {
         Ok(code) => code,

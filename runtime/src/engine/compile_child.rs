@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The hidden subcommand of `ward` that compiles one component (see `cli::compile_child`).
-pub const CHILD_SUBCOMMAND: &str = "compile-component-child";
+pub const CHILD_SUBCOMMAND: &str = "__compile-component";
 
 /// Exit status of a child that compiled nothing because the component is not valid.
 pub const EXIT_INVALID: i32 = 3;

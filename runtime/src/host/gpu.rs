@@ -16,6 +16,7 @@ fn wit(e: GpuError) -> WitError {
     match e {
         GpuError::NoDevice => WitError::NoDevice,
         GpuError::QuotaExceeded { free } => WitError::QuotaExceeded(free),
+        GpuError::ModuleOverQuota { free, .. } => WitError::QuotaExceeded(free),
         GpuError::InvalidArgument(m) => WitError::InvalidArgument(m),
         GpuError::Compile(m) => WitError::Compile(m),
         GpuError::Launch(m) => WitError::Launch(m),
@@ -51,11 +52,17 @@ impl gpu::Host for StageState {
     }
 
     fn load(&mut self, source: gpu::KernelSource) -> Result<Resource<ModuleHandle>, WitError> {
-        let id = match &source {
+        let loaded = match &source {
             gpu::KernelSource::Ptx(p) => self.gpu.load(Some(p), None),
             gpu::KernelSource::Cuda(c) => self.gpu.load(None, Some(c)),
-        }
-        .map_err(wit)?;
+        };
+        let id = loaded.map_err(|e| {
+            // The stage is told only what is left; its log says what the module takes.
+            if let GpuError::ModuleOverQuota { .. } = &e {
+                self.log.line("WARN", &e.to_string());
+            }
+            wit(e)
+        })?;
         self.table.push(ModuleHandle(id)).map_err(|_| {
             self.gpu.unload(id);
             WitError::InvalidArgument("the stage holds too many handles".into())
