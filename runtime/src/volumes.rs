@@ -16,7 +16,7 @@ mod held;
 mod links;
 mod tree;
 
-pub use held::{held_deleted, Held};
+pub use held::{held_deleted, held_deleted_within, Held};
 pub use links::{resolve, EscapingLink, Resolution, MAX_LINK_HOPS};
 pub use tree::{abbreviate, clear_dir, walk, WalkEntry, WalkError, MAX_DEPTH};
 

@@ -12,7 +12,7 @@ use crate::host::{build_wasi, wasi::Preopen, ProgressFn, StageLimiter, StageLog,
 use crate::pipeline::quantity::format_bytes;
 use crate::ports::PortNetwork;
 use crate::volumes::{
-    abbreviate, held_deleted, measure, Held, Mount, Usage, VolumeKind, WalkError,
+    abbreviate, held_deleted_within, measure, Held, Mount, Usage, VolumeKind, WalkError,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +47,10 @@ pub struct StageInvocation<'a> {
 #[derive(Debug, thiserror::Error)]
 #[error("cancelled: the job was cancelled while the stage ran")]
 pub struct Cancelled;
+
+/// How old the listing of the host's open descriptors may be when a running stage's quota
+/// is checked (a fresh one is made when it ends).
+const HELD_LISTING_AGE: Duration = Duration::from_millis(250);
 
 /// Epoch ticks between checks of a running stage's deadline and results quota.
 const CHECK_TICKS: u64 = 50;
@@ -107,7 +111,20 @@ impl Quota {
         }
     }
 
+    /// Whether the results are over the quota now (files held open counted from a listing
+    /// of the host's descriptors at most [`HELD_LISTING_AGE`] old, shared by the stages
+    /// running at once).
     pub fn exceeded(&self) -> Option<QuotaExceeded> {
+        self.exceeded_within(HELD_LISTING_AGE)
+    }
+
+    /// Like [`Quota::exceeded`], with a fresh listing of the files held open: the last word
+    /// when a stage ends.
+    pub fn exceeded_at_end(&self) -> Option<QuotaExceeded> {
+        self.exceeded_within(std::time::Duration::ZERO)
+    }
+
+    fn exceeded_within(&self, max_age: Duration) -> Option<QuotaExceeded> {
         let mut usage = Usage::default();
         for (dir, guest_path) in &self.outputs {
             match measure(dir) {
@@ -136,7 +153,7 @@ impl Quota {
             .iter()
             .filter_map(|(dir, _)| dir.canonicalize().ok())
             .collect();
-        let held = held_deleted(&real).unwrap_or_else(|e| {
+        let held = held_deleted_within(&real, max_age).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot list the host's open files: deleted files a stage holds open are not counted");
             Held::default()
         });
@@ -344,7 +361,7 @@ fn check_quota_at_end(
     if matches!(&result, Err(r) if r.kind == FailureKind::DiskQuota) {
         return result;
     }
-    let Some(over) = quota.exceeded() else {
+    let Some(over) = quota.exceeded_at_end() else {
         return result;
     };
     let mut message = over.to_string();
