@@ -1,12 +1,24 @@
 //! The volumes a stage sees: where each lives on the host, where it is mounted in the stage,
-//! and with what rights; and the content digest used to prove a payload was not changed.
+//! and with what rights; what a stage's results hold (walked relative to directory
+//! descriptors, links resolved as the kernel would); and the content digest used to prove a
+//! payload was not changed.
 
 use crate::pipeline::{InputSource, StageSpec};
+use rustix::fs::FileType;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+
+mod held;
+mod links;
+mod tree;
+
+pub use held::{held_deleted, held_deleted_within, Held};
+pub use links::{resolve, EscapingLink, Resolution, MAX_LINK_HOPS};
+pub use tree::{abbreviate, clear_dir, walk, WalkEntry, WalkError, MAX_DEPTH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -42,6 +54,8 @@ pub enum VolumeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}: {source}", root.display())]
+    Walk { root: PathBuf, source: WalkError },
 }
 
 /// Where a job's files live: `<root>/results/<stage>/<output>/`, `<root>/logs/<stage>.log`
@@ -126,77 +140,57 @@ pub struct Usage {
 }
 
 /// The usage of every directory in `dirs`, together. Links are counted, never followed.
+/// Best effort: what cannot be read is left out. A stage's results, where that would let
+/// a stage hide what it wrote, are measured with [`measure`].
 pub fn usage(dirs: &[&Path]) -> Usage {
-    fn walk(dir: &Path, total: &mut Usage) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            total.entries += 1;
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => walk(&entry.path(), total),
-                Ok(t) if t.is_file() => {
-                    total.bytes += entry.metadata().map(|m| m.len()).unwrap_or(0)
-                }
-                _ => {}
-            }
-        }
-    }
     let mut total = Usage::default();
     for dir in dirs {
-        walk(dir, &mut total);
+        let _ = measure_into(dir, &mut total);
     }
     total
 }
 
-/// Removes the symbolic links under `root` whose target leads out of `root` (absolute, or
-/// climbing above it with `..`), returning each (link, target). A stage can plant such a link
-/// in its results; the sandbox will not follow it, but the host, a later reader or an export
-/// might, so it does not outlive the stage.
-pub fn remove_escaping_symlinks(root: &Path) -> Result<Vec<(PathBuf, PathBuf)>, VolumeError> {
-    let mut found = Vec::new();
-    let mut entries = Vec::new();
-    if root.is_dir() {
-        collect(root, root, &mut entries).map_err(|source| VolumeError::Io {
-            path: root.to_path_buf(),
-            source,
-        })?;
-    }
-    for rel in entries {
-        let path = root.join(&rel);
-        let Ok(target) = std::fs::read_link(&path) else {
-            continue;
-        };
-        if leaves_root(&rel, &target) {
-            std::fs::remove_file(&path).map_err(|source| VolumeError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            found.push((rel, target));
-        }
-    }
-    Ok(found)
+/// The usage of `dir`, or why it cannot be measured (nested deeper than [`MAX_DEPTH`], or
+/// unreadable).
+pub fn measure(dir: &Path) -> Result<Usage, WalkError> {
+    let mut total = Usage::default();
+    measure_into(dir, &mut total)?;
+    Ok(total)
 }
 
-/// Whether a link at `link` (relative to the root) with `target` resolves outside the root.
-fn leaves_root(link: &Path, target: &Path) -> bool {
-    use std::path::Component;
-    if target.is_absolute() {
-        return true;
-    }
-    // Depth of the link's directory below the root, then walk the target.
-    let mut depth = link.parent().map_or(0, |p| p.components().count()) as i64;
-    for c in target.components() {
-        match c {
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
-            _ => {}
+fn measure_into(dir: &Path, total: &mut Usage) -> Result<(), WalkError> {
+    walk(dir, |entry| {
+        if entry.kind == FileType::RegularFile {
+            // A file deleted while a running stage is measured is simply no longer there.
+            match rustix::fs::statat(entry.dir, entry.name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => total.bytes += u64::try_from(st.st_size).unwrap_or(0),
+                Err(rustix::io::Errno::NOENT) => return Ok(ControlFlow::Continue(())),
+                Err(e) => {
+                    return Err(WalkError::Io {
+                        path: entry.path.to_path_buf(),
+                        source: e.into(),
+                    })
+                }
+            }
         }
-        if depth < 0 {
-            return true;
-        }
+        total.entries += 1;
+        Ok(ControlFlow::Continue(()))
+    })
+}
+
+/// Removes the symbolic links under `root` that lead out of it, resolved as the kernel
+/// would resolve them (following every link on the way; absolute targets, steps above the
+/// root and loops all escape), returning each (link, target). A stage can plant such a link
+/// in its results; the sandbox will not follow it, but the host, a later reader or an export
+/// might, so it does not outlive the stage. Links to nothing are left alone.
+pub fn remove_escaping_symlinks(root: &Path) -> Result<Vec<(PathBuf, PathBuf)>, WalkError> {
+    if !root.is_dir() {
+        return Ok(Vec::new());
     }
-    false
+    Ok(links::remove_escaping(root)?
+        .into_iter()
+        .map(|l| (l.link, l.target))
+        .collect())
 }
 
 /// A digest of a directory tree: every regular file's relative path and bytes, and every
@@ -209,41 +203,56 @@ pub struct TreeDigest {
 }
 
 pub fn tree_digest(root: &Path) -> Result<TreeDigest, VolumeError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| VolumeError::Io { path, source }
-    };
-    let mut entries = Vec::new();
-    collect(root, root, &mut entries).map_err(io(root))?;
-    entries.sort();
     let mut hasher = Sha256::new();
     let mut files = 0;
     let mut bytes = 0;
     let mut buf = vec![0u8; 1 << 20];
-    for rel in entries {
-        let path = root.join(&rel);
-        let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
-        hasher.update(rel.to_string_lossy().as_bytes());
+    // The walk's order is that of the sorted relative paths; directories add nothing.
+    walk(root, |entry| {
+        let io = |e: std::io::Error| WalkError::Io {
+            path: entry.path.to_path_buf(),
+            source: e,
+        };
+        if entry.kind == FileType::Directory {
+            return Ok(ControlFlow::Continue(()));
+        }
+        hasher.update(entry.path.to_string_lossy().as_bytes());
         hasher.update([0]);
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&path).map_err(io(&path))?;
+        if entry.kind == FileType::Symlink {
+            let target = rustix::fs::readlinkat(entry.dir, entry.name, Vec::new())
+                .map_err(|e| io(e.into()))?;
             hasher.update(b"symlink:");
-            hasher.update(target.to_string_lossy().as_bytes());
+            hasher.update(String::from_utf8_lossy(target.as_bytes()).as_bytes());
         } else {
-            let mut file = std::fs::File::open(&path).map_err(io(&path))?;
-            hasher.update(meta.len().to_le_bytes());
+            let fd = rustix::fs::openat(
+                entry.dir,
+                entry.name,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| io(e.into()))?;
+            let mut file = std::fs::File::from(fd);
+            let len = file.metadata().map_err(io)?.len();
+            hasher.update(len.to_le_bytes());
             loop {
-                let n = file.read(&mut buf).map_err(io(&path))?;
+                let n = file.read(&mut buf).map_err(io)?;
                 if n == 0 {
                     break;
                 }
                 hasher.update(&buf[..n]);
             }
             files += 1;
-            bytes += meta.len();
+            bytes += len;
         }
         hasher.update([0]);
-    }
+        Ok(ControlFlow::Continue(()))
+    })
+    .map_err(|source| VolumeError::Walk {
+        root: root.to_path_buf(),
+        source,
+    })?;
     Ok(TreeDigest {
         digest: format!("sha256:{}", hex::encode(hasher.finalize())),
         files,
@@ -251,50 +260,5 @@ pub fn tree_digest(root: &Path) -> Result<TreeDigest, VolumeError> {
     })
 }
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let ty = entry.file_type()?;
-        let path = entry.path();
-        if ty.is_dir() {
-            collect(root, &path, out)?;
-        } else {
-            out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn links_that_climb_out_are_told_apart_from_links_within() {
-        let p = |s: &str| Path::new(s).to_path_buf();
-        assert!(leaves_root(&p("link"), &p("../x")));
-        assert!(leaves_root(&p("link"), &p("/etc/passwd")));
-        assert!(leaves_root(&p("a/link"), &p("../../x")));
-        assert!(leaves_root(&p("a/link"), &p("b/../../../x")));
-        assert!(!leaves_root(&p("a/link"), &p("../x")));
-        assert!(!leaves_root(&p("link"), &p("sub/file")));
-        assert!(!leaves_root(&p("a/b/link"), &p("./../c")));
-    }
-
-    #[test]
-    fn escaping_links_are_removed_and_others_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        std::fs::write(dir.path().join("sub/data"), b"x").unwrap();
-        std::os::unix::fs::symlink("../../../etc/passwd", dir.path().join("sub/out")).unwrap();
-        std::os::unix::fs::symlink("data", dir.path().join("sub/in")).unwrap();
-        let removed = remove_escaping_symlinks(dir.path()).unwrap();
-        assert_eq!(removed, vec![(p("sub/out"), p("../../../etc/passwd"))]);
-        assert!(std::fs::symlink_metadata(dir.path().join("sub/in")).is_ok());
-        assert!(std::fs::symlink_metadata(dir.path().join("sub/out")).is_err());
-
-        fn p(s: &str) -> PathBuf {
-            PathBuf::from(s)
-        }
-    }
-}
+mod tests;

@@ -3,7 +3,7 @@
 //! dependents of a failed stage, and keeps the summary on disk current at every transition.
 
 use super::outcome::{FailureKind, FailureReason, StageStatus};
-use super::stage_run::{run_stage_then, Quota, StageInvocation, StageRunResult};
+use super::stage_run::{run_stage_then, QuotaExceeded, StageInvocation, StageRunResult};
 use super::summary::{JobFailure, JobStatus, JobSummary, SummaryFile};
 use crate::engine::{Engine, StageComponent};
 use crate::host::bindings::context::JobInfo;
@@ -11,7 +11,8 @@ use crate::host::{ProgressFn, StageLog};
 use crate::pipeline::{Location, Pipeline, StageSpec};
 use crate::ports::PortNetwork;
 use crate::volumes::{
-    plan_mounts, remove_escaping_symlinks, tree_digest, JobLayout, Mount, VolumeError, VolumeKind,
+    abbreviate, clear_dir, plan_mounts, remove_escaping_symlinks, tree_digest, JobLayout, Mount,
+    VolumeError, VolumeKind, WalkError,
 };
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -158,7 +159,7 @@ pub fn run_job(
                 break;
             }
             let (i, mut result, dropped) = done_rx.recv().expect("a running stage reports back");
-            if let Some(reason) = check_results(&stages[i], &mounts[i], &result) {
+            if let Some(reason) = check_results(&mounts[i], &result) {
                 result.result = Err(reason);
             }
             running -= 1;
@@ -268,13 +269,15 @@ fn run_and_report(
 }
 
 /// Checks what a finished stage left in its results, before anything downstream reads them:
-/// links leading out are removed, and results over the quota are removed; either fails it.
-fn check_results(
-    spec: &StageSpec,
-    mounts: &[Mount],
-    result: &StageRunResult,
-) -> Option<FailureReason> {
-    let reason = remove_escapes(mounts).or_else(|| remove_over_quota(spec, mounts))?;
+/// results over the quota (the stage has already failed with `disk-quota`, see
+/// `stage_run`) are removed whole; otherwise links leading out are removed. Either fails it.
+fn check_results(mounts: &[Mount], result: &StageRunResult) -> Option<FailureReason> {
+    let over_quota = matches!(&result.result, Err(r) if r.kind == FailureKind::DiskQuota);
+    let reason = if over_quota {
+        remove_over_quota(mounts, result)
+    } else {
+        remove_escapes(mounts)?
+    };
     let mut message = reason.message;
     if let Err(earlier) = &result.result {
         if earlier.kind != reason.kind {
@@ -287,45 +290,76 @@ fn check_results(
     Some(FailureReason::new(reason.kind, message))
 }
 
-/// Results over `requests.disk` / `requests.files` are not kept.
-fn remove_over_quota(spec: &StageSpec, mounts: &[Mount]) -> Option<FailureReason> {
-    let outputs: Vec<_> = mounts
-        .iter()
-        .filter(|m| !m.read_only)
-        .map(|m| m.host_path.clone())
-        .collect();
-    let quota = Quota {
-        outputs: outputs.clone(),
-        bytes: spec.requests.disk_bytes,
-        files: spec.requests.files,
-    };
-    let over = quota.exceeded()?;
-    for dir in &outputs {
-        if let Err(e) = std::fs::remove_dir_all(dir).and_then(|()| std::fs::create_dir_all(dir)) {
-            tracing::error!(dir = %dir.display(), error = %e, "cannot remove results over quota");
-        }
-    }
-    Some(FailureReason::new(
-        FailureKind::DiskQuota,
-        format!("{over}; its results were removed"),
-    ))
+/// The writable volumes of a stage: what it leaves behind.
+fn outputs(mounts: &[Mount]) -> impl Iterator<Item = &Mount> {
+    mounts.iter().filter(|m| !m.read_only)
 }
 
-/// Removes links leading out of a finished stage's outputs before anything downstream can
-/// read them; if there were any, returns the stage's failure.
+/// Removes everything in the stage's outputs (however deep), so no later stage, export or
+/// download sees results that were not accepted; says what could not be removed.
+fn clear_outputs(mounts: &[Mount]) -> String {
+    let mut failed = Vec::new();
+    for m in outputs(mounts) {
+        if let Err(e) = clear_dir(&m.host_path) {
+            tracing::error!(dir = %m.host_path.display(), error = %e, "cannot remove a stage's results");
+            failed.push(format!("{}: {e}", m.guest_path));
+        }
+    }
+    if failed.is_empty() {
+        "its results were removed".to_string()
+    } else {
+        format!(
+            "its results could not all be removed ({})",
+            failed.join(", ")
+        )
+    }
+}
+
+/// A stage that failed over its quota keeps none of its results.
+fn remove_over_quota(mounts: &[Mount], result: &StageRunResult) -> FailureReason {
+    let reason = result.result.clone().expect_err("the stage failed");
+    FailureReason {
+        message: format!("{}; {}", reason.message, clear_outputs(mounts)),
+        ..reason
+    }
+}
+
+/// Removes links leading out of a finished stage's outputs (resolved as the kernel would)
+/// before anything downstream can read them; if there were any, returns the stage's
+/// failure. Results that cannot be checked are not kept either.
 fn remove_escapes(mounts: &[Mount]) -> Option<FailureReason> {
     let mut found = Vec::new();
-    for m in mounts.iter().filter(|m| !m.read_only) {
+    for m in outputs(mounts) {
         match remove_escaping_symlinks(&m.host_path) {
             Ok(links) => found.extend(links.into_iter().map(|(link, target)| {
                 format!(
                     "{}/{} -> {}",
-                    m.guest_path,
-                    link.display(),
-                    target.display()
+                    m.guest_path.trim_end_matches('/'),
+                    abbreviate(&link),
+                    abbreviate(&target)
                 )
             })),
-            Err(e) => found.push(format!("{} could not be checked: {e}", m.guest_path)),
+            Err(WalkError::TooDeep { path, limit }) => {
+                let over = QuotaExceeded::TooDeep {
+                    guest_path: m.guest_path.trim_end_matches('/').to_string(),
+                    path,
+                    limit,
+                };
+                return Some(FailureReason::new(
+                    FailureKind::DiskQuota,
+                    format!("{over}; {}", clear_outputs(mounts)),
+                ));
+            }
+            Err(e) => {
+                return Some(FailureReason::new(
+                    FailureKind::Escape,
+                    format!(
+                        "its results at {} could not be checked for links leading out ({e}); {}",
+                        m.guest_path,
+                        clear_outputs(mounts)
+                    ),
+                ))
+            }
         }
     }
     if found.is_empty() {

@@ -11,7 +11,10 @@ use crate::host::stage_log::{truncate, MAX_MESSAGE_BYTES};
 use crate::host::{build_wasi, wasi::Preopen, ProgressFn, StageLimiter, StageLog, StageState};
 use crate::pipeline::quantity::format_bytes;
 use crate::ports::PortNetwork;
-use crate::volumes::{usage, Mount, Usage, VolumeKind};
+use crate::volumes::{
+    abbreviate, held_deleted_within, measure, Held, Mount, Usage, VolumeKind, WalkError,
+};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
@@ -45,31 +48,120 @@ pub struct StageInvocation<'a> {
 #[error("cancelled: the job was cancelled while the stage ran")]
 pub struct Cancelled;
 
+/// How old the listing of the host's open descriptors may be when a running stage's quota
+/// is checked (a fresh one is made when it ends).
+const HELD_LISTING_AGE: Duration = Duration::from_millis(250);
+
 /// Epoch ticks between checks of a running stage's deadline and results quota.
 const CHECK_TICKS: u64 = 50;
 
-/// A stage's results quota, checked while it runs and when it ends.
+/// A stage's results quota, checked while it runs and when it ends: what its outputs hold
+/// (walked relative to directory descriptors, so no depth of names hides anything), plus the
+/// files it deleted there but still holds open.
 pub struct Quota {
-    pub outputs: Vec<std::path::PathBuf>,
+    /// Each output: its host directory and where the stage sees it.
+    pub outputs: Vec<(PathBuf, String)>,
     pub bytes: u64,
     pub files: u64,
 }
 
-/// A stage's results went over its quota.
+/// A stage's results went over its quota, or cannot be measured (which counts the same: a
+/// stage must not be able to hide what it wrote).
 #[derive(Debug, thiserror::Error)]
-#[error("disk quota: the stage's results hold {} in {} entries, over its {} or {} entries (requests.disk, requests.files)", format_bytes(.usage.bytes), .usage.entries, format_bytes(*.bytes), .files)]
-pub struct QuotaExceeded {
-    pub usage: Usage,
-    pub bytes: u64,
-    pub files: u64,
+pub enum QuotaExceeded {
+    #[error("disk quota: the stage's results hold {} in {} entries{}, over its {} or {} entries (requests.disk, requests.files)", format_bytes(.usage.bytes + .held.bytes), .usage.entries + .held.files, held_note(.held), format_bytes(*.bytes), .files)]
+    Over {
+        usage: Usage,
+        held: Held,
+        bytes: u64,
+        files: u64,
+    },
+    #[error("disk quota: the stage's results nest directories deeper than {limit} levels, the most the host measures (at {guest_path}/{})", abbreviate(.path))]
+    TooDeep {
+        guest_path: String,
+        path: PathBuf,
+        limit: usize,
+    },
+    #[error("disk quota: the stage's results at {guest_path} cannot be measured: {error}")]
+    Unmeasurable { guest_path: String, error: String },
+}
+
+fn held_note(held: &Held) -> String {
+    if held.files == 0 {
+        return String::new();
+    }
+    format!(
+        " (of which {} in {} files it deleted but still holds open)",
+        format_bytes(held.bytes),
+        held.files
+    )
 }
 
 impl Quota {
+    /// The quota of the stage with `mounts` (its writable ones are its outputs).
+    pub fn for_mounts(mounts: &[Mount], bytes: u64, files: u64) -> Quota {
+        Quota {
+            outputs: mounts
+                .iter()
+                .filter(|m| !m.read_only)
+                .map(|m| (m.host_path.clone(), m.guest_path.clone()))
+                .collect(),
+            bytes,
+            files,
+        }
+    }
+
+    /// Whether the results are over the quota now (files held open counted from a listing
+    /// of the host's descriptors at most [`HELD_LISTING_AGE`] old, shared by the stages
+    /// running at once).
     pub fn exceeded(&self) -> Option<QuotaExceeded> {
-        let dirs: Vec<&std::path::Path> = self.outputs.iter().map(|p| p.as_path()).collect();
-        let usage = usage(&dirs);
-        (usage.bytes > self.bytes || usage.entries > self.files).then_some(QuotaExceeded {
+        self.exceeded_within(HELD_LISTING_AGE)
+    }
+
+    /// Like [`Quota::exceeded`], with a fresh listing of the files held open: the last word
+    /// when a stage ends.
+    pub fn exceeded_at_end(&self) -> Option<QuotaExceeded> {
+        self.exceeded_within(std::time::Duration::ZERO)
+    }
+
+    fn exceeded_within(&self, max_age: Duration) -> Option<QuotaExceeded> {
+        let mut usage = Usage::default();
+        for (dir, guest_path) in &self.outputs {
+            match measure(dir) {
+                Ok(u) => {
+                    usage.bytes += u.bytes;
+                    usage.entries += u.entries;
+                }
+                Err(WalkError::TooDeep { path, limit }) => {
+                    return Some(QuotaExceeded::TooDeep {
+                        guest_path: guest_path.trim_end_matches('/').to_string(),
+                        path,
+                        limit,
+                    })
+                }
+                Err(e) => {
+                    return Some(QuotaExceeded::Unmeasurable {
+                        guest_path: guest_path.clone(),
+                        error: e.to_string(),
+                    })
+                }
+            }
+        }
+        // The kernel names a deleted file by the path it had: the outputs' real paths.
+        let real: Vec<PathBuf> = self
+            .outputs
+            .iter()
+            .filter_map(|(dir, _)| dir.canonicalize().ok())
+            .collect();
+        let held = held_deleted_within(&real, max_age).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list the host's open files: deleted files a stage holds open are not counted");
+            Held::default()
+        });
+        let over = usage.bytes.saturating_add(held.bytes) > self.bytes
+            || usage.entries.saturating_add(held.files) > self.files;
+        over.then_some(QuotaExceeded::Over {
             usage,
+            held,
             bytes: self.bytes,
             files: self.files,
         })
@@ -142,16 +234,7 @@ pub fn new_store(
     // what the stage has written: a stage past its deadline is interrupted, one over its
     // results quota is stopped before it fills the disk.
     let deadline = Instant::now() + inv.timeout;
-    let quota = Quota {
-        outputs: inv
-            .mounts
-            .iter()
-            .filter(|m| !m.read_only)
-            .map(|m| m.host_path.clone())
-            .collect(),
-        bytes: inv.disk_bytes,
-        files: inv.files,
-    };
+    let quota = Quota::for_mounts(inv.mounts, inv.disk_bytes, inv.files);
     store.set_epoch_deadline(EpochTicker::ticks_for(inv.timeout).min(CHECK_TICKS));
     let cancel = inv.cancel.clone();
     store.epoch_deadline_callback(move |_| {
@@ -243,6 +326,13 @@ pub fn run_stage_then(
             Err(Ended::NotInstantiated(e)) => Err(explain_instantiation_error(e, &store, inv)),
         },
     };
+    // The quota once more, however the stage ended and while its store still holds what it
+    // holds open: files it deleted but kept open vanish with the store, unseen by any later
+    // check.
+    let result = check_quota_at_end(
+        result,
+        &Quota::for_mounts(inv.mounts, inv.disk_bytes, inv.files),
+    );
     // Peers learn how this stage ended before anything else happens: readers see the end of
     // its streams, or its failure.
     if let Some((network, stage)) = &inv.ports {
@@ -261,6 +351,27 @@ pub fn run_stage_then(
     // A file operation the stage left in flight (it timed out) may still be running on the
     // runtime's blocking pool; it is not waited for.
     runtime.shutdown_timeout(Duration::from_millis(100));
+}
+
+/// A stage that ends over its quota fails with `disk-quota`, whatever else it ended with.
+fn check_quota_at_end(
+    result: Result<(), FailureReason>,
+    quota: &Quota,
+) -> Result<(), FailureReason> {
+    if matches!(&result, Err(r) if r.kind == FailureKind::DiskQuota) {
+        return result;
+    }
+    let Some(over) = quota.exceeded_at_end() else {
+        return result;
+    };
+    let mut message = over.to_string();
+    if let Err(earlier) = &result {
+        message.push_str(&format!(
+            "; the stage itself ended with: {}",
+            earlier.message
+        ));
+    }
+    Err(FailureReason::new(FailureKind::DiskQuota, message))
 }
 
 /// Runs the stage to its end and returns how it ended.

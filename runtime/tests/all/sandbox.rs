@@ -667,3 +667,106 @@ fn a_stage_leaving_too_many_files_fails() {
     assert_eq!(kind, FailureKind::DiskQuota, "{message}");
     assert!(message.contains("or 1000 entries"), "{message}");
 }
+
+/// Runs one `misbehave` stage with job parameters `params` added to its own.
+fn misbehave_with(
+    behaviour: &str,
+    requests: &str,
+    params: &[(&str, &str)],
+) -> (JobSummary, tempfile::TempDir) {
+    let dir = tempdir();
+    let payload = small_payload();
+    let pipeline = misbehave_pipeline(dir.path(), behaviour, requests);
+    run_pipeline(&pipeline, payload.path(), params)
+}
+
+fn victim_results(jobs: &tempfile::TempDir) -> std::path::PathBuf {
+    jobs.path().join("job/results/victim/results")
+}
+
+/// Directories nested past PATH_MAX (25 names of 200 characters, each made inside the last
+/// one opened) hide nothing from the quota: what lies at the bottom is counted, the stage
+/// fails with `disk-quota`, and none of it is left behind.
+#[test]
+fn results_nested_past_path_max_are_measured_and_removed() {
+    let (summary, jobs) = misbehave("deep-dirs", "disk: 10Mi");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::DiskQuota, "{message}");
+    assert!(message.contains("over its 10 MiB"), "{message}");
+    assert!(message.contains("its results were removed"), "{message}");
+    assert_eq!(
+        std::fs::read_dir(victim_results(&jobs)).unwrap().count(),
+        0,
+        "nothing of the stage is left"
+    );
+}
+
+/// Nesting deeper than the host walks fails the stage with `disk-quota`, naming the limit,
+/// and removes its results, even when they are small.
+#[test]
+fn results_nested_past_the_depth_limit_fail_and_are_removed() {
+    let (summary, jobs) = misbehave_with(
+        "deep-dirs",
+        "",
+        &[("levels", "300"), ("name-length", "4"), ("mb", "1")],
+    );
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::DiskQuota, "{message}");
+    assert!(
+        message.contains(&format!(
+            "nest directories deeper than {} levels",
+            ward::volumes::MAX_DEPTH
+        )),
+        "{message}"
+    );
+    assert!(message.contains("its results were removed"), "{message}");
+    assert_eq!(std::fs::read_dir(victim_results(&jobs)).unwrap().count(), 0);
+}
+
+/// A file the stage deleted but holds open still takes disk: it counts toward the quota,
+/// and once the stage is torn down the host holds nothing of it.
+#[test]
+fn a_deleted_file_held_open_counts_toward_the_quota() {
+    let (summary, jobs) = misbehave("unlinked-file", "disk: 10Mi");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::DiskQuota, "{message}");
+    assert!(message.contains("over its 10 MiB"), "{message}");
+    assert!(
+        message.contains("files it deleted but still holds open"),
+        "{message}"
+    );
+    let results = victim_results(&jobs).canonicalize().unwrap();
+    assert_eq!(
+        ward::volumes::held_deleted(&[results]).unwrap(),
+        ward::volumes::Held::default(),
+        "the host still holds the deleted file open"
+    );
+}
+
+/// Links that each pass a lexical check (`a -> .`, `l1 -> a/..`, `l2 -> l1/..`, …,
+/// `secret -> l6/etc/passwd`) but together lead out are found, removed and fail the stage
+/// with `escape`; the stage could not read through them.
+#[test]
+fn a_chain_of_links_leading_out_is_removed() {
+    let (summary, jobs) = misbehave("symlink-chain", "");
+    let (kind, message) = failure(&summary);
+    assert_eq!(kind, FailureKind::Escape, "{message}");
+    assert!(
+        message.contains("/results/secret -> l6/etc/passwd"),
+        "{message}"
+    );
+    assert!(message.contains("/results/l1 -> a/.."), "{message}");
+    let results = victim_results(&jobs);
+    for link in ["l1", "l2", "l3", "l4", "l5", "l6", "secret"] {
+        assert!(
+            std::fs::symlink_metadata(results.join(link)).is_err(),
+            "{link} is still there"
+        );
+    }
+    assert!(
+        std::fs::symlink_metadata(results.join("a")).is_ok(),
+        "a -> . stays"
+    );
+    let attempts = std::fs::read_to_string(results.join("attempts.txt")).unwrap();
+    assert!(attempts.contains("follow secret: refused"), "{attempts}");
+}

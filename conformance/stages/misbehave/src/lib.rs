@@ -7,6 +7,7 @@ use ward_stage_sdk::{context, failed, invalid_input, log_info, StageError, Volum
 
 mod attacks;
 mod blocking;
+mod hiding;
 
 struct Misbehave;
 
@@ -37,6 +38,9 @@ impl ward_stage_sdk::Guest for Misbehave {
             "huge-path" => attacks::huge_path(),
             "fill-disk" => attacks::fill_disk(),
             "many-files" => attacks::many_files(),
+            "deep-dirs" => hiding::deep_dirs(),
+            "unlinked-file" => hiding::unlinked_file(),
+            "symlink-chain" => hiding::symlink_chain(),
             "env" => report_environment(),
             "undeclared" => report_undeclared(),
             "sleep" => sleep(),
