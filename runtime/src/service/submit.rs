@@ -1,6 +1,6 @@
-//! Submitting a job: checked against the tenant's memory quota and the node's capacity,
-//! recorded, audited, and queued when asked. Used by the API and by the DICOM adapter when
-//! `ward serve` hosts it.
+//! Submitting a job: checked against the tenant's highest priority, memory quota and the
+//! node's capacity, recorded, audited, and queued when asked. Used by the API and by the
+//! DICOM adapter when `ward serve` hosts it.
 
 use super::api::{ApiError, Principal};
 use super::db::{JobRow, PipelineRow, Priority};
@@ -25,6 +25,20 @@ fn memory_need(pipeline: &crate::pipeline::Pipeline) -> u64 {
         .unwrap_or(0)
 }
 
+/// The refusal of a job asking for more than its tenant's `max-priority`.
+fn priority_not_allowed(tenant: &super::config::Tenant, asked: Priority) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "priority-not-allowed",
+        format!(
+            "tenant '{}' may submit jobs at priority '{}' at most; '{}' was asked",
+            tenant.name,
+            tenant.max_priority.name(),
+            asked.name()
+        ),
+    )
+}
+
 /// Creates a job of `pipeline` on payload `payload_id` for the caller's tenant, checked
 /// against the tenant's memory quota and the node's capacity, queued at once if `start`.
 pub fn new_job(
@@ -39,6 +53,9 @@ pub fn new_job(
     let parsed = stored_pipeline(service, &pipeline.name, &pipeline.yaml)
         .map_err(|why| ApiError::bad_request("invalid-pipeline", why))?;
     let tenant = service.config.tenant(&principal.tenant).cloned();
+    if let Some(t) = tenant.as_ref().filter(|t| priority > t.max_priority) {
+        return Err(priority_not_allowed(t, priority));
+    }
     if let Some(big) = parsed.stages.iter().find(|s| {
         tenant
             .as_ref()
