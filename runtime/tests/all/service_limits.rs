@@ -501,3 +501,85 @@ fn an_unkeyed_trail_from_before_keying_verifies_and_is_anchored_on_start() {
         .unwrap();
     assert_eq!(action, "audit.anchored");
 }
+
+#[test]
+fn connections_over_the_limit_are_closed_and_the_service_answers_once_they_go() {
+    let server = Server::start_in(
+        tempdir(),
+        2,
+        "4Gi",
+        2,
+        "http: {header-timeout: 10m, max-connections: 4}",
+        "http",
+    );
+    let address = server.url.trim_start_matches("http://").to_string();
+    // Each held slot is seen taken once the server has answered on it.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(&address).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: ward\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(
+            &buf, b"HTTP/1.1 200",
+            "a slot is given while there are some"
+        );
+        held.push(s);
+    }
+    let mut over = TcpStream::connect(&address).unwrap();
+    let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: ward\r\n\r\n");
+    assert!(
+        closed_by_server(&mut over, Instant::now() + Duration::from_secs(60)),
+        "the fifth connection is closed"
+    );
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let r = ureq::get(&format!("{}/metrics", server.url))
+            .set("Authorization", &format!("Bearer {METRICS}"))
+            .call();
+        if let Ok(r) = r {
+            break r.into_string().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service does not answer: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        figure(&text, "ward_api_connections_refused_total") >= 1,
+        "{text}"
+    );
+}
+
+#[test]
+fn an_audit_key_file_that_cannot_be_read_stops_the_service() {
+    let dir = tempdir();
+    let config = dir.path().join("serve.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0
+state: state
+components: .
+audit-key-file: keys/audit.key
+tenants:
+  - name: clinic
+    tokens: [{{name: op, role: operator, sha256: {}}}]
+",
+            hash("clinic-token")
+        ),
+    )
+    .unwrap();
+    let said = serve_refuses(&config);
+    assert!(
+        said.contains(&dir.path().join("keys/audit.key").display().to_string()),
+        "{said}"
+    );
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/audit.key"), "short").unwrap();
+    let said = serve_refuses(&config);
+    assert!(said.contains("at least 32 are needed"), "{said}");
+}
