@@ -202,6 +202,12 @@ impl Head {
                 })
             }
         };
+        // Written by rename, never in place: an empty file is what a power cut can leave of
+        // a rename whose data had not reached the disk; it is no head, as if none were kept.
+        if text.trim().is_empty() {
+            tracing::warn!(head = %path.display(), "the audit head file is empty; taken as missing");
+            return Ok(None);
+        }
         let bad = |message: &str| AuditSetupError::Head {
             path: path.to_path_buf(),
             message: message.to_string(),
