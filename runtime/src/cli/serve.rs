@@ -1,12 +1,12 @@
-//! `ward serve --config FILE`: the job service; `ward audit verify`: check its audit trail;
-//! `ward token hash`: the hash a token is configured by.
+//! `ward serve --config FILE`: the job service; `ward audit verify` / `ward audit head`: check
+//! its audit trail, print its head; `ward token hash`: the hash a token is configured by.
 
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
 use ward::engine::{Engine, EngineOptions};
 use ward::service::config::{token_hash, ServeConfig};
-use ward::service::{api, audit, db::Db, Service};
+use ward::service::{api, audit, db::Db, http, Service};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -40,51 +40,123 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let address = listener.local_addr()?;
+        let limits = service.config.http.clone();
+        let router = api::router(service.clone());
         match tls {
             Some(acceptor) => {
                 out!("ward serve: listening on https://{address}");
                 let listener = ward::service::tls::TlsListener::new(listener, acceptor)?;
-                axum::serve(listener, api::router(service))
-                    .await
-                    .context("serving HTTPS")
+                http::serve(listener, router, limits, service).await;
             }
             None => {
                 out!("ward serve: listening on http://{address}");
-                axum::serve(listener, api::router(service))
-                    .await
-                    .context("serving HTTP")
+                http::serve(listener, router, limits, service).await;
             }
         }
+        anyhow::Ok(())
     })?;
     Ok(0)
 }
 
 #[derive(clap::Subcommand)]
 pub enum AuditCommand {
-    /// Recomputes the audit trail's hash chain and names the first record that breaks it.
+    /// Recomputes the audit trail's chain under its key, checks that it reaches the head kept
+    /// beside the database (and `--head`), and names the first record that breaks it.
     Verify {
-        /// The service's state directory (holding ward.db).
+        #[command(flatten)]
+        trail: TrailArgs,
+        /// A head printed earlier by `ward audit head` (SEQ:HASH) and kept elsewhere: the
+        /// trail must still hold that record, unchanged.
         #[arg(long)]
-        state: PathBuf,
+        head: Option<String>,
     },
+    /// Prints the audit trail's head (SEQ:HASH) for an operator to keep elsewhere.
+    Head {
+        #[command(flatten)]
+        trail: TrailArgs,
+    },
+}
+
+/// Where the audit trail and its key are.
+#[derive(clap::Args)]
+pub struct TrailArgs {
+    /// The service's configuration: its state directory and `audit-key-file`.
+    #[arg(long, conflicts_with = "state")]
+    config: Option<PathBuf>,
+    /// The service's state directory (holding ward.db and audit.head).
+    #[arg(long, required_unless_present = "config")]
+    state: Option<PathBuf>,
+    /// The audit key (default: `audit.key` in the state directory, when there is one).
+    #[arg(long)]
+    key: Option<PathBuf>,
+}
+
+impl TrailArgs {
+    /// The state directory and the key (none for a trail no keyed service has opened).
+    fn resolve(&self) -> anyhow::Result<(PathBuf, Option<Vec<u8>>)> {
+        let (state, configured) = match (&self.config, &self.state) {
+            (Some(config), _) => {
+                let c = ServeConfig::load(config)?;
+                (c.state, c.audit_key_file)
+            }
+            (None, Some(state)) => (state.clone(), None),
+            (None, None) => anyhow::bail!("give --config or --state"),
+        };
+        let generated = audit::generated_key_path(&state);
+        let key = match self.key.clone().or(configured) {
+            Some(path) => Some(audit::read_key(&path)?),
+            None if generated.exists() => Some(audit::read_key(&generated)?),
+            None => None,
+        };
+        Ok((state, key))
+    }
 }
 
 pub fn audit(cmd: AuditCommand) -> anyhow::Result<i32> {
     match cmd {
-        AuditCommand::Verify { state } => {
+        AuditCommand::Verify { trail, head } => {
+            let anchor = head
+                .as_deref()
+                .map(audit::parse_anchor)
+                .transpose()
+                .map_err(|why| anyhow::anyhow!("--head: {why}"))?;
+            let (state, key) = trail.resolve()?;
             let path = state.join("ward.db");
             anyhow::ensure!(path.is_file(), "{}: no state database", path.display());
             let db = Db::open(&path)?;
-            match audit::verify(&db) {
-                Ok(n) => {
-                    out!("audit trail intact: {n} records");
+            match audit::verify(&db, &state, key.as_deref(), anchor) {
+                Ok(v) => {
+                    let how = match (&v.head, key.is_some()) {
+                        (Some(h), _) => format!(
+                            "keyed, head {} ({} unkeyed from before keying)",
+                            h.anchor(),
+                            v.unkeyed
+                        ),
+                        (None, true) => "keyed, empty".into(),
+                        (None, false) => {
+                            "unkeyed (no keyed service has opened it yet): a rewrite of the whole chain would not be found".into()
+                        }
+                    };
+                    out!("audit trail intact: {} records, {how}", v.records);
                     Ok(0)
                 }
-                Err(e) => {
+                Err(
+                    e @ (audit::AuditSetupError::Broken(_) | audit::AuditSetupError::Head { .. }),
+                ) => {
                     out!("audit trail broken: {e}");
                     Ok(super::EXIT_FAILED)
                 }
+                Err(e) => Err(e.into()),
             }
+        }
+        AuditCommand::Head { trail } => {
+            let (state, key) = trail.resolve()?;
+            let key = key.context("the audit trail has no key, so no head")?;
+            let path = audit::head_path(&state);
+            let head = audit::Head::read(&key, &path)?
+                .with_context(|| format!("{}: no audit head", path.display()))?;
+            out!("{}", head.anchor());
+            Ok(0)
         }
     }
 }

@@ -9,13 +9,34 @@
 //! max-upload: 4Gi
 //! tls: {certificate: cert.pem, key: key.pem}   # PEM; without it the API is plain HTTP
 //! dicom: adapter.yaml             # host the DICOM adapter; its routes name their `tenant`
+//! http: {header-timeout: 20s, idle-timeout: 5m, max-connections: 1024}
+//! audit-key-file: /etc/ward/audit.key   # keys the audit chain (HMAC-SHA256)
+//! metrics:                        # who may scrape /metrics for the whole node
+//!   tokens: [{name: prometheus, sha256: 2c26b4…}]
 //! tenants:
 //!   - name: radiology
 //!     tokens:                     # SHA-256 of each token, never the token itself
 //!       - {name: ci, role: operator, sha256: 9f86d0…, expires: 1798761600}
 //!     quotas: {concurrent-jobs: 2, memory: 8Gi, storage: 100Gi, gpu-memory: 4Gi}
+//!     max-priority: higher        # the highest priority its jobs may ask for
 //!     stow: {pipelines: [ct-segmentation], priority: higher}   # run on STOW-RS uploads
 //! ```
+//!
+//! - `http`: a connection must send a request's whole header within `header-timeout` (also
+//!   the longest a kept-alive connection may wait idle for its next request); a connection on
+//!   which no byte moves either way for `idle-timeout` is closed, even mid-request (a body
+//!   trickled in slower than that); at most `max-connections` are open at once, and the ones
+//!   over it are closed as soon as they are accepted.
+//! - `max-priority` (default `higher`): a job asking for more is refused with 403
+//!   `priority-not-allowed`; a tenant whose `stow.priority` is above it is refused here.
+//!   `immediate` sorts before the fairness between tenants, so it is given only where meant.
+//! - `/metrics` needs a token: a `metrics` token sees the node's figures and every tenant's;
+//!   a tenant's admin token sees that tenant's figures only; anyone else gets 401 or 403.
+//! - `audit-key-file`: the key (at least 32 bytes, read as they are) of the audit chain's
+//!   HMAC-SHA256, kept outside the database; `ward serve` refuses to start when it is named
+//!   but cannot be read. Without it, `ward serve` generates a key once in the state directory
+//!   (`audit.key`, mode 0600): that detects a database rewritten on its own, but not by whoever
+//!   can also read the state directory, so a key kept elsewhere is the one to configure.
 
 use crate::pipeline::quantity::parse_bytes;
 use serde::Deserialize;
@@ -36,7 +57,37 @@ struct File {
     /// The DICOM adapter's configuration file, to host it in this service.
     #[serde(default)]
     dicom: Option<String>,
+    #[serde(default)]
+    http: Option<HttpFile>,
+    #[serde(default)]
+    audit_key_file: Option<String>,
+    #[serde(default)]
+    metrics: Option<MetricsFile>,
     tenants: Vec<TenantFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct HttpFile {
+    #[serde(default)]
+    header_timeout: Option<String>,
+    #[serde(default)]
+    idle_timeout: Option<String>,
+    #[serde(default)]
+    max_connections: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct MetricsFile {
+    tokens: Vec<MetricsTokenFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct MetricsTokenFile {
+    name: String,
+    sha256: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +115,8 @@ struct TenantFile {
     quotas: Option<QuotaFile>,
     #[serde(default)]
     stow: Option<StowFile>,
+    #[serde(default)]
+    max_priority: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +194,28 @@ pub struct Tenant {
     /// priority: the DICOMweb counterpart of an AE route.
     pub stow_pipelines: Vec<String>,
     pub stow_priority: super::db::Priority,
+    /// The highest priority the tenant's jobs may ask for.
+    pub max_priority: super::db::Priority,
+}
+
+/// The API server's bounds on connections.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// How long a request's header may take to arrive (and a kept-alive connection may wait
+    /// for its next request).
+    pub header_timeout: std::time::Duration,
+    /// How long a connection may stay open with no byte moving either way.
+    pub idle_timeout: std::time::Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+}
+
+/// A token that may read the whole node's `/metrics`.
+#[derive(Debug, Clone)]
+pub struct MetricsToken {
+    pub name: String,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +232,10 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The DICOM adapter's configuration, when this service hosts it.
     pub dicom: Option<PathBuf>,
+    pub http: HttpLimits,
+    /// The audit chain's key; without it, `audit.key` in the state directory.
+    pub audit_key_file: Option<PathBuf>,
+    pub metrics_tokens: Vec<MetricsToken>,
     pub tenants: Vec<Tenant>,
 }
 
@@ -311,17 +390,86 @@ impl ServeConfig {
                     super::db::Priority::Normal
                 }),
             };
+            let max_priority = match t.max_priority.as_deref() {
+                None => super::db::Priority::Higher,
+                Some(p) => super::db::Priority::parse(p).unwrap_or_else(|| {
+                    problems.push(format!(
+                        "tenant '{}': max-priority '{p}' must be lower, normal, higher or immediate",
+                        t.name
+                    ));
+                    super::db::Priority::Higher
+                }),
+            };
+            if stow_priority > max_priority {
+                problems.push(format!(
+                    "tenant '{}': stow priority '{}' is above the tenant's max-priority '{}'",
+                    t.name,
+                    stow_priority.name(),
+                    max_priority.name()
+                ));
+            }
             tenants.push(Tenant {
                 name: t.name,
                 tokens,
                 quotas,
                 stow_pipelines: t.stow.map(|s| s.pipelines).unwrap_or_default(),
                 stow_priority,
+                max_priority,
             });
         }
+        let mut metrics_tokens = Vec::new();
+        for tok in file.metrics.map(|m| m.tokens).unwrap_or_default() {
+            if !(tok.sha256.len() == 64 && tok.sha256.chars().all(|c| c.is_ascii_hexdigit())) {
+                problems.push(format!(
+                    "metrics token '{}': sha256 must be 64 hex digits (the token's SHA-256, never the token)",
+                    tok.name
+                ));
+            }
+            metrics_tokens.push(MetricsToken {
+                name: tok.name,
+                sha256: tok.sha256.to_ascii_lowercase(),
+            });
+        }
+        let h = file.http.as_ref();
+        let duration =
+            |what: &str, v: Option<&String>, default: u64, problems: &mut Vec<String>| match v
+                .map(|v| crate::pipeline::quantity::parse_duration(v))
+            {
+                None => std::time::Duration::from_secs(default),
+                Some(Ok(d)) if !d.is_zero() => d,
+                Some(Ok(_)) => {
+                    problems.push(format!("{what} must be above 0"));
+                    std::time::Duration::from_secs(default)
+                }
+                Some(Err(why)) => {
+                    problems.push(format!("{what} {why}"));
+                    std::time::Duration::from_secs(default)
+                }
+            };
+        let http = HttpLimits {
+            header_timeout: duration(
+                "http.header-timeout",
+                h.and_then(|h| h.header_timeout.as_ref()),
+                20,
+                &mut problems,
+            ),
+            idle_timeout: duration(
+                "http.idle-timeout",
+                h.and_then(|h| h.idle_timeout.as_ref()),
+                300,
+                &mut problems,
+            ),
+            max_connections: count(
+                "http.max-connections",
+                h.and_then(|h| h.max_connections.as_ref()),
+                1024,
+                &mut problems,
+            ),
+        };
         let all: Vec<&str> = tenants
             .iter()
             .flat_map(|t| t.tokens.iter().map(|k| k.sha256.as_str()))
+            .chain(metrics_tokens.iter().map(|k| k.sha256.as_str()))
             .collect();
         if (1..all.len()).any(|i| all[..i].contains(&all[i])) {
             problems.push("two tokens have the same hash".into());
@@ -340,6 +488,9 @@ impl ServeConfig {
                 .tls
                 .map(|t| (base.join(t.certificate), base.join(t.key))),
             dicom: file.dicom.map(|d| base.join(d)),
+            http,
+            audit_key_file: file.audit_key_file.map(|k| base.join(k)),
+            metrics_tokens,
             tenants,
         })
     }

@@ -108,6 +108,16 @@ impl Priority {
             _ => return None,
         })
     }
+
+    /// The name the configuration and the API use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Lower => "lower",
+            Priority::Normal => "normal",
+            Priority::Higher => "higher",
+            Priority::Immediate => "immediate",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -535,6 +545,16 @@ impl Db {
     }
 
     /// Counts of jobs by state, for the metrics.
+    /// Jobs by tenant and state.
+    pub fn job_counts_by_tenant(&self) -> Result<Vec<(String, String, i64)>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT tenant, state, COUNT(*) FROM jobs GROUP BY tenant, state ORDER BY tenant, state",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn job_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
         let conn = self.lock();
         let mut stmt =

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod config;
 pub mod db;
 pub mod dicom;
+pub mod http;
 mod scheduler;
 pub mod submit;
 pub mod tls;
@@ -34,6 +35,10 @@ pub struct Service {
     pub metrics: Mutex<Metrics>,
     /// The DICOM adapter's configuration, when this service hosts it.
     pub dicom: Option<crate::dicom::config::AdapterConfig>,
+    /// The audit chain's key and head.
+    audit_chain: audit::Chain,
+    /// Refused and unauthenticated requests, counted before they reach the audit trail.
+    pub refusals: api::refusals::Refusals,
 }
 
 /// Counters for `/metrics` that the database does not hold.
@@ -44,6 +49,12 @@ pub struct Metrics {
     pub payloads_uploaded: u64,
     pub bytes_uploaded: u64,
     pub api_requests: u64,
+    /// Requests answered 401: no valid token.
+    pub api_unauthorized: u64,
+    /// Requests answered 403: a token without the right to it.
+    pub api_forbidden: u64,
+    /// Connections closed on accept because `http.max-connections` were open.
+    pub connections_refused: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +63,8 @@ pub enum ServiceError {
     Db(#[from] DbError),
     #[error(transparent)]
     Dicom(#[from] crate::dicom::config::ConfigError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditSetupError),
     #[error("the DICOM adapter's route {ae}: {message}")]
     Route { ae: String, message: String },
     #[error("{}: {source}", path.display())]
@@ -81,6 +94,16 @@ impl Service {
         };
         for route in dicom.iter().flat_map(|d| &d.routes) {
             match &route.tenant {
+                // Jobs received by DIMSE run at `normal`.
+                Some(t) if config.tenant(t).is_some_and(|t| t.max_priority < db::Priority::Normal) => {
+                    return Err(ServiceError::Route {
+                        ae: route.ae_title.clone(),
+                        message: format!(
+                            "{}: its jobs run at priority 'normal', above tenant '{t}''s max-priority 'lower'",
+                            config.dicom.as_deref().unwrap_or(std::path::Path::new("-")).display()
+                        ),
+                    })
+                }
                 Some(t) if config.tenant(t).is_some() => {}
                 Some(t) => {
                     return Err(ServiceError::Route {
@@ -96,10 +119,15 @@ impl Service {
                 }
             }
         }
+        let audit_key =
+            audit::load_or_generate_key(config.audit_key_file.as_deref(), &config.state)?;
+        let audit_chain = audit::Chain::open(&db, audit_key, &config.state)?;
         let service = Arc::new(Service {
             dicom,
             config,
             db,
+            audit_chain,
+            refusals: api::refusals::Refusals::default(),
             engine,
             wake: (Mutex::new(false), Condvar::new()),
             cancels: Mutex::new(HashMap::new()),
@@ -131,6 +159,7 @@ impl Service {
                 tracing::warn!(job = %job.id, "the job was running when the service stopped; it runs again from its payload");
                 audit::append(
                     &self.db,
+                    &self.audit_chain,
                     &job.tenant,
                     "ward",
                     "job.requeued",
@@ -167,9 +196,22 @@ impl Service {
     /// Records an event in the audit trail; a failure to record is logged (the state change
     /// it records has happened).
     pub fn audit(&self, tenant: &str, principal: &str, action: &str, object: &str, detail: &str) {
-        if let Err(e) = audit::append(&self.db, tenant, principal, action, object, detail) {
+        if let Err(e) = audit::append(
+            &self.db,
+            &self.audit_chain,
+            tenant,
+            principal,
+            action,
+            object,
+            detail,
+        ) {
             tracing::error!(error = %e, action, object, "cannot write the audit trail");
         }
+    }
+
+    /// The counters for `/metrics`.
+    pub fn metrics(&self) -> std::sync::MutexGuard<'_, Metrics> {
+        self.metrics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Wakes the scheduler.
@@ -198,5 +240,15 @@ impl Service {
             .name("scheduler".into())
             .spawn(move || scheduler::run(me))
             .expect("the scheduler thread starts");
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("audit-refusals".into())
+            .spawn(move || loop {
+                std::thread::sleep(api::refusals::FLUSH_EVERY);
+                for due in me.refusals.due(std::time::Instant::now()) {
+                    due.record(&me);
+                }
+            })
+            .expect("the refusal recorder thread starts");
     }
 }

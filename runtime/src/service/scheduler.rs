@@ -119,6 +119,7 @@ mod tests {
             },
             stow_pipelines: Vec::new(),
             stow_priority: Priority::Normal,
+            max_priority: Priority::Higher,
         };
         ServeConfig {
             listen: String::new(),
@@ -129,6 +130,13 @@ mod tests {
             max_upload: 0,
             tls: None,
             dicom: None,
+            http: crate::service::config::HttpLimits {
+                header_timeout: std::time::Duration::from_secs(20),
+                idle_timeout: std::time::Duration::from_secs(300),
+                max_connections: 1024,
+            },
+            audit_key_file: None,
+            metrics_tokens: Vec::new(),
             tenants: vec![tenant("a"), tenant("b")],
         }
     }

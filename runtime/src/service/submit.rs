@@ -1,7 +1,6 @@
-//! Submitting a job: checked against the tenant's memory quota and the node's capacity
-//! (its stages' memory and its port channels' budget),
-//! recorded, audited, and queued when asked. Used by the API and by the DICOM adapter when
-//! `ward serve` hosts it.
+//! Submitting a job: checked against the tenant's highest priority and memory quota and the
+//! node's capacity (its stages' memory and its port channels' budget), recorded, audited,
+//! and queued when asked. Used by the API and by the DICOM adapter when `ward serve` hosts it.
 
 use super::api::{ApiError, Principal};
 use super::db::{JobRow, PipelineRow, Priority};
@@ -9,6 +8,20 @@ use super::scheduler::job_memory;
 use super::worker::stored_pipeline;
 use super::Service;
 use axum::http::StatusCode;
+
+/// The refusal of a job asking for more than its tenant's `max-priority`.
+fn priority_not_allowed(tenant: &super::config::Tenant, asked: Priority) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "priority-not-allowed",
+        format!(
+            "tenant '{}' may submit jobs at priority '{}' at most; '{}' was asked",
+            tenant.name,
+            tenant.max_priority.name(),
+            asked.name()
+        ),
+    )
+}
 
 /// Creates a job of `pipeline` on payload `payload_id` for the caller's tenant, checked
 /// against the tenant's memory quota and the node's capacity, queued at once if `start`.
@@ -24,6 +37,9 @@ pub fn new_job(
     let parsed = stored_pipeline(service, &pipeline.name, &pipeline.yaml)
         .map_err(|why| ApiError::bad_request("invalid-pipeline", why))?;
     let tenant = service.config.tenant(&principal.tenant).cloned();
+    if let Some(t) = tenant.as_ref().filter(|t| priority > t.max_priority) {
+        return Err(priority_not_allowed(t, priority));
+    }
     if let Some(big) = parsed.stages.iter().find(|s| {
         tenant
             .as_ref()

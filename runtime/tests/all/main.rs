@@ -14,6 +14,7 @@ mod ports;
 mod real_dicom;
 mod sandbox;
 mod service;
+mod service_limits;
 mod streaming;
 mod support;
 mod validation;

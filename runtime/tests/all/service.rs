@@ -14,8 +14,10 @@ pub const RAD_VIEW: &str = "rad-viewer-token";
 pub const CARD_OP: &str = "cardio-operator-token";
 /// A cardio token that expired in 2001.
 pub const EXPIRED: &str = "cardio-expired-token";
+/// The node's metrics scraper.
+pub const METRICS: &str = "node-metrics-token";
 
-fn hash(token: &str) -> String {
+pub fn hash(token: &str) -> String {
     ward::service::config::token_hash(token)
 }
 
@@ -29,9 +31,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// A service with tenants `radiology` (admin, operator, viewer tokens) and `cardio`
-    /// (one operator token, at most `cardio_jobs` jobs at once), `jobs` job slots and
-    /// `memory` of capacity.
+    /// A service with tenants `radiology` (admin, operator, viewer tokens; may submit at
+    /// `immediate`) and `cardio` (one operator token, at most `cardio_jobs` jobs at once, up
+    /// to `higher`), a `metrics` token, `jobs` job slots and `memory` of capacity.
     pub fn start(jobs: usize, memory: &str, cardio_jobs: usize) -> Server {
         Server::start_in(tempdir(), jobs, memory, cardio_jobs, "", "http")
     }
@@ -55,9 +57,11 @@ state: state
 components: {components}
 capacity: {{memory: {memory}, jobs: {jobs}}}
 max-upload: 1Mi
+metrics: {{tokens: [{{name: prometheus, sha256: {m}}}]}}
 {extra}
 tenants:
   - name: radiology
+    max-priority: immediate
     tokens:
       - {{name: admin, role: admin, sha256: {a}}}
       - {{name: operator, role: operator, sha256: {o}}}
@@ -75,6 +79,7 @@ tenants:
                 v = hash(RAD_VIEW),
                 c = hash(CARD_OP),
                 x = hash(EXPIRED),
+                m = hash(METRICS),
             ),
         )
         .unwrap();
@@ -271,15 +276,7 @@ fn a_job_goes_from_upload_to_results_through_the_api() {
     let (code, list) = server.call("GET", "/v1/jobs?page_size=1", Some(RAD_VIEW), None);
     assert_eq!(code, 200);
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
-    let metrics = String::from_utf8(
-        ureq::get(&format!("{}/metrics", server.url))
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap()
-            .into_bytes(),
-    )
-    .unwrap();
+    let metrics = String::from_utf8(server.bytes("/metrics", METRICS)).unwrap();
     assert!(
         metrics.contains("ward_jobs{state=\"succeeded\"} 1"),
         "{metrics}"

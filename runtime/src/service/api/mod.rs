@@ -1,21 +1,25 @@
 //! The REST API: every route under `/v1` is scoped to the tenant of the caller's token
 //! (another tenant's object answers 404, as if it did not exist), errors are JSON with a
-//! stable code, and every call lands in the audit trail.
+//! stable code, and every call lands in the audit trail: one record per call of a valid
+//! token; refused calls (401, 403) and calls without a valid token are counted in
+//! `/metrics` and recorded at most once a minute per source (see `refusals`).
 
 mod jobs;
 mod ops;
 mod payloads;
 mod pipelines;
+pub mod refusals;
 mod stow;
 
 use super::config::Role;
 use super::Service;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{request::Parts, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 /// Who is calling: a token of a tenant.
@@ -114,12 +118,35 @@ impl FromRequestParts<Arc<Service>> for Principal {
     }
 }
 
+/// A caller with a `metrics` token: may read the whole node's `/metrics`.
+#[derive(Debug, Clone)]
+pub struct MetricsScraper {
+    pub name: String,
+}
+
+/// The bearer token of a request, if any.
+fn bearer(req: &Request) -> Option<&str> {
+    let header = req.headers().get(axum::http::header::AUTHORIZATION)?;
+    Some(header.to_str().ok()?.strip_prefix("Bearer ")?.trim())
+}
+
+/// The metrics scraper whose token the request carries.
+fn scraper_of(service: &Service, req: &Request) -> Option<MetricsScraper> {
+    let hash = super::config::token_hash(bearer(req)?);
+    service
+        .config
+        .metrics_tokens
+        .iter()
+        .find(|k| k.sha256 == hash)
+        .map(|k| MetricsScraper {
+            name: k.name.clone(),
+        })
+}
+
 /// The caller's principal, from the bearer token (compared by its SHA-256; the token itself
 /// is never stored or logged).
 fn principal_of(service: &Service, req: &Request) -> Option<Principal> {
-    let header = req.headers().get(axum::http::header::AUTHORIZATION)?;
-    let token = header.to_str().ok()?.strip_prefix("Bearer ")?.trim();
-    let hash = super::config::token_hash(token);
+    let hash = super::config::token_hash(bearer(req)?);
     let now = super::db::now();
     // An expired token is no principal.
     service.config.tenants.iter().find_map(|t| {
@@ -141,27 +168,56 @@ async fn authenticate_and_audit(
     next: Next,
 ) -> Response {
     let principal = principal_of(&service, &req);
+    let scraper = scraper_of(&service, &req);
     let action = format!("{} {}", req.method(), req.uri().path());
+    let address = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     // Probes and scrapes (every few seconds) would drown the trail; they change nothing.
     let probe = matches!(req.uri().path(), "/healthz" | "/metrics" | "/openapi.json");
     if let Some(p) = &principal {
         req.extensions_mut().insert(p.clone());
     }
+    if let Some(s) = &scraper {
+        req.extensions_mut().insert(s.clone());
+    }
     let response = next.run(req).await;
-    service
-        .metrics
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .api_requests += 1;
+    let status = response.status();
+    {
+        let mut m = service.metrics();
+        m.api_requests += 1;
+        match status {
+            StatusCode::UNAUTHORIZED => m.api_unauthorized += 1,
+            StatusCode::FORBIDDEN => m.api_forbidden += 1,
+            _ => {}
+        }
+    }
+    let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+    if probe && !refused {
+        return response;
+    }
     let (tenant, name) = principal
         .as_ref()
         .map_or(("-", "anonymous"), |p| (p.tenant.as_str(), p.name.as_str()));
-    if probe {
+    let (tenant, name) = (tenant.to_string(), name.to_string());
+    let service2 = service.clone();
+    if refused || principal.is_none() {
+        let source = refusals::Source {
+            address,
+            tenant,
+            principal: name,
+            status: status.as_u16(),
+        };
+        if let Some(due) = service
+            .refusals
+            .refused(source, &action, std::time::Instant::now())
+        {
+            let _ = tokio::task::spawn_blocking(move || due.record(&service2)).await;
+        }
         return response;
     }
-    let status = response.status().as_u16().to_string();
-    let service2 = service.clone();
-    let (tenant, name) = (tenant.to_string(), name.to_string());
+    let status = status.as_u16().to_string();
     // SQLite work off the async threads.
     let _ = tokio::task::spawn_blocking(move || {
         service2.audit(&tenant, &name, "api", &action, &status)

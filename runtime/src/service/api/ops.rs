@@ -1,10 +1,10 @@
 //! Operations: health, Prometheus metrics, the OpenAPI document, the tenant's audit trail.
 
-use super::{blocking, ApiError, Principal};
+use super::{blocking, ApiError, MetricsScraper, Principal};
 use crate::service::config::Role;
 use crate::service::{audit, Service};
-use axum::extract::State;
-use axum::http::header;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -26,40 +26,104 @@ pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-pub async fn metrics(State(service): State<Arc<Service>>) -> Result<Response, ApiError> {
+/// Prometheus figures. A `metrics` token sees the node's figures and every tenant's; a
+/// tenant's admin sees that tenant's only; other tokens get 403, no token 401.
+pub async fn metrics(
+    State(service): State<Arc<Service>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let node = req.extensions().get::<MetricsScraper>().is_some();
+    let tenant = match req.extensions().get::<Principal>() {
+        _ if node => None,
+        Some(p) => {
+            p.require(Role::Admin)?;
+            Some(p.tenant.clone())
+        }
+        None => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "/metrics needs a metrics token or a tenant's admin token: Authorization: Bearer <token>",
+            ))
+        }
+    };
     blocking(move || {
         let mut out = String::new();
-        out.push_str("# HELP ward_jobs Jobs by state.\n# TYPE ward_jobs gauge\n");
-        let counts = service.db.job_counts()?;
-        for state in ["created", "queued", "running", "succeeded", "failed", "cancelled"] {
-            let n = counts
-                .iter()
-                .find(|(s, _)| s == state)
-                .map_or(0, |(_, n)| *n);
-            let _ = writeln!(out, "ward_jobs{{state=\"{state}\"}} {n}");
+        if node {
+            node_metrics(&service, &mut out)?;
         }
-        let queued = counts
+        let by_tenant = service.db.job_counts_by_tenant()?;
+        out.push_str(
+            "# HELP ward_tenant_jobs Jobs of a tenant by state.\n# TYPE ward_tenant_jobs gauge\n",
+        );
+        let tenants = service
+            .config
+            .tenants
             .iter()
-            .find(|(s, _)| s == "queued")
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(
-            out,
-            "# HELP ward_queue_depth Jobs waiting to run.\n# TYPE ward_queue_depth gauge\nward_queue_depth {queued}"
-        );
-        let m = service.metrics.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(
-            out,
-            "# HELP ward_stage_duration_seconds Time stages ran.\n# TYPE ward_stage_duration_seconds summary\nward_stage_duration_seconds_sum {}\nward_stage_duration_seconds_count {}",
-            m.stage_seconds_sum, m.stages_finished
-        );
-        let _ = writeln!(
-            out,
-            "# HELP ward_payloads_ingested_total Payloads received.\n# TYPE ward_payloads_ingested_total counter\nward_payloads_ingested_total {}\n# HELP ward_ingested_bytes_total Bytes of payloads received.\n# TYPE ward_ingested_bytes_total counter\nward_ingested_bytes_total {}\n# HELP ward_api_requests_total API requests answered.\n# TYPE ward_api_requests_total counter\nward_api_requests_total {}",
-            m.payloads_uploaded, m.bytes_uploaded, m.api_requests
-        );
+            .filter(|t| tenant.as_ref().is_none_or(|name| *name == t.name));
+        for t in tenants {
+            for state in STATES {
+                let n = by_tenant
+                    .iter()
+                    .find(|(tn, s, _)| *tn == t.name && s == state)
+                    .map_or(0, |(_, _, n)| *n);
+                let _ = writeln!(
+                    out,
+                    "ward_tenant_jobs{{tenant=\"{}\",state=\"{state}\"}} {n}",
+                    t.name
+                );
+            }
+        }
         Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
     })
     .await
+}
+
+const STATES: [&str; 6] = [
+    "created",
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+];
+
+/// The figures of the whole node, for `metrics` tokens only.
+fn node_metrics(service: &Service, out: &mut String) -> Result<(), ApiError> {
+    out.push_str("# HELP ward_jobs Jobs by state.\n# TYPE ward_jobs gauge\n");
+    let counts = service.db.job_counts()?;
+    for state in STATES {
+        let n = counts
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "ward_jobs{{state=\"{state}\"}} {n}");
+    }
+    let queued = counts
+        .iter()
+        .find(|(s, _)| s == "queued")
+        .map_or(0, |(_, n)| *n);
+    let _ = writeln!(
+        out,
+        "# HELP ward_queue_depth Jobs waiting to run.\n# TYPE ward_queue_depth gauge\nward_queue_depth {queued}"
+    );
+    let m = service.metrics();
+    let _ = writeln!(
+        out,
+        "# HELP ward_stage_duration_seconds Time stages ran.\n# TYPE ward_stage_duration_seconds summary\nward_stage_duration_seconds_sum {}\nward_stage_duration_seconds_count {}",
+        m.stage_seconds_sum, m.stages_finished
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ward_payloads_ingested_total Payloads received.\n# TYPE ward_payloads_ingested_total counter\nward_payloads_ingested_total {}\n# HELP ward_ingested_bytes_total Bytes of payloads received.\n# TYPE ward_ingested_bytes_total counter\nward_ingested_bytes_total {}\n# HELP ward_api_requests_total API requests answered.\n# TYPE ward_api_requests_total counter\nward_api_requests_total {}",
+        m.payloads_uploaded, m.bytes_uploaded, m.api_requests
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ward_api_unauthorized_total API requests refused for want of a valid token (401).\n# TYPE ward_api_unauthorized_total counter\nward_api_unauthorized_total {}\n# HELP ward_api_forbidden_total API requests refused to the caller's token (403).\n# TYPE ward_api_forbidden_total counter\nward_api_forbidden_total {}\n# HELP ward_api_connections_refused_total API connections closed because http.max-connections were open.\n# TYPE ward_api_connections_refused_total counter\nward_api_connections_refused_total {}",
+        m.api_unauthorized, m.api_forbidden, m.connections_refused
+    );
+    Ok(())
 }
 
 /// The caller's tenant's audit records (admins only).
