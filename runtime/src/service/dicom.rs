@@ -74,13 +74,21 @@ impl PayloadHandler for ServiceIntake {
             name: format!("dicom:{calling}"),
             role: Role::Operator,
         };
+        // The association's instances count against the tenant's storage quota; over it,
+        // the whole payload is refused and nothing already stored changes.
+        let (files, bytes) = usage(payload);
+        let mut reservation = service.reserve_storage(&tenant);
+        if let Err(over) = reservation.grow(bytes) {
+            tracing::error!(ae = %route.ae_title, calling = %calling, tenant = %tenant, bytes, reason = %over, "the received payload is over the tenant's storage quota; it is not kept");
+            let _ = std::fs::remove_dir_all(payload);
+            return;
+        }
         let stored = (|| -> Result<(), String> {
             service
                 .db
                 .begin_payload(&tenant, &id)
                 .map_err(|e| e.to_string())?;
             move_dir(payload, &service.payload_dir(&id)).map_err(|e| e.to_string())?;
-            let (files, bytes) = usage(&service.payload_dir(&id));
             service
                 .db
                 .complete_payload(&id, files, bytes)
@@ -91,6 +99,7 @@ impl PayloadHandler for ServiceIntake {
             let _ = service.db.forget_payload(&id);
             return;
         }
+        reservation.commit();
         service.audit(
             &tenant,
             &principal.name,

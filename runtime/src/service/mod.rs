@@ -10,7 +10,11 @@ pub mod audit;
 pub mod config;
 pub mod db;
 pub mod dicom;
+pub mod multipart;
+#[cfg(test)]
+mod mutation;
 mod scheduler;
+pub mod storage;
 pub mod submit;
 pub mod tls;
 mod worker;
@@ -34,6 +38,8 @@ pub struct Service {
     pub metrics: Mutex<Metrics>,
     /// The DICOM adapter's configuration, when this service hosts it.
     pub dicom: Option<crate::dicom::config::AdapterConfig>,
+    /// Each tenant's stored and reserved bytes, against its storage quota.
+    pub storage: storage::StorageLedger,
 }
 
 /// Counters for `/metrics` that the database does not hold.
@@ -104,8 +110,13 @@ impl Service {
             wake: (Mutex::new(false), Condvar::new()),
             cancels: Mutex::new(HashMap::new()),
             metrics: Mutex::new(Metrics::default()),
+            storage: storage::StorageLedger::default(),
         });
         service.recover()?;
+        for tenant in &service.config.tenants {
+            let stored = service.db.storage_used(&tenant.name)?;
+            service.storage.set_stored(&tenant.name, stored);
+        }
         if let Some(config) = &service.dicom {
             dicom::resume_exports(&service, config);
         }
@@ -162,6 +173,12 @@ impl Service {
     /// The latest attempt's directory of job `id`, if it ran.
     pub fn latest_attempt_dir(&self, id: &str, attempts: i64) -> Option<PathBuf> {
         (attempts > 0).then(|| self.attempt_dir(id, attempts))
+    }
+
+    /// A reservation against `tenant`'s storage quota, for an upload to grow as it writes.
+    pub fn reserve_storage(&self, tenant: &str) -> storage::Reservation {
+        let quota = self.config.tenant(tenant).map_or(0, |t| t.quotas.storage);
+        self.storage.reserve(tenant, quota)
     }
 
     /// Records an event in the audit trail; a failure to record is logged (the state change

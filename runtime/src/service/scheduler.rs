@@ -101,6 +101,7 @@ mod tests {
             capacity_memory: memory,
             capacity_jobs: jobs,
             max_upload: 0,
+            max_stow_parts: 1,
             tls: None,
             dicom: None,
             tenants: vec![tenant("a"), tenant("b")],

@@ -13,6 +13,7 @@ mod ports;
 mod real_dicom;
 mod sandbox;
 mod service;
+mod service_uploads;
 mod streaming;
 mod support;
 mod validation;

@@ -7,6 +7,7 @@ mod ops;
 mod payloads;
 mod pipelines;
 mod stow;
+mod streams;
 
 use super::config::Role;
 use super::Service;
