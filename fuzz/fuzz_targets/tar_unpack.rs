@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = base.join(format!("ward-fuzz-tar-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    if let Ok(done) = ward::service::archive::unpack(data, &dir, 1 << 20, None) {
+    if let Ok(done) = ward::service::archive::unpack(data, &dir, 1 << 20) {
         assert!(done.bytes <= 1 << 20);
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -114,9 +114,14 @@ fn read_extended<R: Read>(
 }
 
 /// Unpacks the tar stream `from` into `dir`, at most `limit` bytes of file content and
-/// extended headers; every byte of content is reserved in `quota` (when given) before it is
+/// extended headers.
+pub fn unpack(from: impl Read, dir: &Path, limit: u64) -> Result<Unpacked, ArchiveError> {
+    unpack_counted(from, dir, limit, None)
+}
+
+/// As `unpack`; every byte of content is reserved in `quota` (when given) before it is
 /// written.
-pub fn unpack(
+pub fn unpack_counted(
     from: impl Read,
     dir: &Path,
     limit: u64,
@@ -238,7 +243,7 @@ mod tests {
 
     fn unpacked(tar: &[u8], limit: u64) -> (Result<Unpacked, ArchiveError>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        (unpack(tar, dir.path(), limit, None), dir)
+        (unpack(tar, dir.path(), limit), dir)
     }
 
     fn pax(records: &[(&str, &str)]) -> Vec<u8> {
@@ -331,11 +336,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut small = ledger.reserve("t", 4000);
         assert!(matches!(
-            unpack(&tar[..], dir.path(), 1 << 20, Some(&mut small)),
+            unpack_counted(&tar[..], dir.path(), 1 << 20, Some(&mut small)),
             Err(ArchiveError::OverQuota(_))
         ));
         let mut enough = ledger.reserve("t", 5000);
-        let done = unpack(&tar[..], dir.path(), 1 << 20, Some(&mut enough)).unwrap();
+        let done = unpack_counted(&tar[..], dir.path(), 1 << 20, Some(&mut enough)).unwrap();
         assert_eq!((done.bytes, enough.held()), (5000, 5000));
     }
 
@@ -392,7 +397,7 @@ mod tests {
             rng.mutate(&mut tar);
             let target = dir.path().join(round.to_string());
             std::fs::create_dir(&target).unwrap();
-            if let Ok(done) = unpack(&tar[..], &target, 4096, None) {
+            if let Ok(done) = unpack(&tar[..], &target, 4096) {
                 assert!(done.bytes <= 4096);
             }
             std::fs::remove_dir_all(&target).unwrap();

@@ -111,7 +111,7 @@ pub(super) async fn receive(
     let unpacked = blocking(move || {
         std::fs::create_dir_all(&staging).map_err(storage_error)?;
         let from = std::io::BufReader::with_capacity(1 << 16, reader);
-        let unpacked = archive::unpack(from, &staging, limit, Some(&mut reservation));
+        let unpacked = archive::unpack_counted(from, &staging, limit, Some(&mut reservation));
         Ok(unpacked.map(|u| (u, reservation)))
     })
     .await?;
