@@ -157,6 +157,12 @@ pub fn unpack_counted(
                 .into_owned(),
         };
         let shown = raw.display().to_string();
+        if raw.as_os_str().is_empty() {
+            return Err(ArchiveError::NotTar(format!(
+                "the entry at byte {} has no name",
+                entry.raw_header_position()
+            )));
+        }
         let Some(relative) = safe_relative(&raw) else {
             if kind.is_dir() && raw.components().all(|c| matches!(c, Component::CurDir)) {
                 continue;
