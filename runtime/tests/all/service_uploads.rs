@@ -21,6 +21,11 @@ const RSS_HEADROOM: u64 = 64 << 20;
 /// A service that takes uploads of up to 1 GiB, with tenants `a`, `a-b` (names that once
 /// collided in staging) and `q` (a storage quota of `q_quota`).
 fn server(q_quota: &str) -> Server {
+    server_in(tempdir(), q_quota, "")
+}
+
+/// As `server`, in `dir`, with `extra` configuration.
+fn server_in(dir: tempfile::TempDir, q_quota: &str, extra: &str) -> Server {
     let tenants = format!(
         "  - name: a
     tokens: [{{name: operator, role: operator, sha256: {a}}}]
@@ -33,7 +38,8 @@ fn server(q_quota: &str) -> Server {
         ab = hash(AB_OP),
         q = hash(Q_OP),
     );
-    Server::start_with(tempdir(), 2, "4Gi", 2, "max-upload: 1Gi", &tenants, "http")
+    let extra = format!("max-upload: 1Gi\n{extra}");
+    Server::start_with(dir, 2, "4Gi", 2, &extra, &tenants, "http")
 }
 
 /// The server's peak resident memory so far (VmHWM), in bytes.
@@ -584,5 +590,115 @@ fn what_a_job_leaves_counts_in_its_tenants_storage() {
     assert_eq!(refused.status, 413, "{}", refused.body);
     let fits = upload(&server, (40 << 20) - left - (2 << 20), 3);
     assert_eq!(fits.status, 201, "{}", fits.body);
+    assert_intact(&server, &before);
+}
+
+#[test]
+fn dicom_received_past_the_storage_quota_is_refused_as_it_arrives() {
+    use crate::dicom_scp::{free_port, wait_for_port};
+    let dir = tempdir();
+    let dicom_port = free_port();
+    std::fs::write(
+        dir.path().join("adapter.yaml"),
+        format!(
+            "listen: 127.0.0.1:{dicom_port}
+storage: dicom
+routes:
+  - ae-title: Q_STORE
+    tenant: q
+    pipelines: [none]
+"
+        ),
+    )
+    .unwrap();
+    let server = server_in(dir, "300Ki", "dicom: adapter.yaml");
+    wait_for_port(dicom_port);
+    let before = existing(&server);
+    // Nine small instances that fit the quota and one (512 KiB of pixels) that does not.
+    let series = tempdir();
+    for (sub, slices, size) in [("small", 9, 32), ("huge", 1, 512)] {
+        let dir = series.path().join(sub);
+        std::fs::create_dir(&dir).unwrap();
+        ward::sample::ct_series::write_ct_series(
+            &dir,
+            &ward::sample::ct_series::CtSeriesOptions {
+                slices,
+                size,
+                seed: sub.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let send = |dir: &Path| {
+        Command::new("/usr/bin/storescu")
+            .args([
+                "-aec",
+                "Q_STORE",
+                "-v",
+                "+sd",
+                "+r",
+                "127.0.0.1",
+                &dicom_port.to_string(),
+            ])
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let out = send(series.path());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("OutOfResources"),
+        "storescu was told the instances are refused: {said}"
+    );
+    // What was kept (the instances acknowledged as stored) is within the quota.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored: u64 = loop {
+        let listed = server.ok("GET", "/v1/payloads", Q_OP, None);
+        let items = listed["items"].as_array().unwrap().clone();
+        if let Some(p) = items.first() {
+            assert_eq!((items.len(), p["files"].as_u64()), (1, Some(9)), "{listed}");
+            break p["bytes"].as_u64().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no payload for the received series"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(stored <= 300 << 10, "stored {stored} bytes past the quota");
+    assert!(stored > 0, "the instances that fit were kept");
+    // What the refused instance had reserved is given back: another small one still fits.
+    let one = tempdir();
+    ward::sample::ct_series::write_ct_series(
+        one.path(),
+        &ward::sample::ct_series::CtSeriesOptions {
+            slices: 1,
+            size: 32,
+            seed: "a-later-series".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let out = send(one.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.ok("GET", "/v1/payloads", Q_OP, None)["items"]
+        .as_array()
+        .unwrap()
+        .len()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the small series was not kept");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_intact(&server, &before);
 }
