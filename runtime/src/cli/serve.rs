@@ -186,7 +186,7 @@ fn host_dicom(
     let listener = std::net::TcpListener::bind(&adapter.listen)
         .with_context(|| format!("DICOM: listening on {}", adapter.listen))?;
     out!("ward serve: DICOM on {}", listener.local_addr()?);
-    let intake = Arc::new(ward::service::dicom::ServiceIntake { service });
+    let intake = Arc::new(ward::service::dicom::ServiceIntake::new(service));
     let scp = Arc::new(ward::dicom::scp::Scp::new(adapter, storage, intake));
     std::thread::Builder::new()
         .name("dicom".into())

@@ -4,7 +4,7 @@
 
 use super::config::{AdapterConfig, Condition, Route};
 use super::export;
-use super::store::Storage;
+use super::store::{Refused, Storage};
 use crate::engine::Engine;
 use crate::jobs::{new_job_id, run_job, JobRequest, JobStatus, NoObserver};
 use std::path::{Path, PathBuf};
@@ -14,6 +14,16 @@ use std::sync::Arc;
 /// service when `ward serve` hosts the adapter.
 pub trait PayloadHandler: Send + Sync {
     fn payload_complete(&self, route: &Route, payload: &Path, calling: &str);
+
+    /// Before `bytes` more of association `association` (to AE title `called`) are written:
+    /// a refusal (the storage quota of whoever owns the route) refuses the instance.
+    fn admit(&self, _called: &str, _association: &str, _bytes: u64) -> Result<(), Refused> {
+        Ok(())
+    }
+
+    /// Association `association` has ended; what `admit` let it write and no payload took
+    /// is given back.
+    fn association_ended(&self, _association: &str) {}
 }
 
 impl PayloadHandler for Arc<Dispatcher> {

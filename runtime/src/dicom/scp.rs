@@ -190,6 +190,8 @@ impl Scp {
                 return;
             }
         };
+        // Whatever ends the association, what it was let write is settled.
+        let _settled = Settled(&*self.dispatcher, id.clone());
         match self.receive(&mut assoc, &mut incoming) {
             Ok(()) => {
                 let (stored, duplicates) = (incoming.stored, incoming.duplicates);
@@ -271,7 +273,13 @@ impl Scp {
                                     return Err("a data set arrived without a command".into());
                                 };
                                 if let Some(w) = writer.as_mut() {
-                                    if let Err(r) = w.write(&pv.data) {
+                                    let called = assoc.called_ae_title().trim().to_string();
+                                    let admitted = self.dispatcher.admit(
+                                        &called,
+                                        &incoming.id,
+                                        pv.data.len() as u64,
+                                    );
+                                    if let Err(r) = admitted.and_then(|()| w.write(&pv.data)) {
                                         writer.take().map(InstanceWriter::abandon);
                                         *refusal = Some((r.status, r.message));
                                     }
@@ -370,6 +378,15 @@ impl Scp {
             Ok(w) => (cmd, pc, Some(w), None),
             Err(r) => (cmd, pc, None, Some((r.status, r.message))),
         }
+    }
+}
+
+/// Tells the payload handler an association has ended, when dropped.
+struct Settled<'a>(&'a dyn PayloadHandler, String);
+
+impl Drop for Settled<'_> {
+    fn drop(&mut self) {
+        self.0.association_ended(&self.1);
     }
 }
 

@@ -6,7 +6,8 @@
 //! state: /var/lib/ward            # ward.db, payloads/, jobs/
 //! components: /opt/ward/components  # pipelines name components relative to this
 //! capacity: {memory: 16Gi, jobs: 4}
-//! max-upload: 4Gi
+//! max-upload: 2Gi                # per request body (default); uploads stream to disk
+//! max-stow-parts: 10000          # parts in one STOW-RS body (default)
 //! tls: {certificate: cert.pem, key: key.pem}   # PEM; without it the API is plain HTTP
 //! dicom: adapter.yaml             # host the DICOM adapter; its routes name their `tenant`
 //! http: {header-timeout: 20s, idle-timeout: 5m, max-connections: 1024}
@@ -52,6 +53,8 @@ struct File {
     capacity: Option<CapacityFile>,
     #[serde(default)]
     max_upload: Option<String>,
+    #[serde(default)]
+    max_stow_parts: Option<String>,
     #[serde(default)]
     tls: Option<TlsFile>,
     /// The DICOM adapter's configuration file, to host it in this service.
@@ -227,7 +230,10 @@ pub struct ServeConfig {
     pub capacity_memory: u64,
     /// Jobs running at once on this node.
     pub capacity_jobs: usize,
+    /// The most bytes one upload's body may have (payload, dataset, STOW-RS).
     pub max_upload: u64,
+    /// The most parts one STOW-RS body may have.
+    pub max_stow_parts: usize,
     /// PEM certificate chain and private key: the API is served over TLS when given.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The DICOM adapter's configuration, when this service hosts it.
@@ -294,7 +300,15 @@ impl ServeConfig {
         let max_upload = bytes(
             "max-upload",
             file.max_upload.as_ref(),
-            4 << 30,
+            // Uploads are streamed to disk, so this bounds disk and time, not memory; 2 GiB
+            // holds a thin-slice CT study.
+            2 << 30,
+            &mut problems,
+        );
+        let max_stow_parts = count(
+            "max-stow-parts",
+            file.max_stow_parts.as_ref(),
+            10_000,
             &mut problems,
         );
         let mut tenants: Vec<Tenant> = Vec::new();
@@ -484,6 +498,7 @@ impl ServeConfig {
             capacity_memory,
             capacity_jobs,
             max_upload,
+            max_stow_parts,
             tls: file
                 .tls
                 .map(|t| (base.join(t.certificate), base.join(t.key))),

@@ -67,6 +67,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, name)
     );
     ALTER TABLE jobs ADD COLUMN payloads TEXT;",
+    // 3: the bytes each job's attempts left (logs, results), counted in the tenant's storage.
+    "ALTER TABLE jobs ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -338,13 +340,25 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// What `tenant` stores: its payloads, its datasets and what its jobs left.
     pub fn storage_used(&self, tenant: &str) -> Result<u64, DbError> {
         let used: i64 = self.lock().query_row(
-            "SELECT COALESCE(SUM(bytes), 0) FROM payloads WHERE tenant = ?1",
+            "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM payloads WHERE tenant = ?1)
+                  + (SELECT COALESCE(SUM(bytes), 0) FROM datasets WHERE tenant = ?1)
+                  + (SELECT COALESCE(SUM(stored_bytes), 0) FROM jobs WHERE tenant = ?1)",
             params![tenant],
             |r| r.get(0),
         )?;
-        Ok(used as u64)
+        Ok(used.max(0) as u64)
+    }
+
+    /// Counts `bytes` more as left by job `id` (an attempt's logs and results).
+    pub fn add_job_storage(&self, id: &str, bytes: u64) -> Result<(), DbError> {
+        self.lock().execute(
+            "UPDATE jobs SET stored_bytes = stored_bytes + ?2 WHERE id = ?1",
+            params![id, bytes as i64],
+        )?;
+        Ok(())
     }
 
     /// Payloads a crash left half-written: removed from the record; the caller removes

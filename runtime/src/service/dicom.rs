@@ -6,18 +6,37 @@
 use super::api::Principal;
 use super::config::Role;
 use super::db::Priority;
+use super::storage::Reservation;
 use super::submit::new_job;
 use super::Service;
 use crate::dicom::config::{AdapterConfig, Route};
+use crate::dicom::dimse::status;
 use crate::dicom::export;
 use crate::dicom::route::{conditions_met, PayloadHandler};
+use crate::dicom::store::Refused;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Hands the adapter's payloads to the service.
 pub struct ServiceIntake {
     pub service: Arc<Service>,
+    /// What each association in progress has been let write, against its tenant's quota.
+    reservations: Mutex<HashMap<String, Reservation>>,
+}
+
+impl ServiceIntake {
+    pub fn new(service: Arc<Service>) -> ServiceIntake {
+        ServiceIntake {
+            service,
+            reservations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn reservations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Reservation>> {
+        self.reservations.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What a job received by DICOM exports when it succeeds, kept beside the job.
@@ -59,6 +78,32 @@ fn usage(dir: &Path) -> (u64, u64) {
 }
 
 impl PayloadHandler for ServiceIntake {
+    /// Every byte an association writes is reserved in its tenant's storage quota first;
+    /// past the quota, its instances are refused (Out of Resources) and nothing is kept.
+    fn admit(&self, called: &str, association: &str, bytes: u64) -> Result<(), Refused> {
+        let service = &self.service;
+        let Some(tenant) = service
+            .dicom
+            .as_ref()
+            .and_then(|d| d.route(called))
+            .and_then(|r| r.tenant.clone())
+        else {
+            return Ok(());
+        };
+        let mut all = self.reservations();
+        let reservation = all
+            .entry(association.to_string())
+            .or_insert_with(|| service.reserve_storage(&tenant));
+        reservation.grow(bytes).map_err(|over| Refused {
+            status: status::OUT_OF_RESOURCES,
+            message: over.to_string(),
+        })
+    }
+
+    fn association_ended(&self, association: &str) {
+        self.reservations().remove(association);
+    }
+
     fn payload_complete(&self, route: &Route, payload: &Path, calling: &str) {
         let service = &self.service;
         let Some(tenant) = route.tenant.clone() else {
@@ -74,13 +119,27 @@ impl PayloadHandler for ServiceIntake {
             name: format!("dicom:{calling}"),
             role: Role::Operator,
         };
+        // The association's instances count against the tenant's storage quota; over it,
+        // the whole payload is refused and nothing already stored changes.
+        let (files, bytes) = usage(payload);
+        // What the association was let write, made exact (a study assembled from several
+        // associations reserves here, whole).
+        let reserved = payload
+            .file_name()
+            .and_then(|n| self.reservations().remove(&*n.to_string_lossy()));
+        let mut reservation = reserved.unwrap_or_else(|| service.reserve_storage(&tenant));
+        reservation.shrink(reservation.held().saturating_sub(bytes));
+        if let Err(over) = reservation.grow(bytes.saturating_sub(reservation.held())) {
+            tracing::error!(ae = %route.ae_title, calling = %calling, tenant = %tenant, bytes, reason = %over, "the received payload is over the tenant's storage quota; it is not kept");
+            let _ = std::fs::remove_dir_all(payload);
+            return;
+        }
         let stored = (|| -> Result<(), String> {
             service
                 .db
                 .begin_payload(&tenant, &id)
                 .map_err(|e| e.to_string())?;
             move_dir(payload, &service.payload_dir(&id)).map_err(|e| e.to_string())?;
-            let (files, bytes) = usage(&service.payload_dir(&id));
             service
                 .db
                 .complete_payload(&id, files, bytes)
@@ -91,6 +150,7 @@ impl PayloadHandler for ServiceIntake {
             let _ = service.db.forget_payload(&id);
             return;
         }
+        reservation.commit();
         service.audit(
             &tenant,
             &principal.name,

@@ -11,7 +11,11 @@ pub mod config;
 pub mod db;
 pub mod dicom;
 pub mod http;
+pub mod multipart;
+#[cfg(test)]
+mod mutation;
 mod scheduler;
+pub mod storage;
 pub mod submit;
 pub mod tls;
 mod worker;
@@ -39,6 +43,8 @@ pub struct Service {
     audit_chain: audit::Chain,
     /// Refused and unauthenticated requests, counted before they reach the audit trail.
     pub refusals: api::refusals::Refusals,
+    /// Each tenant's stored and reserved bytes, against its storage quota.
+    pub storage: storage::StorageLedger,
 }
 
 /// Counters for `/metrics` that the database does not hold.
@@ -132,8 +138,13 @@ impl Service {
             wake: (Mutex::new(false), Condvar::new()),
             cancels: Mutex::new(HashMap::new()),
             metrics: Mutex::new(Metrics::default()),
+            storage: storage::StorageLedger::default(),
         });
         service.recover()?;
+        for tenant in &service.config.tenants {
+            let stored = service.db.storage_used(&tenant.name)?;
+            service.storage.set_stored(&tenant.name, stored);
+        }
         if let Some(config) = &service.dicom {
             dicom::resume_exports(&service, config);
         }
@@ -191,6 +202,12 @@ impl Service {
     /// The latest attempt's directory of job `id`, if it ran.
     pub fn latest_attempt_dir(&self, id: &str, attempts: i64) -> Option<PathBuf> {
         (attempts > 0).then(|| self.attempt_dir(id, attempts))
+    }
+
+    /// A reservation against `tenant`'s storage quota, for an upload to grow as it writes.
+    pub fn reserve_storage(&self, tenant: &str) -> storage::Reservation {
+        let quota = self.config.tenant(tenant).map_or(0, |t| t.quotas.storage);
+        self.storage.reserve(tenant, quota)
     }
 
     /// Records an event in the audit trail; a failure to record is logged (the state change

@@ -128,6 +128,7 @@ mod tests {
             capacity_memory: memory,
             capacity_jobs: jobs,
             max_upload: 0,
+            max_stow_parts: 1,
             tls: None,
             dicom: None,
             http: crate::service::config::HttpLimits {

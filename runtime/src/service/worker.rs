@@ -105,6 +105,12 @@ fn run(service: &Service, job: &JobRow) {
         cancel: Some(cancel.clone()),
     };
     let outcome = run_job(&service.engine, &request, Arc::new(NoObserver));
+    // What the attempt left (logs, results) counts in the tenant's storage from now on.
+    let left = crate::volumes::usage(&[job_dir.as_path()]).bytes;
+    if let Err(e) = service.db.add_job_storage(&job.id, left) {
+        tracing::error!(job = %job.id, error = %e, "cannot record the attempt's storage");
+    }
+    service.storage.add_stored(&job.tenant, left);
     service
         .cancels
         .lock()

@@ -47,6 +47,25 @@ impl Server {
         extra: &str,
         scheme: &str,
     ) -> Server {
+        Server::start_with(dir, jobs, memory, cardio_jobs, extra, "", scheme)
+    }
+
+    /// As `start_in`, with `tenants` (YAML list items) after the two tenants; `extra` may
+    /// give its own `max-upload` (1Mi otherwise).
+    pub fn start_with(
+        dir: tempfile::TempDir,
+        jobs: usize,
+        memory: &str,
+        cardio_jobs: usize,
+        extra: &str,
+        tenants: &str,
+        scheme: &str,
+    ) -> Server {
+        let max_upload = if extra.contains("max-upload:") {
+            ""
+        } else {
+            "max-upload: 1Mi"
+        };
         let port = free_port();
         let config = dir.path().join("serve.yaml");
         std::fs::write(
@@ -56,7 +75,7 @@ impl Server {
 state: state
 components: {components}
 capacity: {{memory: {memory}, jobs: {jobs}}}
-max-upload: 1Mi
+{max_upload}
 metrics: {{tokens: [{{name: prometheus, sha256: {m}}}]}}
 {extra}
 tenants:
@@ -72,6 +91,7 @@ tenants:
       - {{name: operator, role: operator, sha256: {c}}}
       - {{name: old, role: admin, sha256: {x}, expires: '1000000000'}}
     quotas: {{concurrent-jobs: {cardio_jobs}}}
+{tenants}
 ",
                 components = components_dir().display(),
                 a = hash(RAD_ADMIN),
@@ -104,6 +124,11 @@ tenants:
         let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
         wait_for_port(port);
         self.process = Some(Killed(child));
+    }
+
+    /// The process id of the running service.
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().expect("running").0.id()
     }
 
     /// SIGKILL: no chance to clean up.
@@ -393,7 +418,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert!(uploads.is_empty(), "no upload left behind");
 }
 
-fn big_tar() -> Vec<u8> {
+pub fn big_tar() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let data = vec![7u8; 2 << 20];
     let mut h = tar::Header::new_gnu();

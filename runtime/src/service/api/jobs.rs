@@ -2,7 +2,6 @@
 //! logs and results.
 
 use super::{blocking, ApiError, Principal};
-use crate::service::archive;
 use crate::service::config::Role;
 use crate::service::db::{JobRow, Priority};
 use crate::service::submit::new_job;
@@ -312,8 +311,7 @@ pub async fn results(
                 return Err(ApiError::not_found("results of stage", stage));
             }
         }
-        let tar = archive::pack(&root).map_err(ApiError::internal)?;
-        Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
+        Ok(super::streams::tar_response(root))
     })
     .await
 }

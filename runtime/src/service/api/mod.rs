@@ -10,6 +10,7 @@ mod payloads;
 mod pipelines;
 pub mod refusals;
 mod stow;
+mod streams;
 
 use super::config::Role;
 use super::Service;

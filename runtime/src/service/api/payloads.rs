@@ -1,20 +1,24 @@
-//! `/v1/payloads`: uploads as tar archives, streamed to disk under the size limit, unpacked
-//! into a directory that becomes the payload in one rename. A payload is immutable once
+//! `/v1/payloads`: uploads as tar archives, unpacked as they arrive under the size limit and
+//! the tenant's storage quota into a directory that becomes the payload in one rename. A payload is immutable once
 //! complete; an upload that fails leaves nothing behind.
 
-use super::{blocking, ApiError, Principal};
+use super::{blocking, streams, ApiError, Principal};
 use crate::service::archive::{self, ArchiveError};
 use crate::service::config::Role;
+use crate::service::storage::Reservation;
 use crate::service::Service;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::sync::Arc;
+
+/// The answer to an upload over the tenant's storage quota.
+pub(super) fn over_quota(e: &crate::service::storage::OverQuota) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "over-quota", e.to_string())
+}
 
 pub async fn upload(
     State(service): State<Arc<Service>>,
@@ -22,39 +26,23 @@ pub async fn upload(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     principal.require(Role::Operator)?;
-    let tenant = service
-        .config
-        .tenant(&principal.tenant)
-        .cloned()
-        .ok_or_else(|| ApiError::internal("the caller's tenant is not configured"))?;
-    let used = {
-        let s = service.clone();
-        let t = principal.tenant.clone();
-        blocking(move || Ok(s.db.storage_used(&t)?)).await?
-    };
-    let limit = service
-        .config
-        .max_upload
-        .min(tenant.quotas.storage.saturating_sub(used));
     let id = format!(
         "pl-{}",
         crate::jobs::new_job_id().trim_start_matches("job-")
     );
-    let uploads = service.config.state.join("uploads");
-    let staging = uploads.join(&id);
-    let archive_path = uploads.join(format!("{id}.tar"));
+    let staging = service.config.state.join("uploads").join(&id);
     {
         let s = service.clone();
         let (t, i) = (principal.tenant.clone(), id.clone());
         blocking(move || Ok(s.db.begin_payload(&t, &i)?)).await?;
     }
-    let result = receive(body, &archive_path, &staging, limit).await;
+    let reservation = service.reserve_storage(&principal.tenant);
+    let result = receive(body, &staging, service.config.max_upload, reservation).await;
     let cleanup = |service: &Arc<Service>| {
-        let _ = std::fs::remove_file(&archive_path);
         let _ = std::fs::remove_dir_all(&staging);
         let _ = service.db.forget_payload(&id);
     };
-    let unpacked = match result {
+    let (unpacked, reservation) = match result {
         Ok(u) => u,
         Err(e) => {
             cleanup(&service);
@@ -62,9 +50,7 @@ pub async fn upload(
         }
     };
     let target = service.payload_dir(&id);
-    let renamed = std::fs::rename(&staging, &target);
-    let _ = std::fs::remove_file(&archive_path);
-    if let Err(e) = renamed {
+    if let Err(e) = std::fs::rename(&staging, &target) {
         cleanup(&service);
         return Err(ApiError::internal(e));
     }
@@ -74,6 +60,7 @@ pub async fn upload(
         let (files, bytes) = (unpacked.files, unpacked.bytes);
         blocking(move || Ok(s.db.complete_payload(&i, files, bytes)?)).await?;
     }
+    reservation.commit();
     {
         let mut m = service.metrics.lock().unwrap_or_else(|e| e.into_inner());
         m.payloads_uploaded += 1;
@@ -94,18 +81,20 @@ pub async fn upload(
     ))
 }
 
-/// Streams the body to `archive_path` (at most `limit` bytes), then unpacks it.
+/// Unpacks the tar archive of the body into `staging` as it arrives (at most `limit`
+/// bytes; every byte written is reserved in `reservation` first). Nothing of the archive is
+/// kept but its files.
 pub(super) async fn receive(
-    mut body: Body,
-    archive_path: &std::path::Path,
+    body: Body,
     staging: &std::path::Path,
     limit: u64,
-) -> Result<archive::Unpacked, ApiError> {
+    mut reservation: Reservation,
+) -> Result<(archive::Unpacked, Reservation), ApiError> {
     let too_large = move || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
-            format!("the upload is over the {limit} byte limit (max-upload or the tenant's storage quota)"),
+            format!("the upload is over the {limit} byte limit (max-upload)"),
         )
     };
     let storage_error = |e: std::io::Error| {
@@ -115,33 +104,29 @@ pub(super) async fn receive(
             format!("the upload cannot be stored: {e}"),
         )
     };
-    let mut file = std::fs::File::create(archive_path).map_err(storage_error)?;
-    let mut received: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request("bad-body", e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            received += data.len() as u64;
-            // A tar archive holds a little more than its files; the files are bounded again
-            // while unpacking.
-            if received > limit.saturating_add(1 << 20) {
-                return Err(too_large());
-            }
-            file.write_all(&data).map_err(storage_error)?;
-        }
-    }
-    file.sync_all().map_err(storage_error)?;
-    drop(file);
-    let (archive_path, staging) = (archive_path.to_path_buf(), staging.to_path_buf());
-    blocking(move || {
+    // A tar archive holds a little more than its files; the files are bounded again while
+    // unpacking.
+    let (reader, pumped) = streams::pump(body, limit.saturating_add(1 << 20));
+    let staging = staging.to_path_buf();
+    let unpacked = blocking(move || {
         std::fs::create_dir_all(&staging).map_err(storage_error)?;
-        let file = std::fs::File::open(&archive_path).map_err(storage_error)?;
-        archive::unpack(std::io::BufReader::new(file), &staging, limit).map_err(|e| match e {
-            ArchiveError::TooLarge { .. } => too_large(),
-            ArchiveError::Io { source, .. } => storage_error(source),
-            other => ApiError::bad_request("bad-archive", other.to_string()),
-        })
+        let from = std::io::BufReader::with_capacity(1 << 16, reader);
+        let unpacked = archive::unpack_counted(from, &staging, limit, Some(&mut reservation));
+        Ok(unpacked.map(|u| (u, reservation)))
     })
-    .await
+    .await?;
+    // The body's own failure explains the unpacker's.
+    match pumped.await.map_err(ApiError::internal)? {
+        streams::Pumped::TooLarge => return Err(too_large()),
+        streams::Pumped::Broken(why) => return Err(ApiError::bad_request("bad-body", why)),
+        _ => {}
+    }
+    unpacked.map_err(|e| match e {
+        ArchiveError::TooLarge { .. } => too_large(),
+        ArchiveError::OverQuota(q) => over_quota(&q),
+        ArchiveError::Io { source, .. } => storage_error(source),
+        other => ApiError::bad_request("bad-archive", other.to_string()),
+    })
 }
 
 pub async fn list(
@@ -182,8 +167,7 @@ pub async fn download(
             .payload(&principal.tenant, &id)?
             .filter(|p| p.state == "complete")
             .ok_or_else(|| ApiError::not_found("payload", &id))?;
-        let tar = archive::pack(&service.payload_dir(&row.id)).map_err(ApiError::internal)?;
-        Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
+        Ok(streams::tar_response(service.payload_dir(&row.id)))
     })
     .await
 }
@@ -220,11 +204,14 @@ pub async fn upload_dataset(
             format!("dataset '{name}' exists; datasets are immutable, store a new name"),
         ));
     }
-    let uploads = service.config.state.join("uploads");
-    let staging = uploads.join(format!("ds-{}-{name}", principal.tenant));
-    let archive_path = uploads.join(format!("ds-{}-{name}.tar", principal.tenant));
-    let result = receive(body, &archive_path, &staging, service.config.max_upload).await;
-    let _ = std::fs::remove_file(&archive_path);
+    // A staging name of its own: tenant and dataset names joined could collide ('a' + 'b-c'
+    // and 'a-b' + 'c').
+    let staging = service.config.state.join("uploads").join(format!(
+        "ds-{}",
+        crate::jobs::new_job_id().trim_start_matches("job-")
+    ));
+    let reservation = service.reserve_storage(&principal.tenant);
+    let result = receive(body, &staging, service.config.max_upload, reservation).await;
     let target = service.dataset_dir(&principal.tenant, &name);
     let placed = result.and_then(|u| {
         std::fs::create_dir_all(target.parent().expect("datasets/<tenant>"))
@@ -232,7 +219,7 @@ pub async fn upload_dataset(
             .map_err(ApiError::internal)?;
         Ok(u)
     });
-    let unpacked = match placed {
+    let (unpacked, reservation) = match placed {
         Ok(u) => u,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -243,6 +230,7 @@ pub async fn upload_dataset(
     let (s, t, n) = (service.clone(), principal.tenant.clone(), name.clone());
     let (files, bytes) = (unpacked.files, unpacked.bytes);
     blocking(move || Ok(s.db.complete_dataset(&t, &n, files, bytes)?)).await?;
+    reservation.commit();
     service.audit(
         &principal.tenant,
         &principal.name,

@@ -2,9 +2,14 @@
 //! DICOM files becomes a payload, and the tenant's STOW pipelines run on it, as an AE route
 //! does for a DIMSE association. Each instance is checked and stored under its SOP Instance
 //! UID; the answer lists what was stored and what was refused, in the DICOM JSON model.
+//! The body is read as a stream: each part goes straight to a file, every byte reserved in
+//! the tenant's storage quota first, so no body is ever held in memory; the parts of one
+//! body are bounded in number (`max-stow-parts`) and in header size.
 
-use super::{blocking, ApiError, Principal};
+use super::{blocking, payloads, streams, ApiError, Principal};
 use crate::service::config::Role;
+use crate::service::multipart::{boundary_of, MultipartError, MultipartReader};
+use crate::service::storage::{OverQuota, Reservation};
 use crate::service::submit::new_job;
 use crate::service::Service;
 use axum::body::Body;
@@ -15,90 +20,142 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 
-/// The parts of a multipart body: each part's headers (lowercased names) and content.
-fn parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<(String, &'a [u8])>, String> {
-    let delimiter = format!("--{boundary}");
-    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
-    let starts: Vec<usize> = finder.find_iter(body).collect();
-    if starts.is_empty() {
-        return Err(format!("no part delimited by boundary '{boundary}'"));
-    }
-    let mut out = Vec::new();
-    for pair in starts.windows(2) {
-        let mut part = &body[pair[0] + delimiter.len()..pair[1]];
-        part = part.strip_prefix(b"\r\n").unwrap_or(part);
-        // The CRLF before the next delimiter belongs to it.
-        part = part.strip_suffix(b"\r\n").unwrap_or(part);
-        let Some(split) = memchr::memmem::find(part, b"\r\n\r\n") else {
-            return Err("a part has no blank line after its headers".into());
-        };
-        let headers = String::from_utf8_lossy(&part[..split]).to_ascii_lowercase();
-        out.push((headers, &part[split + 4..]));
-    }
-    let last = *starts.last().expect("not empty");
-    if !body[last + delimiter.len()..].starts_with(b"--") {
-        return Err("the body does not end with its closing boundary".into());
-    }
-    Ok(out)
-}
-
-/// The `boundary` parameter of a multipart/related content type.
-fn boundary_of(content_type: &str) -> Result<String, String> {
-    let lower = content_type.to_ascii_lowercase();
-    if !lower.starts_with("multipart/related") {
-        return Err(format!(
-            "Content-Type '{content_type}' must be multipart/related; type=\"application/dicom\""
-        ));
-    }
-    content_type
-        .split(';')
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
-        .map(|(_, v)| v.trim().trim_matches('"').to_string())
-        .filter(|b| !b.is_empty())
-        .ok_or_else(|| "the multipart/related Content-Type has no boundary".into())
-}
-
 fn ui(uid: &str) -> Value {
     json!({"vr": "UI", "Value": [uid]})
 }
 
-/// Stores one part; its SOP class and instance, or why it was refused.
-fn store_part(
-    dir: &Path,
-    n: usize,
-    headers: &str,
-    content: &[u8],
-) -> Result<(String, String), (u16, String)> {
-    if !headers.contains("application/dicom") {
-        return Err((0xC000, "the part is not application/dicom".into()));
+/// Checks the part whose content is in `temp` and keeps it under its SOP Instance UID; its
+/// SOP class and instance, or why it was refused. A duplicate instance is not kept twice.
+fn check_part(dir: &Path, temp: &Path) -> Result<(String, String, bool), (u16, String)> {
+    let obj = dicom_object::open_file(temp)
+        .map_err(|e| (0xC000, format!("not a readable DICOM file: {e}")))?;
+    let text = |tag| {
+        obj.element(tag)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+            .unwrap_or_default()
+    };
+    let class = text(dicom_dictionary_std::tags::SOP_CLASS_UID);
+    let instance = text(dicom_dictionary_std::tags::SOP_INSTANCE_UID);
+    crate::dicom::store::check_uid(&instance).map_err(|r| (r.status, r.message))?;
+    if !crate::dicom::sop::is_storage_class(&class) {
+        return Err((0x0122, format!("SOP class {class} is not stored here")));
     }
-    let temp = dir.join(format!(".part-{n}"));
-    std::fs::write(&temp, content).map_err(|e| (0xA700, e.to_string()))?;
-    let checked = (|| {
-        let obj = dicom_object::open_file(&temp)
-            .map_err(|e| (0xC000, format!("not a readable DICOM file: {e}")))?;
-        let text = |tag| {
-            obj.element(tag)
-                .ok()
-                .and_then(|e| e.to_str().ok())
-                .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-                .unwrap_or_default()
+    let target = dir.join(format!("{instance}.dcm"));
+    let kept = !target.exists();
+    if kept {
+        std::fs::rename(temp, &target).map_err(|e| (0xA700, e.to_string()))?;
+    }
+    Ok((class, instance, kept))
+}
+
+/// Why a STOW-RS body as a whole was refused.
+enum Refusal {
+    Multipart(MultipartError),
+    OverQuota(OverQuota),
+    Storage(std::io::Error),
+}
+
+/// What the parts of a body came to.
+#[derive(Default)]
+struct Stored {
+    stored: Vec<Value>,
+    failed: Vec<Value>,
+    files: u64,
+    bytes: u64,
+}
+
+/// Copies part content to a file, reserving each byte in the tenant's quota first.
+struct QuotaFile<'a> {
+    file: std::fs::File,
+    quota: &'a mut Reservation,
+    written: u64,
+    over: Option<OverQuota>,
+}
+
+impl std::io::Write for QuotaFile<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Err(e) = self.quota.grow(data.len() as u64) {
+            self.over = Some(e);
+            return Err(std::io::Error::other("over the storage quota"));
+        }
+        self.file.write_all(data)?;
+        self.written += data.len() as u64;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Reads the parts of `from` one at a time, each straight to a file in `staging`, then
+/// checks it; nothing of the body is held beyond the reader's buffer.
+fn store_parts(
+    from: impl std::io::Read,
+    boundary: &str,
+    max_parts: usize,
+    staging: &Path,
+    quota: &mut Reservation,
+) -> Result<Stored, Refusal> {
+    let mut reader = MultipartReader::new(from, boundary, max_parts);
+    let mut out = Stored::default();
+    let temp = staging.join(".part");
+    while let Some(part) = reader.next_part().map_err(Refusal::Multipart)? {
+        let n = part.index;
+        let is_dicom = part
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/dicom"));
+        if !is_dicom {
+            reader
+                .copy_content(&mut std::io::sink())
+                .map_err(Refusal::Multipart)?;
+            tracing::warn!(part = n, "STOW-RS part refused: not application/dicom");
+            out.failed
+                .push(json!({"00081197": {"vr": "US", "Value": [0xC000]}}));
+            continue;
+        }
+        let file = std::fs::File::create(&temp).map_err(Refusal::Storage)?;
+        let mut sink = QuotaFile {
+            file,
+            quota,
+            written: 0,
+            over: None,
         };
-        let class = text(dicom_dictionary_std::tags::SOP_CLASS_UID);
-        let instance = text(dicom_dictionary_std::tags::SOP_INSTANCE_UID);
-        crate::dicom::store::check_uid(&instance).map_err(|r| (r.status, r.message))?;
-        if !crate::dicom::sop::is_storage_class(&class) {
-            return Err((0x0122, format!("SOP class {class} is not stored here")));
+        let copied = reader.copy_content(&mut sink);
+        let (written, over) = (sink.written, sink.over.take());
+        drop(sink);
+        if let Some(over) = over {
+            return Err(Refusal::OverQuota(over));
         }
-        let target = dir.join(format!("{instance}.dcm"));
-        if !target.exists() {
-            std::fs::rename(&temp, &target).map_err(|e| (0xA700, e.to_string()))?;
+        match copied {
+            Ok(_) => {}
+            Err(MultipartError::Write { source, .. }) => return Err(Refusal::Storage(source)),
+            Err(e) => return Err(Refusal::Multipart(e)),
         }
-        Ok((class, instance))
-    })();
+        match check_part(staging, &temp) {
+            Ok((class, instance, kept)) => {
+                if kept {
+                    out.files += 1;
+                    out.bytes += written;
+                } else {
+                    quota.shrink(written);
+                }
+                out.stored
+                    .push(json!({"00081150": ui(&class), "00081155": ui(&instance)}));
+            }
+            Err((status, why)) => {
+                quota.shrink(written);
+                tracing::warn!(part = n, reason = %why, "STOW-RS instance refused");
+                out.failed
+                    .push(json!({"00081197": {"vr": "US", "Value": [status]}}));
+            }
+        }
+        let _ = std::fs::remove_file(&temp);
+    }
     let _ = std::fs::remove_file(&temp);
-    checked
+    Ok(out)
 }
 
 pub async fn store(
@@ -112,48 +169,84 @@ pub async fn store(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let boundary = boundary_of(content_type)
+    let boundary = boundary_of(content_type, "multipart/related")
         .map_err(|why| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad-media-type", why))?;
     let limit = service.config.max_upload;
-    let bytes = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .await
-        .map_err(|_| {
-            ApiError::new(
+    let max_parts = service.config.max_stow_parts;
+    let id = format!(
+        "pl-{}",
+        crate::jobs::new_job_id().trim_start_matches("job-")
+    );
+    let staging = service.config.state.join("uploads").join(&id);
+    {
+        let (s, t, i) = (service.clone(), principal.tenant.clone(), id.clone());
+        blocking(move || Ok(s.db.begin_payload(&t, &i)?)).await?;
+    }
+    let (reader, pumped) = streams::pump(body, limit);
+    let mut reservation = service.reserve_storage(&principal.tenant);
+    let parsed = {
+        let staging = staging.clone();
+        blocking(move || {
+            let stored = std::fs::create_dir_all(&staging)
+                .map_err(Refusal::Storage)
+                .and_then(|()| {
+                    store_parts(reader, &boundary, max_parts, &staging, &mut reservation)
+                });
+            Ok((stored, reservation))
+        })
+        .await?
+    };
+    let pumped = pumped.await.map_err(ApiError::internal)?;
+    let refused = |e: ApiError| {
+        let _ = std::fs::remove_dir_all(&staging);
+        let _ = service.db.forget_payload(&id);
+        tracing::warn!(tenant = %principal.tenant, code = e.code, reason = %e.message, "STOW-RS body refused");
+        Err(e)
+    };
+    let (stored, reservation) = match (parsed, pumped) {
+        (_, streams::Pumped::TooLarge) => {
+            return refused(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",
                 format!("the upload is over the {limit} byte limit (max-upload)"),
-            )
-        })?;
-    blocking(move || {
-        let parts = parts(&bytes, &boundary).map_err(|why| ApiError::bad_request("bad-multipart", why))?;
-        let id = format!("pl-{}", crate::jobs::new_job_id().trim_start_matches("job-"));
-        let staging = service.config.state.join("uploads").join(&id);
-        std::fs::create_dir_all(&staging).map_err(ApiError::internal)?;
-        service.db.begin_payload(&principal.tenant, &id)?;
-        let (mut stored, mut failed) = (Vec::new(), Vec::new());
-        let mut bytes_stored = 0u64;
-        for (n, (part_headers, content)) in parts.iter().enumerate() {
-            match store_part(&staging, n, part_headers, content) {
-                Ok((class, instance)) => {
-                    bytes_stored += content.len() as u64;
-                    stored.push(json!({"00081150": ui(&class), "00081155": ui(&instance)}));
-                }
-                Err((status, why)) => {
-                    tracing::warn!(part = n, reason = %why, "STOW-RS instance refused");
-                    failed.push(json!({"00081197": {"vr": "US", "Value": [status]}}));
-                }
-            }
+            ))
         }
+        (_, streams::Pumped::Broken(why)) => {
+            return refused(ApiError::bad_request("bad-body", why))
+        }
+        ((Ok(stored), reservation), _) => (stored, reservation),
+        ((Err(Refusal::Multipart(e @ MultipartError::TooManyParts { .. })), _), _) => {
+            return refused(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-many-parts",
+                e.to_string(),
+            ))
+        }
+        ((Err(Refusal::Multipart(e)), _), _) => {
+            return refused(ApiError::bad_request("bad-multipart", e.to_string()))
+        }
+        ((Err(Refusal::OverQuota(q)), _), _) => return refused(payloads::over_quota(&q)),
+        ((Err(Refusal::Storage(e)), _), _) => {
+            return refused(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage",
+                format!("the upload cannot be stored: {e}"),
+            ))
+        }
+    };
+    blocking(move || {
+        let Stored { stored, failed, files, bytes } = stored;
         let mut answer = json!({"00081198": {"vr": "SQ", "Value": failed}, "00081199": {"vr": "SQ", "Value": stored}});
-        if stored.is_empty() {
+        if stored_is_empty(&answer) {
             let _ = std::fs::remove_dir_all(&staging);
             service.db.forget_payload(&id)?;
             return Ok((StatusCode::CONFLICT, [(header::CONTENT_TYPE, "application/dicom+json")], answer.to_string()).into_response());
         }
-        let files = stored.len() as u64;
+        let refused_parts = answer["00081198"]["Value"].as_array().map_or(0, Vec::len);
         std::fs::rename(&staging, service.payload_dir(&id)).map_err(ApiError::internal)?;
-        service.db.complete_payload(&id, files, bytes_stored)?;
-        service.audit(&principal.tenant, &principal.name, "payload.created", &id, &format!("STOW-RS: {files} instances, {} refused", failed.len()));
+        service.db.complete_payload(&id, files, bytes)?;
+        reservation.commit();
+        service.audit(&principal.tenant, &principal.name, "payload.created", &id, &format!("STOW-RS: {files} instances, {refused_parts} refused"));
         let tenant = service.config.tenant(&principal.tenant).cloned();
         let mut jobs = Vec::new();
         for name in tenant.iter().flat_map(|t| t.stow_pipelines.iter()) {
@@ -166,38 +259,14 @@ pub async fn store(
             jobs.push(job.id);
         }
         answer["ward"] = json!({"payload": id, "jobs": jobs});
-        let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::ACCEPTED };
+        let status = if refused_parts == 0 { StatusCode::OK } else { StatusCode::ACCEPTED };
         Ok((status, [(header::CONTENT_TYPE, "application/dicom+json")], answer.to_string()).into_response())
     })
     .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parts_are_split_at_their_boundary() {
-        let body = b"--b1\r\nContent-Type: application/dicom\r\n\r\nAAA\r\n--b1\r\nContent-Type: application/dicom\r\n\r\nB\r\nB\r\n--b1--\r\n";
-        let p = parts(body, "b1").unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!(p[0].1, b"AAA");
-        assert_eq!(p[1].1, b"B\r\nB");
-        assert!(p[0].0.contains("application/dicom"));
-        assert!(
-            parts(b"--b1\r\n\r\nA\r\n--b1", "b1").is_err(),
-            "no closing boundary"
-        );
-        assert!(parts(b"nothing", "b1").is_err());
-    }
-
-    #[test]
-    fn the_boundary_is_read_from_the_content_type() {
-        assert_eq!(
-            boundary_of("multipart/related; type=\"application/dicom\"; boundary=\"abc\"").unwrap(),
-            "abc"
-        );
-        assert!(boundary_of("application/json").is_err());
-        assert!(boundary_of("multipart/related; type=application/dicom").is_err());
-    }
+fn stored_is_empty(answer: &Value) -> bool {
+    answer["00081199"]["Value"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
 }
