@@ -454,3 +454,64 @@ fn keyword_of(key: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &str) -> Result<AdapterConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dicom.yaml");
+        std::fs::write(
+            &path,
+            format!("listen: 127.0.0.1:11112\nstorage: s\n{extra}routes:\n  - ae-title: CT\n"),
+        )
+        .unwrap();
+        AdapterConfig::load(&path)
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_validated() {
+        let limits = load("").unwrap().connection_limits();
+        assert_eq!(
+            limits,
+            crate::dicom::slots::ConnectionLimits {
+                max_associations: DEFAULT_MAX_ASSOCIATIONS,
+                max_pending: DEFAULT_MAX_PENDING_CONNECTIONS,
+                max_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            }
+        );
+        let set = load(
+            "max-pending-connections: 4\nmax-connections-per-address: 2\nrequest-timeout: 3s\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                set.max_pending_connections,
+                set.max_connections_per_address,
+                set.request_timeout
+            ),
+            (4, 2, Duration::from_secs(3))
+        );
+        for (bad, says) in [
+            (
+                "max-pending-connections: 0\n",
+                "max-pending-connections 0 must be from 1 to 4096",
+            ),
+            (
+                "max-connections-per-address: 100000\n",
+                "max-connections-per-address 100000",
+            ),
+            ("max-associations: 0\n", "max-associations 0"),
+            (
+                "request-timeout: 1h\n",
+                "request-timeout must be from 100ms to 5m",
+            ),
+            ("request-timeout: soon\n", "request-timeout"),
+        ] {
+            let err = load(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+}
