@@ -104,7 +104,13 @@ type Result<T> = std::result::Result<T, InstanceRefusal>;
 pub fn inspect_instance(path: &Path) -> Result<InstanceFacts> {
     let file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
-    inspect_from(file, size)
+    inspect_input(Input {
+        inner: BufReader::with_capacity(64 * 1024, file),
+        pos: 0,
+        end: Some(size),
+        // Pixel data is skipped without being read.
+        seek: Some(BufReader::seek_relative),
+    })
 }
 
 /// The same for a file's bytes in memory.
@@ -114,11 +120,15 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<InstanceFacts> {
 
 /// The same for `size` bytes read from `source`.
 pub fn inspect_from<R: Read>(source: R, size: u64) -> Result<InstanceFacts> {
-    let mut input = Input {
+    inspect_input(Input {
         inner: BufReader::with_capacity(64 * 1024, source.take(size)),
         pos: 0,
         end: Some(size),
-    };
+        seek: None,
+    })
+}
+
+fn inspect_input<R: BufRead>(mut input: Input<R>) -> Result<InstanceFacts> {
     let mut facts = InstanceFacts::default();
     let data_start = read_meta(&mut input, &mut facts)?;
     let encoding = match facts.transfer_syntax.as_str() {
@@ -132,6 +142,7 @@ pub fn inspect_from<R: Read>(source: R, size: u64) -> Result<InstanceFacts> {
             inner: BufReader::with_capacity(64 * 1024, inflater),
             pos: 0,
             end: None,
+            seek: None,
         };
         let mut walk = Walk {
             input: &mut inflated,
@@ -223,6 +234,8 @@ struct Input<R> {
     pos: u64,
     /// The total length when known (a file); none for an inflated stream.
     end: Option<u64>,
+    /// Moves forward without reading, where the source can.
+    seek: Option<fn(&mut R, i64) -> std::io::Result<()>>,
 }
 
 impl<R: BufRead> Input<R> {
@@ -240,6 +253,12 @@ impl<R: BufRead> Input<R> {
     /// Skips `n` bytes by reading them (a stream) or seeking (a file); returns how many
     /// were there.
     fn skip(&mut self, n: u64) -> std::io::Result<u64> {
+        if let (Some(seek), Some(end)) = (self.seek, self.end) {
+            let n = n.min(end.saturating_sub(self.pos));
+            seek(&mut self.inner, n as i64)?;
+            self.pos += n;
+            return Ok(n);
+        }
         let skipped = std::io::copy(&mut (&mut self.inner).take(n), &mut std::io::sink())?;
         self.pos += skipped;
         Ok(skipped)
