@@ -5,6 +5,9 @@
 //! listen: 127.0.0.1:11112
 //! storage: /var/lib/ward/dicom       # incoming/, payloads/, jobs/
 //! max-associations: 16
+//! max-pending-connections: 32       # connections that have not yet requested an association
+//! max-connections-per-address: 8    # pending and associated, from one source address
+//! request-timeout: 10s              # to send the whole A-ASSOCIATE-RQ after connecting
 //! max-pdu: 1Mi
 //! export-retry-for: 24h              # how long undeliverable results are retried
 //! routes:
@@ -34,6 +37,12 @@ struct ConfigFile {
     ae_title: Option<String>,
     #[serde(default)]
     max_associations: Option<usize>,
+    #[serde(default)]
+    max_pending_connections: Option<usize>,
+    #[serde(default)]
+    max_connections_per_address: Option<usize>,
+    #[serde(default)]
+    request_timeout: Option<String>,
     #[serde(default)]
     max_pdu: Option<String>,
     #[serde(default)]
@@ -143,6 +152,12 @@ pub struct AdapterConfig {
     /// Ward's own AE title when it calls others.
     pub ae_title: String,
     pub max_associations: usize,
+    /// Connections that have not yet sent their whole A-ASSOCIATE-RQ.
+    pub max_pending_connections: usize,
+    /// Connections (pending and associated) from one source address.
+    pub max_connections_per_address: usize,
+    /// How long a new connection may take to send its whole A-ASSOCIATE-RQ.
+    pub request_timeout: Duration,
     pub max_pdu: u32,
     /// The largest instance accepted; a bigger one is refused (out of resources).
     pub max_instance: u64,
@@ -165,6 +180,14 @@ pub enum ConfigError {
 
 /// Concurrent associations unless `max-associations` says otherwise.
 pub const DEFAULT_MAX_ASSOCIATIONS: usize = 16;
+/// Connections waiting to associate unless `max-pending-connections` says otherwise.
+pub const DEFAULT_MAX_PENDING_CONNECTIONS: usize = 32;
+/// Connections from one address unless `max-connections-per-address` says otherwise.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 8;
+/// Time to request an association unless `request-timeout` says otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The connection limits are counts of threads and sockets: past this they mean nothing.
+const MAX_CONNECTION_LIMIT: usize = 4096;
 pub const DEFAULT_MAX_PDU: u32 = 1 << 20;
 pub const DEFAULT_MAX_INSTANCE: u64 = 2 << 30;
 pub const DEFAULT_EXPORT_RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
@@ -343,6 +366,43 @@ impl AdapterConfig {
                 DEFAULT_EXPORT_RETRY_FOR
             }
         };
+        let mut count = |field: &str, value: Option<usize>, default: usize| match value {
+            None => default,
+            Some(v) if (1..=MAX_CONNECTION_LIMIT).contains(&v) => v,
+            Some(v) => {
+                problems.push(format!(
+                    "{field} {v} must be from 1 to {MAX_CONNECTION_LIMIT}"
+                ));
+                default
+            }
+        };
+        let max_associations = count(
+            "max-associations",
+            file.max_associations,
+            DEFAULT_MAX_ASSOCIATIONS,
+        );
+        let max_pending_connections = count(
+            "max-pending-connections",
+            file.max_pending_connections,
+            DEFAULT_MAX_PENDING_CONNECTIONS,
+        );
+        let max_connections_per_address = count(
+            "max-connections-per-address",
+            file.max_connections_per_address,
+            DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+        );
+        let request_timeout = match file.request_timeout.as_deref().map(parse_duration) {
+            None => DEFAULT_REQUEST_TIMEOUT,
+            Some(Ok(d)) if d >= Duration::from_millis(100) && d <= Duration::from_secs(300) => d,
+            Some(Ok(_)) => {
+                problems.push("request-timeout must be from 100ms to 5m".into());
+                DEFAULT_REQUEST_TIMEOUT
+            }
+            Some(Err(why)) => {
+                problems.push(format!("request-timeout {why}"));
+                DEFAULT_REQUEST_TIMEOUT
+            }
+        };
         let ae_title = file.ae_title.unwrap_or_else(|| "WARD".into());
         if let Err(why) = check_ae_title(&ae_title) {
             problems.push(why);
@@ -354,16 +414,26 @@ impl AdapterConfig {
             listen: file.listen,
             storage: base.join(file.storage),
             ae_title,
-            max_associations: file
-                .max_associations
-                .unwrap_or(DEFAULT_MAX_ASSOCIATIONS)
-                .max(1),
+            max_associations,
+            max_pending_connections,
+            max_connections_per_address,
+            request_timeout,
             max_pdu,
             max_instance,
             export_retry_for,
             routes,
             destinations,
         })
+    }
+
+    /// The SCP's connection limits.
+    pub fn connection_limits(&self) -> super::slots::ConnectionLimits {
+        super::slots::ConnectionLimits {
+            max_associations: self.max_associations,
+            max_pending: self.max_pending_connections,
+            max_per_address: self.max_connections_per_address,
+            request_timeout: self.request_timeout,
+        }
     }
 
     /// The route of called AE title `ae`.
@@ -383,4 +453,65 @@ fn keyword_of(key: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &str) -> Result<AdapterConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dicom.yaml");
+        std::fs::write(
+            &path,
+            format!("listen: 127.0.0.1:11112\nstorage: s\n{extra}routes:\n  - ae-title: CT\n"),
+        )
+        .unwrap();
+        AdapterConfig::load(&path)
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_validated() {
+        let limits = load("").unwrap().connection_limits();
+        assert_eq!(
+            limits,
+            crate::dicom::slots::ConnectionLimits {
+                max_associations: DEFAULT_MAX_ASSOCIATIONS,
+                max_pending: DEFAULT_MAX_PENDING_CONNECTIONS,
+                max_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            }
+        );
+        let set = load(
+            "max-pending-connections: 4\nmax-connections-per-address: 2\nrequest-timeout: 3s\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                set.max_pending_connections,
+                set.max_connections_per_address,
+                set.request_timeout
+            ),
+            (4, 2, Duration::from_secs(3))
+        );
+        for (bad, says) in [
+            (
+                "max-pending-connections: 0\n",
+                "max-pending-connections 0 must be from 1 to 4096",
+            ),
+            (
+                "max-connections-per-address: 100000\n",
+                "max-connections-per-address 100000",
+            ),
+            ("max-associations: 0\n", "max-associations 0"),
+            (
+                "request-timeout: 1h\n",
+                "request-timeout must be from 100ms to 5m",
+            ),
+            ("request-timeout: soon\n", "request-timeout"),
+        ] {
+            let err = load(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 }

@@ -42,7 +42,13 @@ pub struct Command {
     pub sop_instance: String,
     pub has_data_set: bool,
     pub status: Option<u16>,
+    /// Error Comment (0000,0902) of a response.
+    pub error_comment: Option<String>,
 }
+
+/// The largest command set the SCP reads. Commands are a few hundred bytes (UIDs, a few
+/// numbers); a peer that keeps sending command fragments past this is aborted.
+pub const MAX_COMMAND_SET: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DimseError {
@@ -50,34 +56,95 @@ pub enum DimseError {
     Read(String),
     #[error("the command set has no {0}")]
     Missing(&'static str),
+    #[error("command set element {tag} declares {declared} bytes, {available} remain (at byte {offset})")]
+    Overrun {
+        tag: dicom_core::Tag,
+        offset: usize,
+        declared: u64,
+        available: usize,
+    },
+    #[error("command set element {tag} at byte {offset}: {what}")]
+    Malformed {
+        tag: dicom_core::Tag,
+        offset: usize,
+        what: &'static str,
+    },
+    #[error("the command set is over the {MAX_COMMAND_SET} byte limit")]
+    TooLong,
 }
 
-fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
-    obj.element(tag)
-        .ok()
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-        .unwrap_or_default()
-}
-
-fn u16_of(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<u16> {
-    obj.element(tag).ok().and_then(|e| e.to_int::<u16>().ok())
-}
-
-/// Reads a command set from its implicit VR little endian bytes.
+/// Reads a command set from its implicit VR little endian bytes. Command sets are flat (no
+/// sequences), so each element is a tag, a four-byte length and that many bytes; a length
+/// past the end is refused before anything is read, and only the fields Ward acts on are
+/// kept.
 pub fn decode(bytes: &[u8]) -> Result<Command, DimseError> {
-    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-        .map_err(|e| DimseError::Read(e.to_string()))?;
-    let field = u16_of(&obj, tags::COMMAND_FIELD).ok_or(DimseError::Missing("Command Field"))?;
-    Ok(Command {
-        field,
-        message_id: u16_of(&obj, tags::MESSAGE_ID).unwrap_or(0),
-        responding_to: u16_of(&obj, tags::MESSAGE_ID_BEING_RESPONDED_TO),
-        sop_class: text(&obj, tags::AFFECTED_SOP_CLASS_UID),
-        sop_instance: text(&obj, tags::AFFECTED_SOP_INSTANCE_UID),
-        has_data_set: u16_of(&obj, tags::COMMAND_DATA_SET_TYPE).is_some_and(|t| t != NO_DATA_SET),
-        status: u16_of(&obj, tags::STATUS),
-    })
+    if bytes.len() > MAX_COMMAND_SET {
+        return Err(DimseError::TooLong);
+    }
+    if bytes.is_empty() {
+        return Err(DimseError::Read("it is empty".into()));
+    }
+    let mut command = Command::default();
+    let (mut field, mut data_set_type) = (None, None);
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(head) = bytes.get(at..at + 8) else {
+            return Err(DimseError::Read(format!(
+                "it ends inside an element header at byte {at}"
+            )));
+        };
+        let le16 = |i: usize| u16::from_le_bytes([head[i], head[i + 1]]);
+        let tag = dicom_core::Tag(le16(0), le16(2));
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let value_at = at + 8;
+        let available = bytes.len() - value_at;
+        if u64::from(len) > available as u64 {
+            return Err(DimseError::Overrun {
+                tag,
+                offset: at,
+                declared: u64::from(len),
+                available,
+            });
+        }
+        let value = &bytes[value_at..value_at + len as usize];
+        let malformed = |what| DimseError::Malformed {
+            tag,
+            offset: at,
+            what,
+        };
+        let us = || -> Result<u16, DimseError> {
+            <[u8; 2]>::try_from(value)
+                .map(u16::from_le_bytes)
+                .map_err(|_| malformed("a US value must be 2 bytes"))
+        };
+        let uid = || -> Result<String, DimseError> {
+            if value.len() > 64 {
+                return Err(malformed("a UID is at most 64 characters"));
+            }
+            Ok(String::from_utf8_lossy(value)
+                .trim_end_matches(['\0', ' '])
+                .to_string())
+        };
+        match tag {
+            tags::COMMAND_FIELD => field = Some(us()?),
+            tags::MESSAGE_ID => command.message_id = us()?,
+            tags::MESSAGE_ID_BEING_RESPONDED_TO => command.responding_to = Some(us()?),
+            tags::COMMAND_DATA_SET_TYPE => data_set_type = Some(us()?),
+            tags::STATUS => command.status = Some(us()?),
+            tags::AFFECTED_SOP_CLASS_UID => command.sop_class = uid()?,
+            tags::AFFECTED_SOP_INSTANCE_UID => command.sop_instance = uid()?,
+            tags::ERROR_COMMENT => {
+                let text = String::from_utf8_lossy(value);
+                let text = text.trim_end_matches(['\0', ' ']).trim();
+                command.error_comment = (!text.is_empty()).then(|| text.to_string());
+            }
+            _ => {}
+        }
+        at = value_at + len as usize;
+    }
+    command.field = field.ok_or(DimseError::Missing("Command Field"))?;
+    command.has_data_set = data_set_type.is_some_and(|t| t != NO_DATA_SET);
+    Ok(command)
 }
 
 fn encode(elements: Vec<DataElement<InMemDicomObject>>) -> Vec<u8> {
@@ -131,14 +198,33 @@ pub fn store_rq(message_id: u16, sop_class: &str, sop_instance: &str) -> Vec<u8>
 
 /// C-STORE-RSP to request `rq`.
 pub fn store_rsp(rq: &Command, status: u16) -> Vec<u8> {
-    encode(vec![
+    store_rsp_with_comment(rq, status, "")
+}
+
+/// C-STORE-RSP to request `rq`, with an Error Comment (0000,0902) when `comment` is not
+/// empty (cut to the 64 characters an LO holds).
+pub fn store_rsp_with_comment(rq: &Command, status: u16, comment: &str) -> Vec<u8> {
+    let mut elements = vec![
         ui(tags::AFFECTED_SOP_CLASS_UID, &rq.sop_class),
         us(tags::COMMAND_FIELD, C_STORE_RSP),
         us(tags::MESSAGE_ID_BEING_RESPONDED_TO, rq.message_id),
         us(tags::COMMAND_DATA_SET_TYPE, NO_DATA_SET),
         us(tags::STATUS, status),
         ui(tags::AFFECTED_SOP_INSTANCE_UID, &rq.sop_instance),
-    ])
+    ];
+    let comment: String = comment
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '\\')
+        .take(64)
+        .collect();
+    if !comment.is_empty() {
+        elements.push(DataElement::new(
+            tags::ERROR_COMMENT,
+            VR::LO,
+            PrimitiveValue::from(comment),
+        ));
+    }
+    encode(elements)
 }
 
 /// The Verification SOP class (C-ECHO).
@@ -168,6 +254,16 @@ mod tests {
         );
         let echo_rsp = decode(&echo_rsp(&echo, status::SUCCESS)).unwrap();
         assert_eq!(echo_rsp.responding_to, Some(3));
+        let refused = decode(&store_rsp_with_comment(
+            &rq,
+            status::CANNOT_UNDERSTAND,
+            "(7FE0,0010) declares 4294967280 bytes, 100 remain",
+        ))
+        .unwrap();
+        assert_eq!(
+            refused.error_comment.as_deref(),
+            Some("(7FE0,0010) declares 4294967280 bytes, 100 remain")
+        );
     }
 
     #[test]
@@ -183,5 +279,62 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode(&[1, 2, 3]).is_err());
         assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn a_declared_length_past_the_end_is_refused_before_anything_is_read() {
+        // (0000,0002) UI declaring 4 GiB - 1 bytes, then 6 bytes.
+        let mut bytes = vec![0x00, 0x00, 0x02, 0x00, 0xFF, 0xFF, 0xFF, 0xFF];
+        bytes.extend(b"1.2.3\0");
+        let (result, largest) = crate::dicom::smoke::largest_allocation(|| decode(&bytes));
+        let err = result.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DimseError::Overrun {
+                    declared: 0xFFFF_FFFF,
+                    available: 6,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("(0000,0002)"), "{err}");
+        assert!(largest < 4096, "{largest} bytes allocated at once");
+        assert!(matches!(
+            decode(&vec![0u8; MAX_COMMAND_SET + 1]).unwrap_err(),
+            DimseError::TooLong
+        ));
+        // A US of the wrong size names its tag.
+        let odd = [0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 1, 0, 0, 0];
+        assert!(matches!(
+            decode(&odd).unwrap_err(),
+            DimseError::Malformed { .. }
+        ));
+    }
+
+    /// Seeded mutations of every command Ward exchanges: no panic, and no allocation
+    /// bigger than the command itself.
+    #[test]
+    fn mutated_commands_never_panic_nor_allocate_what_they_declare() {
+        let rq = decode(&store_rq(7, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4")).unwrap();
+        let valid = [
+            echo_rq(1),
+            echo_rsp(&rq, status::SUCCESS),
+            store_rq(7, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4"),
+            store_rsp(&rq, status::CANNOT_UNDERSTAND),
+        ];
+        let mut mutator = crate::dicom::smoke::Mutator::new(0xD1A5E);
+        let mut refused = 0;
+        for round in 0..5000 {
+            let mutant = mutator.mutate(&valid[round % valid.len()]);
+            let (result, largest) = crate::dicom::smoke::largest_allocation(|| decode(&mutant));
+            refused += usize::from(result.is_err());
+            assert!(
+                largest <= 4096,
+                "round {round}: {largest} bytes allocated at once"
+            );
+        }
+        assert!(refused > 500, "the mutations are seen: {refused} refused");
     }
 }

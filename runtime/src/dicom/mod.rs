@@ -5,10 +5,14 @@
 pub mod config;
 pub mod dimse;
 pub mod export;
+pub mod instance;
 pub mod peer;
 pub mod route;
 pub mod scp;
 pub mod scu;
+pub mod slots;
+#[cfg(test)]
+mod smoke;
 pub mod sop;
 pub mod store;
 pub mod studies;

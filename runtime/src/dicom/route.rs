@@ -146,21 +146,18 @@ pub fn conditions_met(conditions: &[Condition], payload: &Path) -> Result<bool, 
     }
     let entries = std::fs::read_dir(payload).map_err(|e| e.to_string())?;
     for entry in entries.flatten() {
-        let obj = dicom_object::OpenFileOptions::new()
-            .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
-            .open_file(entry.path())
+        let facts = super::instance::inspect_instance(&entry.path())
             .map_err(|e| format!("{}: {e}", entry.path().display()))?;
         for c in conditions {
             let (Condition::Equals { keyword, .. } | Condition::Below { keyword, .. }) = c;
-            let element = obj.element_by_name(keyword).ok();
-            let met = match (c, element) {
+            let met = match (c, facts.by_keyword(keyword)) {
                 (_, None) => false,
-                (Condition::Equals { value, .. }, Some(e)) => e
-                    .to_str()
-                    .is_ok_and(|s| s.trim_end_matches(['\0', ' ']) == value),
-                (Condition::Below { value, .. }, Some(e)) => {
-                    e.to_float64().is_ok_and(|v| v < *value)
-                }
+                (Condition::Equals { value, .. }, Some(text)) => text == value,
+                (Condition::Below { value, .. }, Some(text)) => text
+                    .split('\\')
+                    .next()
+                    .and_then(|first| first.trim().parse::<f64>().ok())
+                    .is_some_and(|v| v < *value),
             };
             if !met {
                 return Ok(false);

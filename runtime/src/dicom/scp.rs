@@ -1,11 +1,15 @@
 //! The storage SCP: accepts associations for the configured AE titles from the allowed
 //! callers, answers C-ECHO, stores C-STORE instances into a payload per association, and
-//! hands each complete payload to its route. Every association runs on a thread of its own;
-//! a bad peer ends only its own association.
+//! hands each complete payload to its route. Every connection runs on a thread of its own;
+//! a bad peer ends only its own association. The accept loop does no more than count: a
+//! connection over its limits ([`super::slots`]) is closed at once, and one that is let in
+//! must send its whole A-ASSOCIATE-RQ within `request-timeout` before it may take an
+//! association slot.
 
 use super::config::{AdapterConfig, Assembly, Route};
 use super::dimse::{self, status, Command};
 use super::route::PayloadHandler;
+use super::slots::{Connection, Slots};
 use super::sop::{is_storage_class, ACCEPTED_SOP_CLASSES, ACCEPTED_TRANSFER_SYNTAXES};
 use super::store::{InstanceWriter, Storage};
 use super::studies::{complete_study, StudyBuffers};
@@ -16,16 +20,16 @@ use dicom_ul::pdu::{
     AssociationRJServiceUserReason, AssociationRJSource, PDataValue, PDataValueType, Pdu,
     UserIdentity,
 };
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the SCP waits for the next PDU of an association before it aborts it.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a caller may take to request its association: a connection that never speaks
-/// gives its slot back soon.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest A-ASSOCIATE-RQ read: a request is a few hundred bytes per presentation
+/// context, and this is what it may take of the kernel's receive buffer before it is read.
+const MAX_REQUEST: u32 = 64 * 1024;
 
 /// The running SCP.
 pub struct Scp {
@@ -33,8 +37,30 @@ pub struct Scp {
     storage: Storage,
     dispatcher: Arc<dyn PayloadHandler>,
     studies: StudyBuffers,
-    active: AtomicUsize,
+    slots: Arc<Slots>,
+    refusals: RefusalLog,
     next_id: AtomicUsize,
+}
+
+/// Refused connections are logged at most once a second (with how many were not), so a
+/// flood of connections cannot flood the log too.
+#[derive(Default)]
+struct RefusalLog {
+    last: std::sync::Mutex<Option<(Instant, u64)>>,
+}
+
+impl RefusalLog {
+    fn note(&self, peer: SocketAddr, refusal: &super::slots::Refusal) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match last.as_mut() {
+            Some((at, unlogged)) if at.elapsed() < Duration::from_secs(1) => *unlogged += 1,
+            _ => {
+                let unlogged = last.map_or(0, |(_, n)| n);
+                tracing::warn!(peer = %peer, also_refused = unlogged, "{refusal}");
+                *last = Some((Instant::now(), 0));
+            }
+        }
+    }
 }
 
 /// Who may open an association: a routed called AE title, from an allowed calling AE
@@ -76,11 +102,12 @@ impl Scp {
         dispatcher: Arc<dyn PayloadHandler>,
     ) -> Scp {
         Scp {
+            slots: Slots::new(config.connection_limits()),
+            refusals: RefusalLog::default(),
             config,
             studies: StudyBuffers::new(storage.clone()),
             storage,
             dispatcher,
-            active: AtomicUsize::new(0),
             next_id: AtomicUsize::new(0),
         }
     }
@@ -107,24 +134,55 @@ impl Scp {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let Ok(socket) = socket else { continue };
-            let _ = socket.set_nodelay(true);
-            if self.active.fetch_add(1, Ordering::SeqCst) >= self.config.max_associations {
-                self.active.fetch_sub(1, Ordering::SeqCst);
-                reject_busy(socket);
+            let socket = match socket {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of descriptors, most likely: give the others a moment to close.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let Ok(peer) = socket.peer_addr() else {
                 continue;
-            }
+            };
+            let slot = match self.slots.connect(peer.ip()) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    self.refusals.note(peer, &refusal);
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
             let scp = self.clone();
             let spawned = std::thread::Builder::new()
                 .name("dicom-association".into())
-                .spawn(move || {
-                    scp.association(socket);
-                    scp.active.fetch_sub(1, Ordering::SeqCst);
-                });
-            if spawned.is_err() {
-                self.active.fetch_sub(1, Ordering::SeqCst);
+                .spawn(move || scp.connection(socket, peer, slot));
+            if let Err(e) = spawned {
+                tracing::warn!(peer = %peer, error = %e, "cannot start a thread for a connection");
             }
         }
+    }
+
+    /// A new connection: once its whole request has arrived it takes an association slot
+    /// (or is rejected as transient when none is free) and is served.
+    fn connection(&self, socket: TcpStream, peer: SocketAddr, mut slot: Connection) {
+        let timeout = self.slots.limits().request_timeout;
+        match wait_for_request(&socket, timeout) {
+            Ok(()) => {}
+            // A probe of the port (a health check, a load balancer): nothing to report.
+            Err(None) => return,
+            Err(Some(why)) => {
+                tracing::warn!(peer = %peer, reason = %why, "connection closed before an association was requested");
+                return;
+            }
+        }
+        if !slot.associate() {
+            reject_busy(socket, peer);
+            return;
+        }
+        self.association(socket, peer);
+        drop(slot);
     }
 
     /// Studies quiet for their route's period become payloads and run.
@@ -145,8 +203,7 @@ impl Scp {
         }
     }
 
-    fn association(&self, socket: TcpStream) {
-        let Ok(peer) = socket.peer_addr() else { return };
+    fn association(&self, socket: TcpStream, peer: SocketAddr) {
         let access = RouteAccess {
             config: &self.config,
             peer: peer.ip(),
@@ -155,7 +212,7 @@ impl Scp {
             .ae_access_control(access)
             .ae_title(self.config.ae_title.as_str())
             .max_pdu_length(self.config.max_pdu)
-            .read_timeout(REQUEST_TIMEOUT)
+            .read_timeout(self.slots.limits().request_timeout)
             .write_timeout(READ_TIMEOUT);
         for (uid, _) in ACCEPTED_SOP_CLASSES {
             options = options.with_abstract_syntax(*uid);
@@ -219,7 +276,7 @@ impl Scp {
                 }
             }
             Err(why) => {
-                tracing::warn!(reason = %why, stored = incoming.stored, "association ended abnormally; what it sent is discarded");
+                tracing::warn!(peer = %peer, calling = %calling, reason = %why, stored = incoming.stored, "association ended abnormally; what it sent is discarded");
                 incoming.discard();
             }
         }
@@ -242,6 +299,14 @@ impl Scp {
                     for pv in data {
                         match pv.value_type {
                             PDataValueType::Command => {
+                                if command.len() + pv.data.len() > dimse::MAX_COMMAND_SET {
+                                    let _ = send_abort(assoc);
+                                    return Err(format!(
+                                        "aborted: the command set is over the {} byte limit ({} bytes received)",
+                                        dimse::MAX_COMMAND_SET,
+                                        command.len() + pv.data.len()
+                                    ));
+                                }
                                 command.extend_from_slice(&pv.data);
                                 if !pv.is_last {
                                     continue;
@@ -257,6 +322,12 @@ impl Scp {
                                         respond(assoc, pc, dimse::echo_rsp(&cmd, status::SUCCESS))?
                                     }
                                     dimse::C_STORE_RQ if cmd.has_data_set => {
+                                        // A new request before the last one's data set
+                                        // ended: the unfinished instance is dropped.
+                                        if let Some((old, _, writer, _)) = pending.take() {
+                                            tracing::warn!(sop_instance = %old.sop_instance, "a new C-STORE request arrived before this instance's data set ended; it is dropped");
+                                            writer.map(InstanceWriter::abandon);
+                                        }
                                         pending = Some(self.begin_store(assoc, incoming, cmd, pc));
                                     }
                                     other => {
@@ -298,7 +369,7 @@ impl Scp {
                                 if status != status::SUCCESS {
                                     tracing::warn!(sop_instance = %cmd.sop_instance, status = format!("0x{status:04x}"), reason = %message, "instance refused");
                                 }
-                                let rsp = dimse::store_rsp(cmd, status);
+                                let rsp = dimse::store_rsp_with_comment(cmd, status, &message);
                                 let pc = *pc;
                                 pending = None;
                                 respond(assoc, pc, rsp)?;
@@ -425,9 +496,65 @@ fn send_abort(assoc: &mut ServerAssociation<TcpStream>) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Waits, at most `timeout` in all, until the whole A-ASSOCIATE-RQ of a new connection is
+/// in the socket's receive buffer, without reading it (the association reads it then).
+/// None: the peer closed the connection before sending anything.
+fn wait_for_request(socket: &TcpStream, timeout: Duration) -> Result<(), Option<String>> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = vec![0u8; 6];
+    let mut need = 6;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Some(format!(
+                "no whole A-ASSOCIATE-RQ within {timeout:?} (request-timeout)"
+            )));
+        }
+        socket
+            .set_read_timeout(Some(left))
+            .map_err(|e| Some(e.to_string()))?;
+        let n = match socket.peek(&mut buf) {
+            Ok(0) if need == 6 && buf[0] == 0 => return Err(None),
+            Ok(0) => return Err(Some("closed by the peer during its request".into())),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(Some(e.to_string())),
+        };
+        if n >= need {
+            if need > 6 {
+                return Ok(());
+            }
+            if buf[0] != 0x01 {
+                return Err(Some(format!(
+                    "the first PDU is of type 0x{:02x}, not an A-ASSOCIATE-RQ",
+                    buf[0]
+                )));
+            }
+            let len = u32::from_be_bytes([buf[2], buf[3], buf[4], buf[5]]);
+            if len > MAX_REQUEST {
+                return Err(Some(format!(
+                    "the A-ASSOCIATE-RQ declares {len} bytes, over the {MAX_REQUEST} byte limit"
+                )));
+            }
+            need = 6 + len as usize;
+            buf.resize(need, 0);
+            continue;
+        }
+        // Part of it is there: the rest follows soon from any real peer.
+        std::thread::sleep(Duration::from_millis(2).min(left));
+    }
+}
+
 /// Over `max-associations`: the association is rejected as transient (local limit
 /// exceeded), so the caller may retry later.
-fn reject_busy(mut socket: TcpStream) {
+fn reject_busy(mut socket: TcpStream, peer: SocketAddr) {
     let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
     // The request must be read before it is answered.
     let mut buf = vec![0u8; 64 * 1024];
@@ -442,5 +569,5 @@ fn reject_busy(mut socket: TcpStream) {
     if dicom_ul::pdu::write_pdu(&mut out, &pdu).is_ok() {
         let _ = std::io::Write::write_all(&mut socket, &out);
     }
-    tracing::warn!("association rejected: max-associations reached");
+    tracing::warn!(peer = %peer, "association rejected: max-associations reached");
 }

@@ -12,7 +12,9 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dicom_dictionary_std::{tags, uids};
+#[cfg(test)]
+use dicom_dictionary_std::tags;
+use dicom_dictionary_std::uids;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::{FileMetaTable, InMemDicomObject};
 use dicom_transfer_syntax_registry::entries::{
@@ -481,15 +483,6 @@ fn status_meaning(status: u16) -> (StoreResult, &'static str) {
     }
 }
 
-/// The Error Comment (0000,0902) of a response command set, when there is one.
-fn error_comment(command: &[u8]) -> Option<String> {
-    let obj = InMemDicomObject::read_dataset_with_ts(command, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-        .ok()?;
-    let text = obj.element(tags::ERROR_COMMENT).ok()?.to_str().ok()?;
-    let text = text.trim_end_matches(['\0', ' ']).trim();
-    (!text.is_empty()).then(|| text.to_string())
-}
-
 fn describe_rejection(rj: &AssociationRJ) -> String {
     let result = match rj.result {
         AssociationRJResult::Permanent => "permanent",
@@ -883,7 +876,7 @@ impl<'p> Link<'p> {
             &format!("sending the data set of {}", path.display()),
         )?;
         let during = format!("waiting for the C-STORE-RSP for {instance}");
-        let (rsp, raw) = self.receive_command(&during)?;
+        let (rsp, _) = self.receive_command(&during)?;
         if rsp.field != dimse::C_STORE_RSP || rsp.responding_to != Some(message_id) {
             let message = format!(
                 "expected a C-STORE-RSP to message {message_id}, got command {:#06x} answering {:?}",
@@ -897,7 +890,7 @@ impl<'p> Link<'p> {
             return Err(self.abort_in_place(err));
         };
         let (result, meaning) = status_meaning(status);
-        let message = match error_comment(&raw) {
+        let message = match rsp.error_comment.as_deref() {
             Some(comment) => format!("{meaning} ({status:#06x}): {comment}"),
             None if status == dimse::status::SUCCESS => meaning.to_string(),
             None => format!("{meaning} ({status:#06x})"),

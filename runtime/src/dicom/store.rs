@@ -4,6 +4,7 @@
 //! when it is complete; until then it lives in `incoming/`.
 
 use super::dimse::status;
+use super::instance::inspect_instance;
 use dicom_object::meta::FileMetaTableBuilder;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -220,28 +221,21 @@ impl InstanceWriter {
     }
 }
 
-/// The stored instance must parse to its end and be the instance the command announced.
+/// The stored instance must walk to its end within its declared lengths
+/// ([`inspect_instance`]) and be the instance the command announced.
 fn check_instance(
     path: &Path,
     sop_class: &str,
     sop_instance: &str,
     transfer_syntax: &str,
 ) -> Result<(), Refused> {
-    use dicom_dictionary_std::tags;
-    let obj = dicom_object::open_file(path).map_err(|e| {
+    let facts = inspect_instance(path).map_err(|e| {
         refused(
             status::CANNOT_UNDERSTAND,
-            format!("the data set ({transfer_syntax}) cannot be read: {e}"),
+            format!("{e}: the data set ({transfer_syntax}) cannot be read"),
         )
     })?;
-    let text = |tag| {
-        obj.element(tag)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-            .unwrap_or_default()
-    };
-    let (class, instance) = (text(tags::SOP_CLASS_UID), text(tags::SOP_INSTANCE_UID));
+    let (class, instance) = (facts.sop_class, facts.sop_instance);
     if class != sop_class || instance != sop_instance {
         return Err(refused(
             status::DATA_SET_MISMATCH,

@@ -104,17 +104,7 @@ impl StudyBuffers {
 }
 
 fn study_of(file: &Path) -> Option<String> {
-    let obj = dicom_object::OpenFileOptions::new()
-        .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
-        .open_file(file)
-        .ok()?;
-    let uid = obj
-        .element(dicom_dictionary_std::tags::STUDY_INSTANCE_UID)
-        .ok()?
-        .to_str()
-        .ok()?
-        .trim_end_matches(['\0', ' '])
-        .to_string();
+    let uid = super::instance::inspect_instance(file).ok()?.study_instance;
     (!uid.is_empty()).then_some(uid)
 }
 

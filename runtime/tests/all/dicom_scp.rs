@@ -16,6 +16,8 @@ use ward::dicom::store::Storage;
 use ward::engine::Engine;
 use ward::sample::ct_series::{write_ct_series, CtSeriesOptions};
 
+mod hostile;
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -888,15 +890,24 @@ fn pending_exports_survive_a_restart() {
 }
 
 /// Over `max-associations` a caller is rejected as transient (local limit exceeded), and
-/// served again once a slot is free.
+/// served again once a slot is free. Connections that never speak hold no association slot.
 #[test]
 fn associations_over_the_limit_are_rejected_as_transient() {
-    let a = adapter_with("", "");
-    // The limit of this adapter is 16: hold 16 connections that never speak.
-    let held: Vec<_> = (0..16)
+    let a = adapter_with("", "max-connections-per-address: 64\n");
+    // Idle sockets are only pending: they do not count against max-associations.
+    let idle: Vec<_> = (0..8)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // The limit of this adapter is 16: hold 16 associations.
+    let held: Vec<_> = (0..16)
+        .map(|_| {
+            dicom_ul::association::client::ClientAssociationOptions::new()
+                .with_abstract_syntax("1.2.840.10008.1.1")
+                .called_ae_title("CT_SEG")
+                .establish(("127.0.0.1", a.port))
+                .unwrap()
+        })
+        .collect();
     let port = a.port.to_string();
     let refused = dcmtk("echoscu", &["-aec", "CT_SEG", "127.0.0.1", &port]);
     assert_ne!(refused.code, 0);
@@ -915,4 +926,5 @@ fn associations_over_the_limit_are_rejected_as_transient() {
         assert!(Instant::now() < deadline, "{}{}", echo.stdout, echo.stderr);
         std::thread::sleep(Duration::from_millis(100));
     }
+    drop(idle);
 }
