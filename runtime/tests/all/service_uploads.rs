@@ -702,3 +702,61 @@ routes:
     }
     assert_intact(&server, &before);
 }
+
+/// A STOW-RS part of a few hundred bytes whose pixel data declares 4 GiB is refused with
+/// 0xC000 naming the element, and the server reserves nothing like what it declares.
+#[test]
+fn a_stow_part_declaring_gigabytes_is_refused_without_reserving_them() {
+    let server = server("100Gi");
+    let before = existing(&server);
+    let dir = tempdir();
+    let (instance, _) = ct_instance(dir.path());
+    let at = memchr::memmem::find(&instance, &[0xE0, 0x7F, 0x10, 0x00]).expect("pixel data");
+    // Explicit VR (OW/OB, two reserved bytes, then a 4-byte length) or implicit (the length
+    // follows the tag).
+    let length_at = if matches!(&instance[at + 4..at + 6], b"OW" | b"OB") {
+        at + 8
+    } else {
+        at + 4
+    };
+    let mut part = instance[..length_at].to_vec();
+    part.extend([0xF0, 0xFF, 0xFF, 0xFF]);
+    part.extend([0u8; 100]);
+    let body = dir.path().join("declares.body");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&body).unwrap();
+        write!(f, "--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n").unwrap();
+        f.write_all(&part).unwrap();
+        write!(f, "\r\n--{BOUNDARY}--\r\n").unwrap();
+    }
+    let rss_before = peak_rss(&server);
+    let answer = curl_upload(
+        &server,
+        "/v1/dicomweb/studies",
+        RAD_OP,
+        &stow_type(),
+        &body,
+        &[],
+    );
+    let v = answer.json();
+    let failed = &v["00081198"]["Value"];
+    assert_eq!(
+        failed[0]["00081197"]["Value"][0].as_u64(),
+        Some(0xC000),
+        "{} {}",
+        answer.status,
+        answer.body
+    );
+    assert!(
+        v["00081199"]["Value"].as_array().is_none_or(Vec::is_empty),
+        "nothing stored: {}",
+        answer.body
+    );
+    let rise = peak_rss(&server).saturating_sub(rss_before);
+    assert!(
+        rise < RSS_HEADROOM,
+        "a part declaring 4 GiB raised the server's peak RSS by {rise} bytes"
+    );
+    assert_intact(&server, &before);
+}

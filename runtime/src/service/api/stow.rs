@@ -27,17 +27,11 @@ fn ui(uid: &str) -> Value {
 /// Checks the part whose content is in `temp` and keeps it under its SOP Instance UID; its
 /// SOP class and instance, or why it was refused. A duplicate instance is not kept twice.
 fn check_part(dir: &Path, temp: &Path) -> Result<(String, String, bool), (u16, String)> {
-    let obj = dicom_object::open_file(temp)
+    // The bounded inspection the SCP uses: no declared length is believed before the bytes
+    // are there, so a part of a few bytes declaring gigabytes reserves nothing.
+    let facts = crate::dicom::instance::inspect_instance(temp)
         .map_err(|e| (0xC000, format!("not a readable DICOM file: {e}")))?;
-    let text = |tag| {
-        obj.element(tag)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-            .unwrap_or_default()
-    };
-    let class = text(dicom_dictionary_std::tags::SOP_CLASS_UID);
-    let instance = text(dicom_dictionary_std::tags::SOP_INSTANCE_UID);
+    let (class, instance) = (facts.sop_class, facts.sop_instance);
     crate::dicom::store::check_uid(&instance).map_err(|r| (r.status, r.message))?;
     if !crate::dicom::sop::is_storage_class(&class) {
         return Err((0x0122, format!("SOP class {class} is not stored here")));
