@@ -84,6 +84,24 @@ impl<T> Idle<T> {
             Poll::Pending => Poll::Pending,
         }
     }
+
+    /// A write's outcome: bytes written move the deadline on, a pending one may expire.
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.moved();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.pending(cx),
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
@@ -114,16 +132,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let me = self.get_mut();
-        match Pin::new(&mut me.inner).poll_write(cx, data) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    me.moved();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => me.pending(cx),
-        }
+        let written = Pin::new(&mut me.inner).poll_write(cx, data);
+        me.after_write(cx, written)
     }
 
     fn poll_write_vectored(
@@ -132,16 +142,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let me = self.get_mut();
-        match Pin::new(&mut me.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    me.moved();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => me.pending(cx),
-        }
+        let written = Pin::new(&mut me.inner).poll_write_vectored(cx, bufs);
+        me.after_write(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

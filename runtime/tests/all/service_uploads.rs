@@ -229,6 +229,18 @@ fn stow_type() -> String {
     format!("multipart/related; type=\"application/dicom\"; boundary={BOUNDARY}")
 }
 
+/// `body` posted to STOW-RS by radiology's operator.
+fn stow(server: &Server, body: &Path) -> Answer {
+    curl_upload(
+        server,
+        "/v1/dicomweb/studies",
+        RAD_OP,
+        &stow_type(),
+        body,
+        &[],
+    )
+}
+
 #[test]
 fn a_stow_body_of_300_mb_is_streamed_to_disk() {
     let server = server("100Gi");
@@ -255,14 +267,7 @@ fn a_stow_body_of_300_mb_is_streamed_to_disk() {
     let size = std::fs::metadata(&body).unwrap().len();
     assert!(size > 300_000_000, "{size}");
     let rss_before = peak_rss(&server);
-    let answer = curl_upload(
-        &server,
-        "/v1/dicomweb/studies",
-        RAD_OP,
-        &stow_type(),
-        &body,
-        &[],
-    );
+    let answer = stow(&server, &body);
     assert_eq!(answer.status, 200, "{}", answer.body);
     let v = answer.json();
     assert_eq!(
@@ -303,14 +308,7 @@ fn a_boundary_flood_is_refused_with_the_limit() {
         write!(f, "--{BOUNDARY}--\r\n").unwrap();
     }
     let rss_before = peak_rss(&server);
-    let answer = curl_upload(
-        &server,
-        "/v1/dicomweb/studies",
-        RAD_OP,
-        &stow_type(),
-        &body,
-        &[],
-    );
+    let answer = stow(&server, &body);
     let v = answer.json();
     assert_eq!(
         (answer.status, v["error"]["code"].as_str()),
@@ -731,14 +729,7 @@ fn a_stow_part_declaring_gigabytes_is_refused_without_reserving_them() {
         write!(f, "\r\n--{BOUNDARY}--\r\n").unwrap();
     }
     let rss_before = peak_rss(&server);
-    let answer = curl_upload(
-        &server,
-        "/v1/dicomweb/studies",
-        RAD_OP,
-        &stow_type(),
-        &body,
-        &[],
-    );
+    let answer = stow(&server, &body);
     let v = answer.json();
     let failed = &v["00081198"]["Value"];
     assert_eq!(
