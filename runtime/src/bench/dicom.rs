@@ -101,10 +101,13 @@ fn ward_scp(engine: Arc<Engine>, scratch: &Path) -> anyhow::Result<u16> {
 }
 
 /// DCMTK's storescp, one process per association (`--fork`) as Ward has a thread per one.
+/// Taken from `$DCMTK_BIN` (default `/usr/bin`, Debian's dcmtk), not from PATH, where other
+/// packages (pynetdicom) install programs of the same name.
 fn storescp(dir: &Path) -> anyhow::Result<(Killed, u16)> {
     let port = free_port()?;
     std::fs::create_dir_all(dir)?;
-    let child = Command::new("storescp")
+    let bin = std::env::var_os("DCMTK_BIN").unwrap_or_else(|| "/usr/bin".into());
+    let child = Command::new(Path::new(&bin).join("storescp"))
         .args(["--fork", "+xa", "--aetitle", "INGEST", "--output-directory"])
         .arg(dir)
         .arg(port.to_string())

@@ -53,7 +53,7 @@ pub fn storescp(dir: &Path, ae: &str) -> (Killed, u16) {
 
 /// DCMTK's storescp on `port`, once it listens.
 pub fn storescp_on(dir: &Path, ae: &str, port: u16) -> Killed {
-    let child = Command::new("storescp")
+    let child = Command::new(dcmtk_tool("storescp"))
         .args(["--aetitle", ae, "--output-directory"])
         .arg(dir)
         .args(["+xa", &port.to_string()])
@@ -160,7 +160,7 @@ impl Adapter {
 }
 
 fn dcmtk(tool: &str, args: &[&str]) -> Output {
-    let out = Command::new(tool)
+    let out = Command::new(dcmtk_tool(tool))
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{tool} is needed (apt-get install -y dcmtk): {e}"));
@@ -369,7 +369,7 @@ fn concurrent_associations_store_every_instance_exactly_once() {
     let senders: Vec<_> = series
         .iter()
         .map(|dir| {
-            Command::new("storescu")
+            Command::new(dcmtk_tool("storescu"))
                 .args(["-aec", "CT_SEG", "+sd", "127.0.0.1", &port])
                 .arg(dir)
                 .stdout(Stdio::null())

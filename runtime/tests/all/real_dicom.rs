@@ -169,7 +169,7 @@ fn a_truncated_real_file_is_named() {
 /// `file` recompressed by a DCMTK tool into a temporary directory.
 fn dcmtk_compress(tool: &str, args: &[&str], file: &Path, dir: &Path) -> PathBuf {
     let out = dir.join(format!("{tool}{}.dcm", args.join("")));
-    let status = Command::new(tool)
+    let status = Command::new(dcmtk_tool(tool))
         .args(args)
         .arg(file)
         .arg(&out)

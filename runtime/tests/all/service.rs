@@ -1026,7 +1026,7 @@ destinations:
         },
     )
     .unwrap();
-    let out = std::process::Command::new("storescu")
+    let out = std::process::Command::new(dcmtk_tool("storescu"))
         .args([
             "-aec",
             "RAD_SEG",

@@ -629,7 +629,7 @@ routes:
         .unwrap();
     }
     let send = |dir: &Path| {
-        Command::new("/usr/bin/storescu")
+        Command::new(dcmtk_tool("storescu"))
             .args([
                 "-aec",
                 "Q_STORE",

@@ -193,7 +193,7 @@ pub fn ward_run(pipeline: &Path, payload: &Path, extra: &[&str]) -> Output {
 
 /// DCMTK's dcmdump, which the tests use as the independent reader of DICOM files.
 pub fn dcmdump(args: &[&str]) -> Output {
-    let out = Command::new("dcmdump")
+    let out = Command::new(dcmtk_tool("dcmdump"))
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("dcmdump is needed (apt-get install -y dcmtk): {e}"));
@@ -207,4 +207,44 @@ pub fn dcmdump(args: &[&str]) -> Output {
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The path of DCMTK's `tool` (e.g. `storescp`), checked to be DCMTK's: other packages
+/// install programs of the same names (pynetdicom's `storescp`, `storescu`, `echoscu` come
+/// first on PATH where it is installed), and a test must talk to the peer it means. Looks in
+/// `$DCMTK_BIN` (default `/usr/bin`, where Debian's dcmtk puts them); a missing or foreign
+/// tool fails the test, never skips it.
+pub fn dcmtk_tool(tool: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CHECKED: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let name = Path::new(tool)
+        .file_name()
+        .expect("a program name")
+        .to_string_lossy()
+        .into_owned();
+    let checked = CHECKED.get_or_init(Default::default);
+    if let Some(path) = checked.lock().unwrap().get(&name) {
+        return path.clone();
+    }
+    let dir = std::env::var_os("DCMTK_BIN").unwrap_or_else(|| "/usr/bin".into());
+    let path = Path::new(&dir).join(&name);
+    let version = Command::new(&path)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} is needed: DCMTK's {name} (apt-get install -y dcmtk): {e}",
+                path.display()
+            )
+        });
+    let text = String::from_utf8_lossy(&version.stdout).to_lowercase();
+    assert!(
+        text.contains("dcmtk") || text.contains("offis"),
+        "{} is not DCMTK's {name} (its --version says {:?}); install dcmtk or set DCMTK_BIN",
+        path.display(),
+        text.lines().next().unwrap_or("")
+    );
+    checked.lock().unwrap().insert(name, path.clone());
+    path
 }

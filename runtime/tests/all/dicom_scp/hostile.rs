@@ -145,7 +145,7 @@ impl Listener {
     /// After an attack: the listener is up, answers C-ECHO, and kept what it had stored.
     fn still_serving(&self, stored: &BTreeMap<PathBuf, Vec<u8>>) {
         let port = self.port.to_string();
-        let echo = dcmtk("/usr/bin/echoscu", &["-aec", "CT_SEG", "127.0.0.1", &port]);
+        let echo = dcmtk("echoscu", &["-aec", "CT_SEG", "127.0.0.1", &port]);
         assert_eq!(echo.code, 0, "{}{}", echo.stdout, echo.stderr);
         let now = self.stored();
         for (path, bytes) in stored {
