@@ -278,7 +278,11 @@ pub fn job(c: &Connection, cmd: JobCommand) -> anyhow::Result<i32> {
                 Some(s) => format!("/v1/jobs/{id}/logs?stage={s}"),
                 None => format!("/v1/jobs/{id}/logs"),
             };
-            out!("{}", String::from_utf8_lossy(&client.bytes(&path)?));
+            // A stage wrote these lines: escape sequences must not reach the terminal.
+            out!(
+                "{}",
+                super::printable(&String::from_utf8_lossy(&client.bytes(&path)?))
+            );
         }
         JobCommand::Start { id } => {
             print(&client.json("POST", &format!("/v1/jobs/{id}/start"), None)?)

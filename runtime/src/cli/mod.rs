@@ -195,3 +195,15 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         _ => Err(format!("'{text}' is not KEY=VALUE")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn text_from_a_stage_cannot_drive_the_terminal() {
+        let shown = super::printable("50% \u{1b}[2J\u{1b}]0;owned\u{7}done\r\nnext\tline\n");
+        assert!(!shown
+            .chars()
+            .any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\r'));
+        assert!(shown.contains("50% ") && shown.contains("done") && shown.contains("next\tline\n"));
+    }
+}

@@ -56,7 +56,8 @@ impl JobObserver for StageBars {
     fn stage_progress(&self, stage: &str, fraction: f32, message: &str) {
         if let Some(bar) = self.bars.get(stage) {
             bar.set_position((fraction * 1000.0) as u64);
-            bar.set_message(message.to_string());
+            // The stage chose this text: nothing in it may drive the terminal.
+            bar.set_message(super::printable(message));
         }
     }
 
