@@ -163,14 +163,24 @@ pub fn audit(cmd: AuditCommand) -> anyhow::Result<i32> {
 
 #[derive(clap::Subcommand)]
 pub enum TokenCommand {
-    /// Prints the SHA-256 a token is configured by (`sha256:` of a tenant's token).
-    Hash { token: String },
+    /// Prints the SHA-256 a token is configured by (`sha256:` of a tenant's token). The
+    /// token is read from standard input (its first line), so it stays out of the shell's
+    /// history and the process list.
+    Hash,
 }
 
 pub fn token(cmd: TokenCommand) -> anyhow::Result<i32> {
     match cmd {
-        TokenCommand::Hash { token } => {
-            out!("{}", token_hash(&token));
+        TokenCommand::Hash => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the token from standard input")?;
+            let token = line.trim_end_matches(['\r', '\n']);
+            if token.is_empty() {
+                anyhow::bail!("no token on standard input: `printf %s TOKEN | ward token hash`");
+            }
+            out!("{}", token_hash(token));
             Ok(0)
         }
     }

@@ -151,3 +151,36 @@ operators:
     assert_eq!(inventory["volumes"][0]["read_only"], true);
     assert_eq!(inventory["volumes"][0]["files"], 1);
 }
+
+/// `ward token hash` reads the token from standard input (never the command line) and
+/// prints what the example configuration's `sha256` holds for its demo token.
+#[test]
+fn token_hash_reads_the_token_from_standard_input() {
+    use std::io::Write;
+    let hash = |input: &[u8]| {
+        let mut child = ward()
+            .args(["token", "hash"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = hash(b"radiology-demo-token\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let example = std::fs::read_to_string(repo_root().join("examples/serve/serve.yaml")).unwrap();
+    assert!(
+        example.contains(&format!("sha256: {printed}")),
+        "{printed} is not the example's demo token hash"
+    );
+    let empty = hash(b"");
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no token on standard input"));
+}
