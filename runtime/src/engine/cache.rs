@@ -9,7 +9,6 @@
 
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::Component;
@@ -99,20 +98,6 @@ impl ComponentCache {
         }
         let started = Instant::now();
         let component = match compiler {
-            Compiler::InProcess => {
-                let component = Component::new(engine, bytes)
-                    .map_err(|e| CompileFailure::Invalid(format!("{e:#}")))?;
-                if let Some(entry) = &entry {
-                    let stored = component
-                        .serialize()
-                        .map_err(std::io::Error::other)
-                        .and_then(|compiled| write_atomically(entry, &compiled));
-                    if let Err(e) = stored {
-                        tracing::warn!(entry = %entry.display(), error = %e, "cannot write the compile cache");
-                    }
-                }
-                component
-            }
             Compiler::Child { program, limits } => {
                 // Without a cache the artefact goes through a private temporary directory.
                 let scratch = match &self.dir {
@@ -270,16 +255,6 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
-}
-
-/// Writes through a temporary file and a rename, so a reader never sees half an entry.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), unique_suffix()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 fn unique_suffix() -> u64 {

@@ -38,16 +38,14 @@ impl Default for CompileLimits {
     }
 }
 
-/// Where components are compiled.
+/// Where components are compiled: always in a child process running `program` (a `ward`
+/// binary) under `limits`, never in the host.
 #[derive(Debug, Clone)]
 pub enum Compiler {
-    /// In a child process running `program` (a `ward` binary) under `limits`.
     Child {
         program: PathBuf,
         limits: CompileLimits,
     },
-    /// In this process, unbounded: only for trusted components (benchmarks).
-    InProcess,
 }
 
 impl Compiler {
