@@ -467,9 +467,28 @@ fn query(db: &Db, sql: &str, args: impl rusqlite::Params) -> Result<Vec<AuditRec
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// A tenant's records, oldest first.
-pub fn records(db: &Db, tenant: &str) -> Result<Vec<AuditRecord>, DbError> {
-    read(db, Some(tenant))
+/// A tenant's records after record `after`, oldest first, at most `limit` of them.
+pub fn records(
+    db: &Db,
+    tenant: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, DbError> {
+    query(
+        db,
+        "SELECT seq, time, tenant, principal, action, object, detail, prev, hash FROM audit
+         WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        params![tenant, after, limit as i64],
+    )
+}
+
+/// The number of a tenant's last record; 0 when it has none.
+pub fn last_record(db: &Db, tenant: &str) -> Result<i64, DbError> {
+    Ok(db.lock().query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM audit WHERE tenant = ?1",
+        params![tenant],
+        |r| r.get(0),
+    )?)
 }
 
 /// Where the chain breaks.

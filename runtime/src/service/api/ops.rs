@@ -3,10 +3,11 @@
 use super::{blocking, ApiError, MetricsScraper, Principal};
 use crate::service::config::Role;
 use crate::service::{audit, Service};
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -126,15 +127,63 @@ fn node_metrics(service: &Service, out: &mut String) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The caller's tenant's audit records (admins only).
+/// `GET /v1/audit?after=SEQ&limit=N`.
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// The most records one page of the audit trail holds, and how many it holds unless asked.
+const AUDIT_PAGE_MAX: usize = 1000;
+const AUDIT_PAGE_DEFAULT: usize = 100;
+
+/// The caller's tenant's audit records (admins only), oldest first, a page at a time:
+/// `limit` records (1-1000, default 100) after record `after`; `next` is the `after` of
+/// the following page, null on the last; `last` is the number of the tenant's last record
+/// as the page was read. Every call appends a record of its own once answered, so a
+/// reader that follows `next` to the end of a trail it adds to should stop at the `last`
+/// of its first page.
 pub async fn audit(
     State(service): State<Arc<Service>>,
     principal: Principal,
+    Query(q): Query<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Role::Admin)?;
+    let after = match q.after.as_deref() {
+        None => 0,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad-after",
+                    format!("after '{text}' must be a record number (the `next` of a page)"),
+                )
+            })?,
+    };
+    let limit = match q.limit.as_deref() {
+        None => AUDIT_PAGE_DEFAULT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=AUDIT_PAGE_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad-limit",
+                    format!("limit '{text}' must be from 1 to {AUDIT_PAGE_MAX}"),
+                )
+            })?,
+    };
     blocking(move || {
-        let records = audit::records(&service.db, &principal.tenant)?;
-        Ok(Json(json!({"items": records})))
+        // One more than the page: whether there is a next one.
+        let mut records = audit::records(&service.db, &principal.tenant, after, limit + 1)?;
+        let more = records.len() > limit;
+        records.truncate(limit);
+        let next = more.then(|| records.last().map(|r| r.seq)).flatten();
+        let last = audit::last_record(&service.db, &principal.tenant)?;
+        Ok(Json(json!({"items": records, "next": next, "last": last})))
     })
     .await
 }
