@@ -3,7 +3,8 @@
 
 use super::EXIT_FAILED;
 use anyhow::Context;
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use ward::dicom::config::AdapterConfig;
@@ -24,17 +25,23 @@ pub enum DicomCommand {
     },
     /// C-ECHO a peer: `ward dicom echo PACS@host:104`.
     Echo {
+        /// The peer: AE_TITLE@host:port.
         peer: Peer,
         /// Ward's calling AE title.
         #[arg(long, default_value = "WARD")]
         calling: String,
     },
-    /// C-STORE files to a peer: `ward dicom send FILES... --to PACS@host:104`.
+    /// C-STORE files to a peer: `ward dicom send PATHS... --to PACS@host:104`. A directory
+    /// is sent whole: its files and its subdirectories' in path order, skipping (with a
+    /// warning naming each) files that are not DICOM Part 10 files.
     Send {
-        #[arg(required = true)]
+        /// DICOM files, and directories to send every DICOM file under.
+        #[arg(required = true, value_name = "PATH")]
         files: Vec<PathBuf>,
+        /// The peer: AE_TITLE@host:port.
         #[arg(long)]
         to: Peer,
+        /// Ward's calling AE title.
         #[arg(long, default_value = "WARD")]
         calling: String,
     },
@@ -80,7 +87,8 @@ fn listen(config_path: &std::path::Path) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn send(files: &[PathBuf], to: &Peer, calling: String) -> anyhow::Result<i32> {
+fn send(paths: &[PathBuf], to: &Peer, calling: String) -> anyhow::Result<i32> {
+    let files = files_to_send(paths)?;
     let options = ScuOptions {
         calling_ae: calling,
         ..ScuOptions::default()
@@ -91,7 +99,7 @@ fn send(files: &[PathBuf], to: &Peer, calling: String) -> anyhow::Result<i32> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let outcomes = scu::send_files(&options, to, files, |_| bar.inc(1))?;
+    let outcomes = scu::send_files(&options, to, &files, |_| bar.inc(1))?;
     bar.finish_and_clear();
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.is_success()).collect();
     for f in &failed {
@@ -104,4 +112,95 @@ fn send(files: &[PathBuf], to: &Peer, calling: String) -> anyhow::Result<i32> {
         started.elapsed().as_secs_f64()
     );
     Ok(if failed.is_empty() { 0 } else { EXIT_FAILED })
+}
+
+/// The files `paths` name: files as given (a file that is not DICOM fails when sent, as the
+/// user named it), directories walked for their DICOM Part 10 files, each directory's in
+/// path order. Files in a directory that are not DICOM are skipped with a warning naming
+/// them; a symbolic link to a directory is not followed (a link may loop).
+fn files_to_send(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+        if meta.is_dir() {
+            walk(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no DICOM file in {}",
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(files)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut entries = std::fs::read_dir(dir)
+        .and_then(|d| d.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading the directory {}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .with_context(|| format!("{}", path.display()))?;
+        if kind.is_dir() {
+            walk(&path, files)?;
+        } else if kind.is_symlink() && path.is_dir() {
+            eprintln!(
+                "warning: {}: a link to a directory, not followed",
+                path.display()
+            );
+        } else if is_part10(&path) {
+            files.push(path);
+        } else {
+            eprintln!(
+                "warning: {}: not a DICOM file (no DICM prefix at byte 128), skipped",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` starts as a DICOM Part 10 file: a 128-byte preamble, then `DICM`.
+fn is_part10(path: &Path) -> bool {
+    let mut head = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head[128..] == b"DICM")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_directory_is_sent_as_its_dicom_files_in_path_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let dicom = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut bytes = vec![0u8; 128];
+            bytes.extend(b"DICM");
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let b = dicom("b.dcm");
+        let a2 = dicom("a/2");
+        let a1 = dicom("a/1.dcm");
+        std::fs::write(dir.path().join("a/README.txt"), "notes").unwrap();
+        std::fs::write(dir.path().join("short"), "DICM").unwrap();
+        let named = dir.path().join("short");
+        let files = super::files_to_send(&[dir.path().to_path_buf(), named.clone()]).unwrap();
+        assert_eq!(files, [a1, a2, b, named], "named files are kept as given");
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("notes.txt"), "x").unwrap();
+        let e = super::files_to_send(&[empty.path().to_path_buf()]).unwrap_err();
+        assert!(e.to_string().contains("no DICOM file"), "{e}");
+    }
 }

@@ -1,7 +1,10 @@
 //! The command line: parsing, logging set-up, and exit codes.
 //!
-//! Exit codes: 0 success; 1 the job ran and failed; 2 the input was wrong (pipeline,
-//! component, payload, arguments) and nothing ran.
+//! Exit codes: 0 success; 1 the job ran and failed (or was cancelled, or `ward job wait`
+//! gave up at its `--timeout`); 2 the input was wrong (pipeline, component, payload,
+//! arguments, a request the job service refused with a 4xx such as an unknown job) and
+//! nothing ran; 3 the job service failed once a request was under way (it could not be
+//! reached, the connection broke, it answered 5xx, or its answer could not be read).
 
 /// Prints a line to stdout, ignoring a closed pipe (`ward run ... | head` must not panic).
 macro_rules! out {
@@ -67,7 +70,7 @@ enum Command {
     Dicom(dicom::DicomCommand),
     /// The job service: REST API, queue, tenants, audit.
     Serve(serve::ServeArgs),
-    /// The job service's audit trail.
+    /// The job service's audit trail: verify and head on its machine, list through its API.
     #[command(subcommand)]
     Audit(serve::AuditCommand),
     /// API tokens.
@@ -86,6 +89,13 @@ enum Command {
         connection: client::Connection,
         #[command(subcommand)]
         command: client::PayloadCommand,
+    },
+    /// Named, immutable datasets on a job service (atlases, model weights).
+    Dataset {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::DatasetCommand,
     },
     /// Jobs on a job service.
     Job {
@@ -111,6 +121,7 @@ enum Command {
 
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
+pub const EXIT_SERVICE_FAILED: i32 = 3;
 
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -141,6 +152,10 @@ pub fn main() -> i32 {
             connection,
             command,
         } => client::payload(&connection, command),
+        Command::Dataset {
+            connection,
+            command,
+        } => client::dataset(&connection, command),
         Command::Job {
             connection,
             command,
@@ -155,7 +170,11 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            EXIT_BAD_INPUT
+            if e.downcast_ref::<client::ServiceFailed>().is_some() {
+                EXIT_SERVICE_FAILED
+            } else {
+                EXIT_BAD_INPUT
+            }
         }
     }
 }
@@ -198,6 +217,38 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every command, subcommand and argument of `ward`, without help text.
+    fn undocumented(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                missing.push(path.clone());
+            }
+            undocumented(sub, &path, missing);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_help_text() {
+        let mut cmd = super::Cli::command();
+        // Built, so clap's own `help` subcommands and `--help`/`--version` are walked too.
+        cmd.build();
+        let mut missing = Vec::new();
+        undocumented(&cmd, "ward", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+        let job = cmd.find_subcommand("job").expect("ward job");
+        assert!(
+            job.find_subcommand("wait").is_some(),
+            "the walk reaches the client's commands"
+        );
+    }
     #[test]
     fn text_from_a_stage_cannot_drive_the_terminal() {
         let shown = super::printable("50% \u{1b}[2J\u{1b}]0;owned\u{7}done\r\nnext\tline\n");

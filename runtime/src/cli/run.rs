@@ -35,6 +35,9 @@ pub struct RunArgs {
     /// Do not draw progress bars.
     #[arg(long)]
     no_progress: bool,
+    /// Print the job's summary (as in its summary.json) as JSON instead of text.
+    #[arg(long)]
+    json: bool,
     /// The largest channel budget (the pipeline's `ports-budget`) a job may have: bytes of
     /// port messages held in this host's memory, all its channels together (e.g. 4Gi).
     #[arg(long, value_name = "SIZE", default_value = "1Gi", value_parser = ward::pipeline::quantity::parse_bytes)]
@@ -101,6 +104,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         Err(e) => return Err(e.into()),
     };
     drop(bars);
+    let code = if summary.status == JobStatus::Succeeded {
+        0
+    } else {
+        EXIT_FAILED
+    };
+    if args.json {
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&summary).context("the job summary as JSON")?
+        );
+        return Ok(code);
+    }
 
     out!(
         "job {} {}",
@@ -132,9 +147,5 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     out!("results: {}", job_dir.join("results").display());
     out!("logs:    {}", job_dir.join("logs").display());
     out!("summary: {}", job_dir.join("summary.json").display());
-    Ok(if summary.status == JobStatus::Succeeded {
-        0
-    } else {
-        EXIT_FAILED
-    })
+    Ok(code)
 }

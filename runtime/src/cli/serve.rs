@@ -1,5 +1,7 @@
 //! `ward serve --config FILE`: the job service; `ward audit verify` / `ward audit head`: check
-//! its audit trail, print its head; `ward token hash`: the hash a token is configured by.
+//! its audit trail, print its head (on the service's own machine, from its state directory);
+//! `ward audit list`: the trail through the API; `ward token hash`: the hash a token is
+//! configured by.
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -75,6 +77,13 @@ pub enum AuditCommand {
         #[command(flatten)]
         trail: TrailArgs,
     },
+    /// Lists the caller's tenant's audit records from a running service (admin tokens).
+    List {
+        #[command(flatten)]
+        connection: super::client::Connection,
+        #[command(flatten)]
+        page: super::client::audit::ListArgs,
+    },
 }
 
 /// Where the audit trail and its key are.
@@ -149,6 +158,7 @@ pub fn audit(cmd: AuditCommand) -> anyhow::Result<i32> {
                 Err(e) => Err(e.into()),
             }
         }
+        AuditCommand::List { connection, page } => super::client::audit::list(&connection, page),
         AuditCommand::Head { trail } => {
             let (state, key) = trail.resolve()?;
             let key = key.context("the audit trail has no key, so no head")?;

@@ -1,6 +1,7 @@
 //! `ward validate PIPELINE`: the pipeline file and every component it names, checked.
 
 use super::EXIT_BAD_INPUT;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use ward::engine::{Engine, EngineOptions};
 
@@ -8,37 +9,61 @@ use ward::engine::{Engine, EngineOptions};
 pub struct ValidateArgs {
     /// The pipeline file (YAML).
     pipeline: PathBuf,
+    /// Print the verdict as JSON: `valid`, the `operators` with their component's digest
+    /// (or `error`), and the pipeline file's own `error`.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
+    let file = args.pipeline.display().to_string();
     let pipeline = match ward::pipeline::load(&args.pipeline) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{e}");
+            if args.json {
+                verdict(
+                    json!({"pipeline": file, "valid": false, "error": e.to_string(), "operators": []}),
+                );
+            } else {
+                eprintln!("{e}");
+            }
             return Ok(EXIT_BAD_INPUT);
         }
     };
     let engine = Engine::new(EngineOptions::default())?;
-    let mut failed = false;
+    let mut operators = Vec::new();
     for stage in &pipeline.stages {
         match engine.load_component(&stage.component.path, stage.component.digest.as_deref()) {
-            Ok(c) => out!("{:<16} {}  {}", stage.name, c.digest, c.path.display()),
+            Ok(c) => {
+                if !args.json {
+                    out!("{:<16} {}  {}", stage.name, c.digest, c.path.display());
+                }
+                operators
+                    .push(json!({"name": stage.name, "digest": c.digest, "component": c.path}));
+            }
             Err(e) => {
-                eprintln!(
+                let error = format!(
                     "{}: operator '{}': {e}",
                     stage.component.location, stage.name
                 );
-                failed = true;
+                if !args.json {
+                    eprintln!("{error}");
+                }
+                operators.push(
+                    json!({"name": stage.name, "component": stage.component.path, "error": error}),
+                );
             }
         }
     }
-    if failed {
-        return Ok(EXIT_BAD_INPUT);
+    let valid = operators.iter().all(|o| o.get("error").is_none());
+    if args.json {
+        verdict(json!({"pipeline": file, "valid": valid, "operators": operators}));
+    } else if valid {
+        out!("{file}: valid ({} operators)", pipeline.stages.len());
     }
-    out!(
-        "{}: valid ({} operators)",
-        args.pipeline.display(),
-        pipeline.stages.len()
-    );
-    Ok(0)
+    Ok(if valid { 0 } else { EXIT_BAD_INPUT })
+}
+
+fn verdict(v: Value) {
+    out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
 }

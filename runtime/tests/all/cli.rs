@@ -184,3 +184,73 @@ fn token_hash_reads_the_token_from_standard_input() {
     assert_eq!(empty.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&empty.stderr).contains("no token on standard input"));
 }
+
+#[test]
+fn run_and_validate_print_json_with_the_flag() {
+    let dir = tempdir();
+    let pipeline = misbehave_pipeline(dir.path(), "ok", "");
+    let payload = small_payload();
+    let job = dir.path().join("job");
+    let out = ward_run(
+        &pipeline,
+        payload.path(),
+        &["--results", job.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["stages"][0]["name"], "victim");
+    assert_eq!(
+        summary["job_id"],
+        read_json(&job.join("summary.json"))["job_id"],
+        "the summary of the job that ran"
+    );
+
+    let out = run_ward(&["validate", pipeline.to_str().unwrap(), "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let verdict: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert_eq!(verdict["operators"][0]["name"], "victim");
+    assert!(verdict["operators"][0]["digest"].is_string(), "{verdict}");
+
+    // A component that is there but is no component.
+    let junk = tempdir();
+    std::fs::write(junk.path().join("ghost.wasm"), b"not wasm").unwrap();
+    let missing = write_pipeline(
+        junk.path(),
+        "api-version: 0.1
+name: junk
+operators:
+  - name: ghost
+    component:
+      path: ghost.wasm
+    input:
+      - path: /payload
+",
+    );
+    let out = run_ward(&["validate", missing.to_str().unwrap(), "--json"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let verdict: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(verdict["valid"], false, "{verdict}");
+    let error = verdict["operators"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("operator 'ghost'"), "{verdict}");
+
+    let out = run_ward(&[
+        "validate",
+        dir.path().join("nope.yaml").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.code, 2);
+    let verdict: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(verdict["valid"], false);
+    assert!(
+        verdict["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read the pipeline file"),
+        "{verdict}"
+    );
+}

@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod client;
 mod conformance;
 mod ct_pipeline;
 mod dicom_scp;

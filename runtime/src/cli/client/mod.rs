@@ -1,11 +1,28 @@
 //! The job service's client commands, over its REST API (`WARD_URL`, default
-//! http://127.0.0.1:8080; the token in `WARD_TOKEN`): pipelines, payloads, jobs, results.
-//! An `https://` service is checked against the public web roots, or against the PEM
-//! certificates in `--cacert`/`WARD_CA` alone (a hospital's own certificate authority).
+//! http://127.0.0.1:8080; the token in `WARD_TOKEN`): pipelines, payloads, datasets, jobs,
+//! results, the audit trail. An `https://` service is checked against the public web roots,
+//! or against the PEM certificates in `--cacert`/`WARD_CA` alone (a hospital's own
+//! certificate authority).
+//!
+//! Every command that prints data prints it for people by default and as JSON with `--json`.
+//! A refusal of the service (4xx) means the input was wrong and exits 2; an error once the
+//! request is under way (no connection, the connection lost, a 5xx answer, an answer that
+//! cannot be read) is a [`ServiceFailed`] and exits 3.
 
-use super::EXIT_FAILED;
+pub mod audit;
+mod jobs;
+mod stores;
+mod wait;
+
+pub use jobs::{job, JobCommand};
+pub use stores::{
+    dataset, payload, pipeline, results, DatasetCommand, PayloadCommand, PipelineCommand,
+    ResultsCommand,
+};
+
 use anyhow::{bail, Context};
 use serde_json::Value;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -27,64 +44,19 @@ pub struct Connection {
     cacert: Option<PathBuf>,
 }
 
-#[derive(clap::Subcommand)]
-pub enum PipelineCommand {
-    /// Stores a pipeline file as a new version.
-    Create { file: PathBuf },
-    /// Lists pipelines.
-    List,
+/// How a command prints its data.
+#[derive(clap::Args, Clone, Copy)]
+pub struct Format {
+    /// Print the answer as JSON (the machine form) instead of text for people.
+    #[arg(long)]
+    pub json: bool,
 }
 
-#[derive(clap::Subcommand)]
-pub enum PayloadCommand {
-    /// Uploads a directory as a payload.
-    Upload { dir: PathBuf },
-    /// Downloads a payload into a directory.
-    Download { id: String, dir: PathBuf },
-    /// Lists payloads.
-    List,
-}
-
-#[derive(clap::Subcommand)]
-pub enum JobCommand {
-    /// Creates a job.
-    Create {
-        #[arg(long)]
-        pipeline: String,
-        #[arg(long)]
-        payload: String,
-        /// lower, normal, higher or immediate.
-        #[arg(long)]
-        priority: Option<String>,
-        /// Queue it at once.
-        #[arg(long)]
-        start: bool,
-    },
-    List {
-        #[arg(long)]
-        state: Option<String>,
-    },
-    Describe {
-        id: String,
-    },
-    Logs {
-        id: String,
-        #[arg(long)]
-        stage: Option<String>,
-    },
-    Start {
-        id: String,
-    },
-    Cancel {
-        id: String,
-    },
-}
-
-#[derive(clap::Subcommand)]
-pub enum ResultsCommand {
-    /// Downloads a job's results (JOB or JOB:STAGE) into a directory.
-    Download { job: String, dir: PathBuf },
-}
+/// The service failed once the request was under way: it could not be reached, the
+/// connection broke, it answered 5xx, or its answer could not be read. Exit code 3.
+#[derive(Debug, thiserror::Error)]
+#[error("the service failed: {0}")]
+pub struct ServiceFailed(pub String);
 
 struct Client {
     url: String,
@@ -139,7 +111,8 @@ impl Client {
             .set("Authorization", &format!("Bearer {}", self.token))
     }
 
-    /// Turns an HTTP error into the service's own message.
+    /// Turns an HTTP error into the service's own message: a 4xx refusal is the caller's
+    /// input, a 5xx or a transport error is the service failing.
     fn answer(r: Result<ureq::Response, ureq::Error>) -> anyhow::Result<ureq::Response> {
         match r {
             Ok(r) => Ok(r),
@@ -147,10 +120,30 @@ impl Client {
                 let body: Value = r.into_json().unwrap_or(Value::Null);
                 let message = body["error"]["message"].as_str().unwrap_or("");
                 let error = body["error"]["code"].as_str().unwrap_or("error");
-                bail!("{code} {error}: {message}")
+                if code >= 500 {
+                    Err(ServiceFailed(format!("{code} {error}: {message}")).into())
+                } else {
+                    bail!("{code} {error}: {message}")
+                }
             }
-            Err(e) => Err(anyhow::anyhow!("{e}")),
+            Err(ureq::Error::Transport(t)) => {
+                use ureq::ErrorKind::*;
+                match t.kind() {
+                    // The address itself is wrong: nothing was sent.
+                    InvalidUrl | UnknownScheme | InsecureRequestHttpsOnly | InvalidProxyUrl => {
+                        bail!("{t}")
+                    }
+                    _ => Err(ServiceFailed(t.to_string()).into()),
+                }
+            }
         }
+    }
+
+    /// The JSON body of an answer; one that cannot be read is the service failing.
+    fn body(r: ureq::Response) -> anyhow::Result<Value> {
+        let url = r.get_url().to_string();
+        r.into_json::<Value>()
+            .map_err(|e| ServiceFailed(format!("reading the answer of {url}: {e}")).into())
     }
 
     fn json(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
@@ -159,149 +152,102 @@ impl Client {
             Some(b) => req.send_json(b),
             None => req.call(),
         };
-        Ok(Self::answer(r)?.into_json()?)
+        Self::body(Self::answer(r)?)
     }
 
     fn bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
         let mut out = Vec::new();
         Self::answer(self.request("GET", path).call())?
             .into_reader()
-            .read_to_end(&mut out)?;
+            .read_to_end(&mut out)
+            .map_err(|e| ServiceFailed(format!("reading {path}: {e}")))?;
         Ok(out)
+    }
+
+    /// Sends a tar archive of `dir` to `path`, with a spinner while it goes.
+    fn upload_dir(&self, path: &str, dir: &Path) -> anyhow::Result<Value> {
+        let tar = ward::service::archive::pack(dir)
+            .with_context(|| format!("packing {}", dir.display()))?;
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(format!("uploading {} ({} bytes)", dir.display(), tar.len()));
+        let r = Self::answer(
+            self.request("POST", path)
+                .set("Content-Type", "application/x-tar")
+                .send_bytes(&tar),
+        );
+        bar.finish_and_clear();
+        Self::body(r?)
     }
 }
 
-use std::io::Read as _;
+/// Prints `v` as JSON with `--json`, or as `text` renders it.
+fn show(format: Format, v: &Value, text: impl FnOnce(&Value)) {
+    if format.json {
+        print_json(v);
+    } else {
+        text(v);
+    }
+}
 
-fn print(v: &Value) {
+fn print_json(v: &Value) {
     out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn unpack_into(tar: &[u8], dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    ward::service::archive::unpack(tar, dir, u64::MAX)
-        .with_context(|| format!("unpacking into {}", dir.display()))?;
-    Ok(())
+/// The items of a list answer.
+fn items(v: &Value) -> impl Iterator<Item = &Value> {
+    v["items"].as_array().into_iter().flatten()
 }
 
-pub fn pipeline(c: &Connection, cmd: PipelineCommand) -> anyhow::Result<i32> {
-    let client = Client::new(c)?;
-    match cmd {
-        PipelineCommand::Create { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let r = Client::answer(client.request("POST", "/v1/pipelines").send_string(&text))?;
-            print(&r.into_json()?);
-        }
-        PipelineCommand::List => print(&client.json("GET", "/v1/pipelines", None)?),
-    }
-    Ok(0)
+/// A string field, or "-" where there is none.
+fn field<'a>(v: &'a Value, name: &str) -> &'a str {
+    v[name].as_str().unwrap_or("-")
 }
 
-pub fn payload(c: &Connection, cmd: PayloadCommand) -> anyhow::Result<i32> {
-    let client = Client::new(c)?;
-    match cmd {
-        PayloadCommand::Upload { dir } => {
-            let tar = ward::service::archive::pack(&dir)
-                .with_context(|| format!("packing {}", dir.display()))?;
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_message(format!("uploading {} bytes", tar.len()));
-            let r = Client::answer(
-                client
-                    .request("POST", "/v1/payloads")
-                    .set("Content-Type", "application/x-tar")
-                    .send_bytes(&tar),
-            );
-            bar.finish_and_clear();
-            print(&r?.into_json()?);
-        }
-        PayloadCommand::Download { id, dir } => {
-            unpack_into(&client.bytes(&format!("/v1/payloads/{id}/archive"))?, &dir)?;
-            out!("payload {id} in {}", dir.display());
-        }
-        PayloadCommand::List => print(&client.json("GET", "/v1/payloads", None)?),
-    }
-    Ok(0)
-}
-
-pub fn job(c: &Connection, cmd: JobCommand) -> anyhow::Result<i32> {
-    let client = Client::new(c)?;
-    match cmd {
-        JobCommand::Create {
-            pipeline,
-            payload,
-            priority,
-            start,
-        } => {
-            let mut body =
-                serde_json::json!({"pipeline": pipeline, "payload": payload, "start": start});
-            if let Some(p) = priority {
-                body["priority"] = Value::String(p);
-            }
-            print(&client.json("POST", "/v1/jobs", Some(body))?);
-        }
-        JobCommand::List { state } => {
-            let mut token: Option<String> = None;
-            loop {
-                let mut path = "/v1/jobs?page_size=1000".to_string();
-                if let Some(s) = &state {
-                    path.push_str(&format!("&state={s}"));
-                }
-                if let Some(t) = &token {
-                    path.push_str(&format!("&page_token={t}"));
-                }
-                let page = client.json("GET", &path, None)?;
-                for job in page["items"].as_array().into_iter().flatten() {
-                    out!(
-                        "{}  {:<10} {:<9} attempts {}",
-                        job["id"].as_str().unwrap_or(""),
-                        job["state"].as_str().unwrap_or(""),
-                        job["priority"].as_str().unwrap_or(""),
-                        job["attempts"]
-                    );
-                }
-                match page["next_page_token"].as_str() {
-                    Some(t) => token = Some(t.to_string()),
-                    None => break,
-                }
-            }
-        }
-        JobCommand::Describe { id } => {
-            let job = client.json("GET", &format!("/v1/jobs/{id}"), None)?;
-            print(&job);
-            if job["state"] == "failed" {
-                return Ok(EXIT_FAILED);
-            }
-        }
-        JobCommand::Logs { id, stage } => {
-            let path = match stage {
-                Some(s) => format!("/v1/jobs/{id}/logs?stage={s}"),
-                None => format!("/v1/jobs/{id}/logs"),
-            };
-            // A stage wrote these lines: escape sequences must not reach the terminal.
-            out!(
-                "{}",
-                super::printable(&String::from_utf8_lossy(&client.bytes(&path)?))
-            );
-        }
-        JobCommand::Start { id } => {
-            print(&client.json("POST", &format!("/v1/jobs/{id}/start"), None)?)
-        }
-        JobCommand::Cancel { id } => {
-            print(&client.json("POST", &format!("/v1/jobs/{id}/cancel"), None)?)
-        }
-    }
-    Ok(0)
-}
-
-pub fn results(c: &Connection, cmd: ResultsCommand) -> anyhow::Result<i32> {
-    let client = Client::new(c)?;
-    let ResultsCommand::Download { job, dir } = cmd;
-    let path = match job.split_once(':') {
-        Some((id, stage)) => format!("/v1/jobs/{id}/results?stage={stage}"),
-        None => format!("/v1/jobs/{job}/results"),
+/// Seconds since the Unix epoch as a UTC time, `2026-01-31 14:05:09`.
+fn utc(v: &Value) -> String {
+    let Some(seconds) = v.as_f64() else {
+        return "-".into();
     };
-    unpack_into(&client.bytes(&path)?, &dir)?;
-    out!("results of {job} in {}", dir.display());
-    Ok(0)
+    let seconds = seconds.floor() as i64;
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day number counted from 1970-01-01, by eras of 400
+/// years (146 097 days), each starting on 1 March so that the leap day ends a year.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468; // days from 0000-03-01
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn times_are_shown_as_utc_dates() {
+        assert_eq!(super::utc(&json!(0.0)), "1970-01-01 00:00:00");
+        assert_eq!(super::utc(&json!(951_782_400.5)), "2000-02-29 00:00:00");
+        assert_eq!(super::utc(&json!(1_767_225_599)), "2025-12-31 23:59:59");
+        assert_eq!(super::utc(&json!(null)), "-");
+    }
 }
