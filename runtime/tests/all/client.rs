@@ -209,6 +209,14 @@ fn job_wait_exits_3_when_the_service_dies_while_it_waits() {
             Err(e) => panic!("no '{running}' ({e}): {seen:?}"),
         }
     }
+    // A deadline ends the wait, not the job.
+    let gave_up = client(&server, RAD_VIEW, &["job", "wait", &id, "--timeout", "1s"]);
+    assert_eq!(gave_up.code, 1, "{}{}", gave_up.stdout, gave_up.stderr);
+    assert!(
+        gave_up.stdout.contains("still running after 1s"),
+        "{}",
+        gave_up.stdout
+    );
     server.kill();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {

@@ -93,7 +93,11 @@ fn report(id: &str, job: &Value, seen: &mut Seen, say: &impl Fn(String)) {
     // A job that ended says so after its stages (they ended first), one that goes on
     // before them.
     let changed = state != seen.state;
-    if changed && ended(state).is_none() {
+    if changed && state == "created" {
+        say(format!(
+            "job {id}: created (it runs once started: ward job start {id})"
+        ));
+    } else if changed && ended(state).is_none() {
         say(format!("job {id}: {state}"));
     }
     for stage in job["summary"]["stages"].as_array().into_iter().flatten() {
