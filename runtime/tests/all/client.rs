@@ -578,3 +578,50 @@ fn dicom_send_stores_every_dicom_file_of_a_directory_and_names_what_it_skips() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_download_the_service_breaks_off_exits_3_and_a_refused_one_2() {
+    let server = Server::start(1, "1Gi", 1);
+    let payload_dir = small_payload();
+    let payload = upload(&server, payload_dir.path());
+    let out = tempdir();
+    let target = out.path().join("back");
+    let whole = client(
+        &server,
+        RAD_VIEW,
+        &["payload", "download", &payload, target.to_str().unwrap()],
+    );
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+    assert!(target.join("sub/data.bin").is_file());
+    // The payload's files gone behind the service's back: the answer has begun (200) when
+    // the archive cannot be read, and the service ends the connection mid-body.
+    std::fs::remove_dir_all(server.state.join("payloads").join(&payload)).unwrap();
+    let broken = client(
+        &server,
+        RAD_VIEW,
+        &[
+            "payload",
+            "download",
+            &payload,
+            out.path().join("again").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(broken.code, 3, "{}{}", broken.stdout, broken.stderr);
+    assert!(
+        broken.stderr.contains("the service failed"),
+        "{}",
+        broken.stderr
+    );
+    let refused = client(
+        &server,
+        RAD_VIEW,
+        &[
+            "payload",
+            "download",
+            "pl-nope",
+            out.path().join("none").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("404"), "{}", refused.stderr);
+}
