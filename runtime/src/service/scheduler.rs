@@ -139,6 +139,7 @@ mod tests {
             audit_key_file: None,
             metrics_tokens: Vec::new(),
             tenants: vec![tenant("a"), tenant("b")],
+            locations: Default::default(),
         }
     }
 

@@ -14,6 +14,7 @@ mod ports;
 mod real_dicom;
 mod sandbox;
 mod service;
+mod service_config;
 mod service_limits;
 mod service_uploads;
 mod streaming;
