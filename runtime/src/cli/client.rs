@@ -38,7 +38,12 @@ pub enum PipelineCommand {
 #[derive(clap::Subcommand)]
 pub enum PayloadCommand {
     /// Uploads a directory as a payload.
-    Upload { dir: PathBuf },
+    Upload {
+        dir: PathBuf,
+        /// Print only the new payload's id (for scripts: `id=$(ward payload upload -q DIR)`).
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Downloads a payload into a directory.
     Download { id: String, dir: PathBuf },
     /// Lists payloads.
@@ -59,6 +64,9 @@ pub enum JobCommand {
         /// Queue it at once.
         #[arg(long)]
         start: bool,
+        /// Print only the new job's id.
+        #[arg(long, short)]
+        quiet: bool,
     },
     List {
         #[arg(long)]
@@ -177,6 +185,14 @@ fn print(v: &Value) {
     out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// A created object: all of it, or with `quiet` its id alone.
+fn print_created(v: &Value, quiet: bool) {
+    match v["id"].as_str() {
+        Some(id) if quiet => out!("{id}"),
+        _ => print(v),
+    }
+}
+
 fn unpack_into(tar: &[u8], dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     ward::service::archive::unpack(tar, dir, u64::MAX)
@@ -201,7 +217,7 @@ pub fn pipeline(c: &Connection, cmd: PipelineCommand) -> anyhow::Result<i32> {
 pub fn payload(c: &Connection, cmd: PayloadCommand) -> anyhow::Result<i32> {
     let client = Client::new(c)?;
     match cmd {
-        PayloadCommand::Upload { dir } => {
+        PayloadCommand::Upload { dir, quiet } => {
             let tar = ward::service::archive::pack(&dir)
                 .with_context(|| format!("packing {}", dir.display()))?;
             let bar = indicatif::ProgressBar::new_spinner();
@@ -213,7 +229,7 @@ pub fn payload(c: &Connection, cmd: PayloadCommand) -> anyhow::Result<i32> {
                     .send_bytes(&tar),
             );
             bar.finish_and_clear();
-            print(&r?.into_json()?);
+            print_created(&r?.into_json()?, quiet);
         }
         PayloadCommand::Download { id, dir } => {
             unpack_into(&client.bytes(&format!("/v1/payloads/{id}/archive"))?, &dir)?;
@@ -232,13 +248,14 @@ pub fn job(c: &Connection, cmd: JobCommand) -> anyhow::Result<i32> {
             payload,
             priority,
             start,
+            quiet,
         } => {
             let mut body =
                 serde_json::json!({"pipeline": pipeline, "payload": payload, "start": start});
             if let Some(p) = priority {
                 body["priority"] = Value::String(p);
             }
-            print(&client.json("POST", "/v1/jobs", Some(body))?);
+            print_created(&client.json("POST", "/v1/jobs", Some(body))?, quiet);
         }
         JobCommand::List { state } => {
             let mut token: Option<String> = None;

@@ -13,6 +13,7 @@ mod config_file;
 pub mod db;
 pub mod dicom;
 pub mod http;
+mod job_events;
 pub mod multipart;
 #[cfg(test)]
 mod mutation;
@@ -160,6 +161,7 @@ impl Service {
                     &job.id,
                     "running when the service stopped",
                 )?;
+                job_events::queued(&job.id, &job.tenant, "restart");
             }
         }
         Ok(())

@@ -15,6 +15,7 @@ mod real_dicom;
 mod sandbox;
 mod service;
 mod service_config;
+mod service_events;
 mod service_limits;
 mod service_uploads;
 mod streaming;
