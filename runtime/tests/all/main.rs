@@ -9,6 +9,7 @@ mod ct_pipeline;
 mod dicom_scp;
 mod dicom_scu;
 mod engine;
+mod examples;
 mod gpu;
 mod ports;
 mod real_dicom;
