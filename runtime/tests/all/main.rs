@@ -12,6 +12,7 @@ mod engine;
 mod examples;
 mod gpu;
 mod ports;
+mod readme_serve;
 mod real_dicom;
 mod sandbox;
 mod service;
