@@ -79,12 +79,15 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
 
 /// `ward serve --check`: one line per problem on stderr.
 fn check(path: &Path) -> i32 {
-    let problems = ward::service::config_check::check(path);
-    if problems.is_empty() {
+    let checked = ward::service::config_check::check(path);
+    for note in &checked.notes {
+        out!("note: {note}");
+    }
+    if checked.problems.is_empty() {
         out!("{}: valid", path.display());
         return 0;
     }
-    for line in &problems {
+    for line in &checked.problems {
         eprintln!("{line}");
     }
     EXIT_BAD_INPUT

@@ -2,7 +2,8 @@
 //! service. Beyond what [`ServeConfig::load`] checks, the files it names must exist and
 //! parse (TLS certificate and key, audit key, the hosted DICOM adapter's configuration), the
 //! components directory must be one, the listen address must resolve, and every route of the
-//! hosted adapter must fit the service. Nothing is bound, created or written.
+//! hosted adapter must fit the service (its exports, the pipelines its tenant has stored).
+//! Nothing is bound, created or written.
 
 use super::config::ServeConfig;
 use super::db::Priority;
@@ -28,9 +29,24 @@ pub fn route_misfit(config: &ServeConfig, route: &Route) -> Option<String> {
     None
 }
 
-/// Every problem with the configuration at `path`, one line each (`FILE:LINE:COL:
-/// message` where the problem was written); empty when the service can start with it.
-pub fn check(path: &Path) -> Vec<String> {
+/// What `ward serve --check` found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Why the service cannot start with it, one line each (`FILE:LINE:COL: message` where
+    /// the problem was written); empty when it can.
+    pub problems: Vec<String>,
+    /// What is worth knowing but does not stop it (a route's pipeline not stored yet).
+    pub notes: Vec<String>,
+}
+
+/// Checks the configuration at `path`.
+pub fn check(path: &Path) -> Checked {
+    let mut checked = Checked::default();
+    checked.problems = problems(path, &mut checked.notes);
+    checked
+}
+
+fn problems(path: &Path, notes: &mut Vec<String>) -> Vec<String> {
     let (config, problems) = match ServeConfig::read(path) {
         Ok(read) => read,
         Err(e) => return e.lines(),
@@ -121,6 +137,12 @@ pub fn check(path: &Path) -> Vec<String> {
                             ));
                         }
                     }
+                    for why in stored_route_pipelines(&config, &adapter, route, notes) {
+                        found.push((
+                            l.dicom.clone(),
+                            format!("the DICOM adapter's route {}: {why}", route.ae_title),
+                        ));
+                    }
                     if route.pipeline_names.is_empty() && !route.exports.is_empty() {
                         found.push((
                             l.dicom.clone(),
@@ -148,4 +170,99 @@ pub fn check(path: &Path) -> Vec<String> {
         .collect();
     all.extend(lines);
     all
+}
+
+/// Checks a route's pipelines against those its tenant has stored, when the state database
+/// exists (it is opened read-only): each export must name a stage and output of each of
+/// them. A pipeline not stored yet is a note (pipelines are stored through the running
+/// service, so a new node has none).
+fn stored_route_pipelines(
+    config: &ServeConfig,
+    adapter: &AdapterConfig,
+    route: &Route,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(tenant) = &route.tenant else {
+        return problems;
+    };
+    if route.pipeline_names.is_empty() {
+        return problems;
+    }
+    let database = config.state.join("ward.db");
+    let at = format!("the DICOM adapter's route {}", route.ae_title);
+    let stored = match read_stored(&database, tenant) {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            notes.push(format!(
+                "{at}: no state database yet at {}, so its pipelines {:?} are not checked against stored ones",
+                database.display(),
+                route.pipeline_names
+            ));
+            return problems;
+        }
+        Err(e) => {
+            notes.push(format!(
+                "{at}: cannot read {} ({e}), so its pipelines are not checked against stored ones",
+                database.display()
+            ));
+            return problems;
+        }
+    };
+    for name in &route.pipeline_names {
+        let Some((_, yaml)) = stored.iter().rev().find(|(n, _)| n == name) else {
+            notes.push(format!(
+                "{at}: tenant '{tenant}' has no pipeline '{name}' stored yet; the route runs it once it is"
+            ));
+            continue;
+        };
+        let file = config.components.join(format!("{name}.yaml"));
+        let pipeline = match crate::pipeline::parse(&file, yaml) {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(format!(
+                    "tenant '{tenant}''s stored pipeline '{name}' no longer loads: {}",
+                    e.to_string().replace('\n', "; ")
+                ));
+                continue;
+            }
+        };
+        for export in &route.exports {
+            let stage = pipeline.stages.iter().find(|s| s.name == export.stage);
+            let destination = &adapter.destinations[export.destination].name;
+            match stage {
+                None => problems.push(format!(
+                    "export {}.{} to {destination}: pipeline '{name}' has no operator '{}'",
+                    export.stage, export.output, export.stage
+                )),
+                Some(s) if !s.outputs.iter().any(|o| o.name == export.output) => {
+                    problems.push(format!(
+                        "export {}.{} to {destination}: operator '{}' of pipeline '{name}' has no output '{}'",
+                        export.stage, export.output, export.stage, export.output
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    problems
+}
+
+/// The `(name, yaml)` of every pipeline `tenant` has stored, oldest version first; `None`
+/// when there is no database. Read-only: the check changes nothing of a running service.
+fn read_stored(
+    database: &Path,
+    tenant: &str,
+) -> Result<Option<Vec<(String, String)>>, rusqlite::Error> {
+    if !database.is_file() {
+        return Ok(None);
+    }
+    let conn = rusqlite::Connection::open_with_flags(
+        database,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let mut stmt =
+        conn.prepare("SELECT name, yaml FROM pipelines WHERE tenant = ?1 ORDER BY name, version")?;
+    let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(Some(rows.collect::<Result<_, _>>()?))
 }

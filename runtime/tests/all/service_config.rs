@@ -276,3 +276,64 @@ tenants:
         ],
     );
 }
+
+/// A hosted adapter's exports are checked against the pipelines the tenant has stored,
+/// read from the state database of a service that is running (and again once it is not):
+/// the check opens it read-only.
+#[test]
+fn the_check_names_an_export_the_stored_pipeline_does_not_have() {
+    use crate::service::{Server, RAD_OP};
+    let mut server = Server::start(1, "4Gi", 1);
+    server.pipeline(RAD_OP, "inventory", "ok", "");
+    let dir = server.config.parent().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join("adapter.yaml"),
+        "listen: 127.0.0.1:0
+storage: dicom
+routes:
+  - ae-title: INVENTORY
+    tenant: radiology
+    pipelines: [inventory]
+    export: [{output: stage.nope, destination: pacs}, {output: ghost.seg, destination: pacs}]
+  - ae-title: LATER
+    tenant: radiology
+    pipelines: [not-stored-yet]
+destinations:
+  - {name: pacs, ae-title: PACS, host: 127.0.0.1, port: 11113}
+",
+    )
+    .unwrap();
+    // The running service's configuration, hosting the adapter (its address is in use: the
+    // check does not bind it).
+    let served = std::fs::read_to_string(&server.config).unwrap();
+    let line = served.lines().count() + 1;
+    let config = dir.join("check.yaml");
+    std::fs::write(&config, format!("{served}dicom: adapter.yaml\n")).unwrap();
+    let expected: Expected = &[
+        (
+            line,
+            8,
+            "route INVENTORY: export stage.nope to pacs: operator 'stage' of pipeline 'inventory' has no output 'nope'",
+        ),
+        (
+            line,
+            8,
+            "route INVENTORY: export ghost.seg to pacs: pipeline 'inventory' has no operator 'ghost'",
+        ),
+    ];
+    for running in [true, false] {
+        if !running {
+            server.kill();
+        }
+        let out = run_ward(&["serve", "--check", config.to_str().unwrap()]);
+        assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+        assert_located(&config, &out.stderr, expected);
+        assert!(
+            out.stdout.contains(
+                "route LATER: tenant 'radiology' has no pipeline 'not-stored-yet' stored yet"
+            ),
+            "a pipeline not stored yet is a note: {}",
+            out.stdout
+        );
+    }
+}
