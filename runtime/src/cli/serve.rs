@@ -1,10 +1,12 @@
-//! `ward serve --config FILE`: the job service; `ward audit verify` / `ward audit head`: check
-//! its audit trail, print its head (on the service's own machine, from its state directory);
+//! `ward serve --config FILE`: the job service; `ward serve --check FILE`: its configuration
+//! checked without starting it; `ward audit verify` / `ward audit head`: check its audit
+//! trail, print its head (on the service's own machine, from its state directory);
 //! `ward audit list`: the trail through the API; `ward token hash`: the hash a token is
 //! configured by.
 
+use super::EXIT_BAD_INPUT;
 use anyhow::Context;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use ward::engine::{Engine, EngineOptions};
 use ward::service::config::{token_hash, ServeConfig};
@@ -13,12 +15,29 @@ use ward::service::{api, audit, db::Db, http, Service};
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// The service's configuration (YAML): listen address, state directory, tenants.
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "check", conflicts_with = "check")]
+    config: Option<PathBuf>,
+    /// Checks this configuration (every key, the files it names, the hosted DICOM
+    /// adapter's routes) and exits: 0 when the service can start with it, 2 otherwise.
+    /// Binds no socket and writes nothing.
+    #[arg(long, value_name = "CONFIG")]
+    check: Option<PathBuf>,
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
-    let config = ServeConfig::load(&args.config)?;
+    if let Some(path) = &args.check {
+        return Ok(check(path));
+    }
+    let path = args.config.expect("clap requires --config or --check");
+    let config = match ServeConfig::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("{line}");
+            }
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
     let engine =
         Arc::new(Engine::new(EngineOptions::default()).context("starting the wasm engine")?);
     let listen = config.listen.clone();
@@ -58,6 +77,22 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         anyhow::Ok(())
     })?;
     Ok(0)
+}
+
+/// `ward serve --check`: one line per problem on stderr.
+fn check(path: &Path) -> i32 {
+    let checked = ward::service::config_check::check(path);
+    for note in &checked.notes {
+        out!("note: {note}");
+    }
+    if checked.problems.is_empty() {
+        out!("{}: valid", path.display());
+        return 0;
+    }
+    for line in &checked.problems {
+        eprintln!("{line}");
+    }
+    EXIT_BAD_INPUT
 }
 
 #[derive(clap::Subcommand)]

@@ -72,7 +72,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
 }
 
 /// Where an unknown key is written: the first line whose key is that name.
-fn unknown_key_position(e: &marked_yaml::FromNodeError, text: &str) -> Option<(usize, usize)> {
+pub(crate) fn unknown_key_position(
+    e: &marked_yaml::FromNodeError,
+    text: &str,
+) -> Option<(usize, usize)> {
     let marked_yaml::Error::UnknownFieldError(field, _, _) = &**e else {
         return None;
     };
@@ -87,7 +90,7 @@ fn unknown_key_position(e: &marked_yaml::FromNodeError, text: &str) -> Option<(u
     })
 }
 
-fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
+pub(crate) fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
     use marked_yaml::LoadError::*;
     let mark = match e {
         TopLevelMustBeMapping(m)
@@ -101,7 +104,7 @@ fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
     mark.map(|m| (m.line(), m.column())).unwrap_or((1, 1))
 }
 
-fn load_error_message(e: &marked_yaml::LoadError) -> String {
+pub(crate) fn load_error_message(e: &marked_yaml::LoadError) -> String {
     use marked_yaml::LoadError::*;
     match e {
         TopLevelMustBeMapping(_) => {
@@ -708,7 +711,7 @@ impl Validator {
 }
 
 /// Names become directory names on the host, so they are kept to a safe alphabet.
-pub(super) fn check_identifier(name: &str) -> Result<(), String> {
+pub(crate) fn check_identifier(name: &str) -> Result<(), String> {
     let ok_start = name
         .chars()
         .next()

@@ -9,6 +9,10 @@ mod ports;
 pub mod quantity;
 
 pub use error::{PipelineError, Problem};
+/// Locating YAML errors, for the other YAML files Ward reads.
+pub(crate) use load::{
+    check_identifier, load_error_message, load_error_position, unknown_key_position,
+};
 pub use load::{load, parse};
 pub use model::*;
 

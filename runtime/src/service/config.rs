@@ -39,120 +39,11 @@
 //!   (`audit.key`, mode 0600): that detects a database rewritten on its own, but not by whoever
 //!   can also read the state directory, so a key kept elsewhere is the one to configure.
 
-use crate::pipeline::quantity::parse_bytes;
-use serde::Deserialize;
+use super::config_file::{File, Text};
+use crate::pipeline::quantity::{parse_bytes, parse_duration};
+use crate::pipeline::{Location, Problem};
+use marked_yaml::{LoaderOptions, Spanned};
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct File {
-    listen: String,
-    state: String,
-    components: String,
-    #[serde(default)]
-    capacity: Option<CapacityFile>,
-    #[serde(default)]
-    max_upload: Option<String>,
-    #[serde(default)]
-    max_stow_parts: Option<String>,
-    #[serde(default)]
-    tls: Option<TlsFile>,
-    /// The DICOM adapter's configuration file, to host it in this service.
-    #[serde(default)]
-    dicom: Option<String>,
-    #[serde(default)]
-    http: Option<HttpFile>,
-    #[serde(default)]
-    audit_key_file: Option<String>,
-    #[serde(default)]
-    metrics: Option<MetricsFile>,
-    tenants: Vec<TenantFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct HttpFile {
-    #[serde(default)]
-    header_timeout: Option<String>,
-    #[serde(default)]
-    idle_timeout: Option<String>,
-    #[serde(default)]
-    max_connections: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct MetricsFile {
-    tokens: Vec<MetricsTokenFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct MetricsTokenFile {
-    name: String,
-    sha256: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct TlsFile {
-    certificate: String,
-    key: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct CapacityFile {
-    #[serde(default)]
-    memory: Option<String>,
-    #[serde(default)]
-    jobs: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct TenantFile {
-    name: String,
-    tokens: Vec<TokenFile>,
-    #[serde(default)]
-    quotas: Option<QuotaFile>,
-    #[serde(default)]
-    stow: Option<StowFile>,
-    #[serde(default)]
-    max_priority: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct StowFile {
-    pipelines: Vec<String>,
-    #[serde(default)]
-    priority: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct TokenFile {
-    name: String,
-    role: String,
-    sha256: String,
-    /// Seconds since the Unix epoch after which the token is refused.
-    #[serde(default)]
-    expires: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct QuotaFile {
-    #[serde(default)]
-    concurrent_jobs: Option<String>,
-    #[serde(default)]
-    memory: Option<String>,
-    #[serde(default)]
-    storage: Option<String>,
-    #[serde(default)]
-    gpu_memory: Option<String>,
-}
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -243,125 +134,294 @@ pub struct ServeConfig {
     pub audit_key_file: Option<PathBuf>,
     pub metrics_tokens: Vec<MetricsToken>,
     pub tenants: Vec<Tenant>,
+    /// Where the settings that name files and addresses were written, for `ward serve
+    /// --check` to name them.
+    pub locations: Locations,
 }
 
+/// Where some of the configuration's values were written.
+#[derive(Debug, Clone, Default)]
+pub struct Locations {
+    pub listen: Option<Location>,
+    pub state: Option<Location>,
+    pub components: Option<Location>,
+    pub tls_certificate: Option<Location>,
+    pub tls_key: Option<Location>,
+    pub dicom: Option<Location>,
+    pub audit_key_file: Option<Location>,
+}
+
+/// A service configuration that cannot be used: unreadable, or every problem found in it,
+/// each with the file:line:col where it was written.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {message}", path.display())]
-pub struct ConfigError {
-    pub path: PathBuf,
-    pub message: String,
+pub enum ConfigError {
+    #[error("{}: cannot read the service configuration: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// One line per problem, in file order.
+    #[error("{}", lines(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl ConfigError {
+    /// Each problem as one line (`FILE:LINE:COL: message`).
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid(problems) => problems.iter().map(Problem::to_string).collect(),
+            read => vec![read.to_string()],
+        }
+    }
+}
+
+fn lines(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Collects the problems of one configuration file, each where it was written.
+pub(super) struct Problems {
+    file: PathBuf,
+    pub(super) found: Vec<Problem>,
+}
+
+impl Problems {
+    pub(super) fn new(file: &Path) -> Problems {
+        Problems {
+            file: file.to_path_buf(),
+            found: Vec::new(),
+        }
+    }
+
+    pub(super) fn at_line(&self, line: usize, column: usize) -> Location {
+        Location {
+            file: self.file.clone(),
+            line,
+            column,
+        }
+    }
+
+    pub(super) fn at<T>(&self, value: &Spanned<T>) -> Location {
+        match value.span().start() {
+            Some(m) => self.at_line(m.line(), m.column()),
+            None => self.at_line(1, 1),
+        }
+    }
+
+    pub(super) fn push(&mut self, location: Location, message: impl Into<String>) {
+        self.found.push(Problem {
+            location,
+            operator: None,
+            message: message.into(),
+        });
+    }
+
+    /// `message` about `value`, where it was written.
+    pub(super) fn about<T>(&mut self, value: &Spanned<T>, message: impl Into<String>) {
+        let location = self.at(value);
+        self.push(location, message);
+    }
+
+    pub(super) fn into_result(mut self) -> Result<(), ConfigError> {
+        if self.found.is_empty() {
+            return Ok(());
+        }
+        self.found
+            .sort_by_key(|p| (p.location.line, p.location.column));
+        Err(ConfigError::Invalid(self.found))
+    }
+}
+
+/// Reads the YAML of the configuration at `path`: a syntax error or a key that does not
+/// belong is located where it was written.
+fn read_file(path: &Path) -> Result<File, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut problems = Problems::new(path);
+    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    let node = match marked_yaml::parse_yaml_with_options(0, &text, options) {
+        Ok(node) => node,
+        Err(e) => {
+            let (line, column) = crate::pipeline::load_error_position(&e);
+            let message = match e {
+                marked_yaml::LoadError::TopLevelMustBeMapping(_) => {
+                    "the top level must be a mapping (listen, state, components, tenants)".into()
+                }
+                e => format!(
+                    "not valid YAML: {}",
+                    crate::pipeline::load_error_message(&e)
+                ),
+            };
+            problems.push(problems.at_line(line, column), message);
+            return Err(ConfigError::Invalid(problems.found));
+        }
+    };
+    marked_yaml::from_node(&node).map_err(|e| {
+        let (line, column) = match e.start_mark() {
+            Some(m) if (m.line(), m.column()) != (1, 1) => (m.line(), m.column()),
+            // Some errors carry no useful span; an unknown key can still be found in the text.
+            _ => crate::pipeline::unknown_key_position(&e, &text).unwrap_or((1, 1)),
+        };
+        problems.push(problems.at_line(line, column), e.to_string());
+        ConfigError::Invalid(problems.found)
+    })
 }
 
 impl ServeConfig {
+    /// Reads and checks the configuration at `path`; paths in it are relative to its
+    /// directory. Every problem found is reported, not just the first.
     pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
-        let err = |message: String| ConfigError {
-            path: path.to_path_buf(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let file: File = marked_yaml::from_yaml(0, &text).map_err(|e| err(e.to_string()))?;
+        let (config, problems) = ServeConfig::read(path)?;
+        problems.into_result()?;
+        Ok(config)
+    }
+
+    /// The configuration at `path` with the problems found in its values (where one is
+    /// wrong, a default stands in for it); an error when it cannot be read at all.
+    pub(super) fn read(path: &Path) -> Result<(ServeConfig, Problems), ConfigError> {
+        let file = read_file(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut problems = Vec::new();
-        let bytes =
-            |what: &str, v: Option<&String>, default: u64, problems: &mut Vec<String>| match v
-                .map(|v| parse_bytes(v))
-            {
-                None => default,
-                Some(Ok(b)) => b,
-                Some(Err(why)) => {
-                    problems.push(format!("{what} {why}"));
-                    default
-                }
-            };
-        let count =
-            |what: &str, v: Option<&String>, default: usize, problems: &mut Vec<String>| match v
-                .map(|v| v.parse::<usize>())
-            {
-                None => default,
-                Some(Ok(n)) if n > 0 => n,
+        let mut p = Problems::new(path);
+        let bytes = |p: &mut Problems, what: &str, v: Option<&Text>, default: u64| match v {
+            None => default,
+            Some(v) => parse_bytes(v).unwrap_or_else(|why| {
+                p.about(v, format!("{what} {why}"));
+                default
+            }),
+        };
+        let count = |p: &mut Problems, what: &str, v: Option<&Text>, default: usize| match v {
+            None => default,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
                 _ => {
-                    problems.push(format!("{what} must be a whole number above 0"));
+                    p.about(
+                        v,
+                        format!("{what} '{}' must be a whole number above 0", v.as_str()),
+                    );
                     default
                 }
-            };
+            },
+        };
+        let duration = |p: &mut Problems, what: &str, v: Option<&Text>, default: u64| {
+            let fallback = std::time::Duration::from_secs(default);
+            match v.map(|v| (v, parse_duration(v))) {
+                None => fallback,
+                Some((_, Ok(d))) if !d.is_zero() => d,
+                Some((v, Ok(_))) => {
+                    p.about(v, format!("{what} must be above 0"));
+                    fallback
+                }
+                Some((v, Err(why))) => {
+                    p.about(v, format!("{what} {why}"));
+                    fallback
+                }
+            }
+        };
+        let priority = |p: &mut Problems, what: String, v: Option<&Text>, default| match v {
+            None => default,
+            Some(v) => super::db::Priority::parse(v).unwrap_or_else(|| {
+                p.about(
+                    v,
+                    format!(
+                        "{what} '{}' must be lower, normal, higher or immediate",
+                        v.as_str()
+                    ),
+                );
+                default
+            }),
+        };
+        let hex_ok = |h: &str| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit());
+
         let capacity = file.capacity.as_ref();
         let capacity_memory = bytes(
+            &mut p,
             "capacity.memory",
             capacity.and_then(|c| c.memory.as_ref()),
             8 << 30,
-            &mut problems,
         );
         let capacity_jobs = count(
+            &mut p,
             "capacity.jobs",
             capacity.and_then(|c| c.jobs.as_ref()),
             std::thread::available_parallelism().map_or(2, |n| n.get()),
-            &mut problems,
         );
-        let max_upload = bytes(
-            "max-upload",
-            file.max_upload.as_ref(),
-            // Uploads are streamed to disk, so this bounds disk and time, not memory; 2 GiB
-            // holds a thin-slice CT study.
-            2 << 30,
-            &mut problems,
-        );
+        // Uploads are streamed to disk, so this bounds disk and time, not memory; 2 GiB
+        // holds a thin-slice CT study.
+        let max_upload = bytes(&mut p, "max-upload", file.max_upload.as_ref(), 2 << 30);
         let max_stow_parts = count(
+            &mut p,
             "max-stow-parts",
             file.max_stow_parts.as_ref(),
             10_000,
-            &mut problems,
         );
+        if file.tenants.is_empty() {
+            p.about(
+                &file.tenants,
+                "no tenants: list at least one under `tenants`",
+            );
+        }
         let mut tenants: Vec<Tenant> = Vec::new();
-        for t in file.tenants {
-            let ok_name = !t.name.is_empty()
-                && t.name.len() <= 63
-                && t.name
+        // Every token's hash with where it was written, to find one given twice.
+        let mut hashes: Vec<(String, Location)> = Vec::new();
+        for t in file.tenants.iter() {
+            let name = t.name.as_str();
+            let ok_name = !name.is_empty()
+                && name.len() <= 63
+                && name
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !ok_name {
-                problems.push(format!(
-                    "tenant '{}': names are 1-63 characters of a-z, 0-9 and '-'",
-                    t.name
-                ));
+                p.about(
+                    &t.name,
+                    format!("tenant '{name}': names are 1-63 characters of a-z, 0-9 and '-'"),
+                );
             }
-            if tenants.iter().any(|o| o.name == t.name) {
-                problems.push(format!("tenant '{}' is defined twice", t.name));
+            if tenants.iter().any(|o| o.name == name) {
+                p.about(&t.name, format!("tenant '{name}' is defined twice"));
             }
             let mut tokens = Vec::new();
-            for tok in t.tokens {
+            for tok in &t.tokens {
+                let at = format!("tenant '{name}', token '{}'", tok.name.as_str());
                 let role = match tok.role.as_str() {
                     "viewer" => Role::Viewer,
                     "operator" => Role::Operator,
                     "admin" => Role::Admin,
                     other => {
-                        problems.push(format!(
-                            "tenant '{}', token '{}': role '{other}' must be viewer, operator or admin",
-                            t.name, tok.name
-                        ));
+                        p.about(
+                            &tok.role,
+                            format!("{at}: role '{other}' must be viewer, operator or admin"),
+                        );
                         Role::Viewer
                     }
                 };
-                let hex_ok =
-                    tok.sha256.len() == 64 && tok.sha256.chars().all(|c| c.is_ascii_hexdigit());
-                if !hex_ok {
-                    problems.push(format!(
-                        "tenant '{}', token '{}': sha256 must be 64 hex digits (the token's SHA-256, never the token)",
-                        t.name, tok.name
-                    ));
+                if !hex_ok(&tok.sha256) {
+                    p.about(
+                        &tok.sha256,
+                        format!("{at}: sha256 must be 64 hex digits (the token's SHA-256, never the token)"),
+                    );
                 }
-                let expires = match tok.expires.as_deref().map(str::parse::<f64>) {
+                let expires = match &tok.expires {
                     None => None,
-                    Some(Ok(t)) => Some(t),
-                    Some(Err(_)) => {
-                        problems.push(format!(
-                            "tenant '{}', token '{}': expires must be seconds since the Unix epoch",
-                            t.name, tok.name
-                        ));
-                        None
-                    }
+                    Some(e) => match e.parse::<f64>() {
+                        Ok(t) => Some(t),
+                        Err(_) => {
+                            p.about(
+                                e,
+                                format!("{at}: expires must be seconds since the Unix epoch"),
+                            );
+                            None
+                        }
+                    },
                 };
+                hashes.push((tok.sha256.to_ascii_lowercase(), p.at(&tok.sha256)));
                 tokens.push(Token {
-                    name: tok.name,
+                    name: tok.name.to_string(),
                     role,
                     sha256: tok.sha256.to_ascii_lowercase(),
                     expires,
@@ -370,144 +430,147 @@ impl ServeConfig {
             let q = t.quotas.as_ref();
             let quotas = Quotas {
                 concurrent_jobs: count(
+                    &mut p,
                     "quotas.concurrent-jobs",
                     q.and_then(|q| q.concurrent_jobs.as_ref()),
                     capacity_jobs,
-                    &mut problems,
                 ),
                 memory: bytes(
+                    &mut p,
                     "quotas.memory",
                     q.and_then(|q| q.memory.as_ref()),
                     crate::pipeline::MAX_MEMORY,
-                    &mut problems,
                 ),
                 storage: bytes(
+                    &mut p,
                     "quotas.storage",
                     q.and_then(|q| q.storage.as_ref()),
                     u64::MAX,
-                    &mut problems,
                 ),
                 gpu_memory: bytes(
+                    &mut p,
                     "quotas.gpu-memory",
                     q.and_then(|q| q.gpu_memory.as_ref()),
                     0,
-                    &mut problems,
                 ),
             };
-            let stow_priority = match t.stow.as_ref().and_then(|s| s.priority.as_deref()) {
-                None => super::db::Priority::Normal,
-                Some(p) => super::db::Priority::parse(p).unwrap_or_else(|| {
-                    problems.push(format!(
-                        "tenant '{}': stow priority '{p}' must be lower, normal, higher or immediate",
-                        t.name
-                    ));
-                    super::db::Priority::Normal
-                }),
-            };
-            let max_priority = match t.max_priority.as_deref() {
-                None => super::db::Priority::Higher,
-                Some(p) => super::db::Priority::parse(p).unwrap_or_else(|| {
-                    problems.push(format!(
-                        "tenant '{}': max-priority '{p}' must be lower, normal, higher or immediate",
-                        t.name
-                    ));
-                    super::db::Priority::Higher
-                }),
-            };
+            let stow_written = t.stow.as_ref().and_then(|s| s.priority.as_ref());
+            let stow_priority = priority(
+                &mut p,
+                format!("tenant '{name}': stow priority"),
+                stow_written,
+                super::db::Priority::Normal,
+            );
+            let max_priority = priority(
+                &mut p,
+                format!("tenant '{name}': max-priority"),
+                t.max_priority.as_ref(),
+                super::db::Priority::Higher,
+            );
             if stow_priority > max_priority {
-                problems.push(format!(
-                    "tenant '{}': stow priority '{}' is above the tenant's max-priority '{}'",
-                    t.name,
-                    stow_priority.name(),
-                    max_priority.name()
-                ));
+                let location = stow_written.map_or_else(|| p.at(&t.name), |s| p.at(s));
+                p.push(
+                    location,
+                    format!(
+                        "tenant '{name}': stow priority '{}' is above the tenant's max-priority '{}'",
+                        stow_priority.name(),
+                        max_priority.name()
+                    ),
+                );
+            }
+            let stow_pipelines: Vec<&Text> =
+                t.stow.iter().flat_map(|s| s.pipelines.iter()).collect();
+            for pipeline in &stow_pipelines {
+                if let Err(why) = crate::pipeline::check_identifier(pipeline) {
+                    p.about(
+                        *pipeline,
+                        format!("tenant '{name}': stow pipeline name {why}"),
+                    );
+                }
             }
             tenants.push(Tenant {
-                name: t.name,
+                name: name.to_string(),
                 tokens,
                 quotas,
-                stow_pipelines: t.stow.map(|s| s.pipelines).unwrap_or_default(),
+                stow_pipelines: stow_pipelines.iter().map(|s| s.to_string()).collect(),
                 stow_priority,
                 max_priority,
             });
         }
         let mut metrics_tokens = Vec::new();
-        for tok in file.metrics.map(|m| m.tokens).unwrap_or_default() {
-            if !(tok.sha256.len() == 64 && tok.sha256.chars().all(|c| c.is_ascii_hexdigit())) {
-                problems.push(format!(
-                    "metrics token '{}': sha256 must be 64 hex digits (the token's SHA-256, never the token)",
-                    tok.name
-                ));
+        for tok in file.metrics.iter().flat_map(|m| m.tokens.iter()) {
+            if !hex_ok(&tok.sha256) {
+                p.about(
+                    &tok.sha256,
+                    format!(
+                        "metrics token '{}': sha256 must be 64 hex digits (the token's SHA-256, never the token)",
+                        tok.name.as_str()
+                    ),
+                );
             }
+            hashes.push((tok.sha256.to_ascii_lowercase(), p.at(&tok.sha256)));
             metrics_tokens.push(MetricsToken {
-                name: tok.name,
+                name: tok.name.to_string(),
                 sha256: tok.sha256.to_ascii_lowercase(),
             });
         }
+        for (i, (hash, location)) in hashes.iter().enumerate() {
+            if let Some((_, first)) = hashes[..i].iter().find(|(h, _)| h == hash) {
+                p.push(
+                    location.clone(),
+                    format!("this token has the same hash as the one at {first}"),
+                );
+            }
+        }
         let h = file.http.as_ref();
-        let duration =
-            |what: &str, v: Option<&String>, default: u64, problems: &mut Vec<String>| match v
-                .map(|v| crate::pipeline::quantity::parse_duration(v))
-            {
-                None => std::time::Duration::from_secs(default),
-                Some(Ok(d)) if !d.is_zero() => d,
-                Some(Ok(_)) => {
-                    problems.push(format!("{what} must be above 0"));
-                    std::time::Duration::from_secs(default)
-                }
-                Some(Err(why)) => {
-                    problems.push(format!("{what} {why}"));
-                    std::time::Duration::from_secs(default)
-                }
-            };
         let http = HttpLimits {
             header_timeout: duration(
+                &mut p,
                 "http.header-timeout",
                 h.and_then(|h| h.header_timeout.as_ref()),
                 20,
-                &mut problems,
             ),
             idle_timeout: duration(
+                &mut p,
                 "http.idle-timeout",
                 h.and_then(|h| h.idle_timeout.as_ref()),
                 300,
-                &mut problems,
             ),
             max_connections: count(
+                &mut p,
                 "http.max-connections",
                 h.and_then(|h| h.max_connections.as_ref()),
                 1024,
-                &mut problems,
             ),
         };
-        let all: Vec<&str> = tenants
-            .iter()
-            .flat_map(|t| t.tokens.iter().map(|k| k.sha256.as_str()))
-            .chain(metrics_tokens.iter().map(|k| k.sha256.as_str()))
-            .collect();
-        if (1..all.len()).any(|i| all[..i].contains(&all[i])) {
-            problems.push("two tokens have the same hash".into());
-        }
-        if !problems.is_empty() {
-            return Err(err(problems.join("; ")));
-        }
-        Ok(ServeConfig {
-            listen: file.listen,
-            state: base.join(file.state),
-            components: base.join(file.components),
+        let locations = Locations {
+            listen: Some(p.at(&file.listen)),
+            state: Some(p.at(&file.state)),
+            components: Some(p.at(&file.components)),
+            tls_certificate: file.tls.as_ref().map(|t| p.at(&t.certificate)),
+            tls_key: file.tls.as_ref().map(|t| p.at(&t.key)),
+            dicom: file.dicom.as_ref().map(|d| p.at(d)),
+            audit_key_file: file.audit_key_file.as_ref().map(|k| p.at(k)),
+        };
+        let config = ServeConfig {
+            listen: file.listen.to_string(),
+            state: base.join(file.state.as_str()),
+            components: base.join(file.components.as_str()),
             capacity_memory,
             capacity_jobs,
             max_upload,
             max_stow_parts,
             tls: file
                 .tls
-                .map(|t| (base.join(t.certificate), base.join(t.key))),
-            dicom: file.dicom.map(|d| base.join(d)),
+                .map(|t| (base.join(t.certificate.as_str()), base.join(t.key.as_str()))),
+            dicom: file.dicom.map(|d| base.join(d.as_str())),
             http,
-            audit_key_file: file.audit_key_file.map(|k| base.join(k)),
+            audit_key_file: file.audit_key_file.map(|k| base.join(k.as_str())),
             metrics_tokens,
             tenants,
-        })
+            locations,
+        };
+        Ok((config, p))
     }
 
     pub fn tenant(&self, name: &str) -> Option<&Tenant> {

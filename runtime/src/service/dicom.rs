@@ -209,6 +209,7 @@ impl PayloadHandler for ServiceIntake {
                         tracing::error!(job = %job.id, error = %e, "cannot record the job's exports");
                     }
                     if let Ok(true) = service.db.transition(&job.id, &["created"], "queued") {
+                        super::job_events::queued(&job.id, &tenant, &principal.name);
                         service.notify();
                     }
                 }

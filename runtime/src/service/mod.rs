@@ -8,9 +8,12 @@ pub mod api;
 pub mod archive;
 pub mod audit;
 pub mod config;
+pub mod config_check;
+mod config_file;
 pub mod db;
 pub mod dicom;
 pub mod http;
+mod job_events;
 pub mod multipart;
 #[cfg(test)]
 mod mutation;
@@ -99,30 +102,11 @@ impl Service {
             None => None,
         };
         for route in dicom.iter().flat_map(|d| &d.routes) {
-            match &route.tenant {
-                // Jobs received by DIMSE run at `normal`.
-                Some(t) if config.tenant(t).is_some_and(|t| t.max_priority < db::Priority::Normal) => {
-                    return Err(ServiceError::Route {
-                        ae: route.ae_title.clone(),
-                        message: format!(
-                            "{}: its jobs run at priority 'normal', above tenant '{t}''s max-priority 'lower'",
-                            config.dicom.as_deref().unwrap_or(std::path::Path::new("-")).display()
-                        ),
-                    })
-                }
-                Some(t) if config.tenant(t).is_some() => {}
-                Some(t) => {
-                    return Err(ServiceError::Route {
-                        ae: route.ae_title.clone(),
-                        message: format!("tenant '{t}' is not configured"),
-                    })
-                }
-                None => {
-                    return Err(ServiceError::Route {
-                        ae: route.ae_title.clone(),
-                        message: "under ward serve every route names its tenant (`tenant:`)".into(),
-                    })
-                }
+            if let Some(message) = config_check::route_misfit(&config, route) {
+                return Err(ServiceError::Route {
+                    ae: route.ae_title.clone(),
+                    message,
+                });
             }
         }
         let audit_key =
@@ -177,6 +161,7 @@ impl Service {
                     &job.id,
                     "running when the service stopped",
                 )?;
+                job_events::queued(&job.id, &job.tenant, "restart");
             }
         }
         Ok(())

@@ -41,6 +41,7 @@ fn start_what_fits(service: &Arc<Service>) -> Result<(), super::db::DbError> {
         };
         if service.db.transition(&job.id, &["queued"], "running")? {
             service.audit(&job.tenant, "ward", "job.running", &job.id, "");
+            super::job_events::started(&job.id, &job.tenant, job.attempts + 1);
             worker::spawn(service.clone(), job);
         }
     }
@@ -139,6 +140,7 @@ mod tests {
             audit_key_file: None,
             metrics_tokens: Vec::new(),
             tenants: vec![tenant("a"), tenant("b")],
+            locations: Default::default(),
         }
     }
 

@@ -123,6 +123,7 @@ pub fn new_job(
         ),
     );
     if start {
+        super::job_events::queued(&id, &principal.tenant, &principal.name);
         service.notify();
     }
     Ok(row)

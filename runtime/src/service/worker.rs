@@ -48,10 +48,15 @@ pub fn stored_pipeline(service: &Service, name: &str, yaml: &str) -> Result<Pipe
 
 fn run(service: &Service, job: &JobRow) {
     let attempt = job.attempts + 1;
+    let began = std::time::Instant::now();
+    let finished = |outcome: &str, reason: Option<&str>| {
+        super::job_events::finished(&job.id, &job.tenant, attempt, began, outcome, reason)
+    };
     let fail = |why: String| {
         let _ = service.db.set_failure(&job.id, &why);
         if let Ok(true) = service.db.transition(&job.id, &["running"], "failed") {
             service.audit(&job.tenant, "ward", "job.failed", &job.id, &why);
+            finished("failed", Some(&why));
         }
     };
     let pipeline = match service
@@ -132,6 +137,7 @@ fn run(service: &Service, job: &JobRow) {
     if summary.status == JobStatus::Succeeded {
         if let Ok(true) = service.db.transition(&job.id, &["running"], "succeeded") {
             service.audit(&job.tenant, "ward", "job.succeeded", &job.id, "");
+            finished("succeeded", None);
         }
         super::dicom::export_results(service, &job.id, &job_dir);
         return;
@@ -149,6 +155,7 @@ fn run(service: &Service, job: &JobRow) {
         let _ = service.db.set_failure(&job.id, &why);
         if let Ok(true) = service.db.transition(&job.id, &["running"], "cancelled") {
             service.audit(&job.tenant, "ward", "job.cancelled", &job.id, "");
+            finished("cancelled", Some(&why));
         }
         return;
     }
@@ -157,6 +164,8 @@ fn run(service: &Service, job: &JobRow) {
         let _ = service.db.set_failure(&job.id, &why);
         if let Ok(true) = service.db.transition(&job.id, &["running"], "queued") {
             service.audit(&job.tenant, "ward", "job.retry", &job.id, &why);
+            finished("retrying", Some(&why));
+            super::job_events::queued(&job.id, &job.tenant, "retry");
         }
         return;
     }

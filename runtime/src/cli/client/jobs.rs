@@ -1,7 +1,7 @@
 //! `ward job ...`: jobs on the service, from creating one to waiting for its end.
 
 use super::wait::{wait, WaitArgs};
-use super::{field, items, print_json, show, utc, Client, Connection, Format};
+use super::{field, items, print_json, show, show_created, utc, Client, Connection, Format};
 use crate::cli::EXIT_FAILED;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -33,6 +33,9 @@ pub enum JobCommand {
         /// Queue it at once (otherwise it waits for `ward job start`).
         #[arg(long)]
         start: bool,
+        /// Print only the new job's id (for scripts).
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         format: Format,
     },
@@ -167,6 +170,7 @@ pub fn job(c: &Connection, cmd: JobCommand) -> anyhow::Result<i32> {
             spec,
             payloads,
             start,
+            quiet,
             format,
         } => {
             let job = client.json(
@@ -174,7 +178,7 @@ pub fn job(c: &Connection, cmd: JobCommand) -> anyhow::Result<i32> {
                 "/v1/jobs",
                 Some(create_body(&spec, &payloads, start)),
             )?;
-            show(format, &job, |j| {
+            show_created(format, quiet, &job, |j| {
                 out!("job {} {}", field(j, "id"), field(j, "state"))
             });
         }

@@ -189,6 +189,15 @@ fn show(format: Format, v: &Value, text: impl FnOnce(&Value)) {
     }
 }
 
+/// A created object as `show` prints it, or with `quiet` its id alone (for scripts:
+/// `id=$(ward payload upload -q DIR)`).
+fn show_created(format: Format, quiet: bool, v: &Value, text: impl FnOnce(&Value)) {
+    match v["id"].as_str() {
+        Some(id) if quiet => out!("{id}"),
+        _ => show(format, v, text),
+    }
+}
+
 fn print_json(v: &Value) {
     out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

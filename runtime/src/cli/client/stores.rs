@@ -1,7 +1,7 @@
 //! What a tenant stores on the service: pipelines, payloads, datasets, and the results of
 //! its jobs.
 
-use super::{field, items, show, utc, Client, Connection, Format};
+use super::{field, items, show, show_created, utc, Client, Connection, Format};
 use anyhow::Context;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,9 @@ pub enum PayloadCommand {
     Upload {
         /// The directory whose files become the payload.
         dir: PathBuf,
+        /// Print only the new payload's id (for scripts).
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         format: Format,
     },
@@ -145,9 +148,9 @@ pub fn pipeline(c: &Connection, cmd: PipelineCommand) -> anyhow::Result<i32> {
 pub fn payload(c: &Connection, cmd: PayloadCommand) -> anyhow::Result<i32> {
     let client = Client::new(c)?;
     match cmd {
-        PayloadCommand::Upload { dir, format } => {
+        PayloadCommand::Upload { dir, quiet, format } => {
             let p = client.upload_dir("/v1/payloads", &dir)?;
-            show(format, &p, |p| {
+            show_created(format, quiet, &p, |p| {
                 out!(
                     "payload {}: {} files, {} bytes",
                     field(p, "id"),

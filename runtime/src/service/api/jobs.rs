@@ -98,6 +98,7 @@ pub async fn create(
         if several {
             service.db.set_job_payloads(&row.id, &ids)?;
             if body.start && service.db.transition(&row.id, &["created"], "queued")? {
+                crate::service::job_events::queued(&row.id, &principal.tenant, &principal.name);
                 service.notify();
             }
         }
@@ -188,6 +189,7 @@ pub async fn start(
             ));
         }
         service.audit(&principal.tenant, &principal.name, "job.queued", &id, "");
+        crate::service::job_events::queued(&id, &principal.tenant, &principal.name);
         service.notify();
         Ok(Json(json!(job_of(&service, &principal, &id)?)))
     })
