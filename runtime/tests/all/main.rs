@@ -16,6 +16,7 @@ mod sandbox;
 mod service;
 mod service_limits;
 mod service_uploads;
+mod stow_clients;
 mod streaming;
 mod support;
 mod validation;
