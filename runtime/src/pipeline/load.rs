@@ -48,16 +48,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             message: format!("not valid YAML: {}", load_error_message(&e)),
         }])
     })?;
-    let file: PipelineFile = marked_yaml::from_node(&node).map_err(|e| {
-        let (line, column) = match e.start_mark() {
-            Some(m) if (m.line(), m.column()) != (1, 1) => (m.line(), m.column()),
-            // Some errors carry no useful span; an unknown key can still be found in the text.
-            _ => unknown_key_position(&e, text).unwrap_or((1, 1)),
-        };
+    let file: PipelineFile = super::locate::from_node(&node).map_err(|e| {
         PipelineError::Invalid(vec![Problem {
-            location: v.at(line, column),
-            operator: None,
-            message: format!("{e}"),
+            location: v.at(e.line, e.column),
+            operator: e.operator,
+            message: e.message,
         }])
     })?;
     let pipeline = v.pipeline(file);
@@ -69,22 +64,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             Err(PipelineError::Invalid(v.problems))
         }
     }
-}
-
-/// Where an unknown key is written: the first line whose key is that name.
-fn unknown_key_position(e: &marked_yaml::FromNodeError, text: &str) -> Option<(usize, usize)> {
-    let marked_yaml::Error::UnknownFieldError(field, _, _) = &**e else {
-        return None;
-    };
-    text.lines().enumerate().find_map(|(i, line)| {
-        let trimmed = line.trim_start_matches([' ', '-']);
-        let column = line.len() - trimmed.len() + 1;
-        trimmed
-            .strip_prefix(field.as_str())?
-            .trim_start()
-            .starts_with(':')
-            .then_some((i + 1, column))
-    })
 }
 
 fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {

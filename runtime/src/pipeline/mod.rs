@@ -4,6 +4,7 @@ mod error;
 mod file_model;
 mod graph;
 mod load;
+mod locate;
 mod model;
 mod ports;
 pub mod quantity;
