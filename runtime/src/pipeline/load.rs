@@ -48,6 +48,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             message: format!("not valid YAML: {}", load_error_message(&e)),
         }])
     })?;
+    // A Clara Deploy definition fails on its first `container:`; say what to do with it.
+    if let Some(version) = node.as_mapping().and_then(|m| m.get_scalar("api-version")) {
+        if super::clara::is_clara_api_version(version.as_str()) {
+            let (line, column) = super::locate::start_of(
+                node.as_mapping().unwrap().get_node("api-version").unwrap(),
+            );
+            return Err(PipelineError::Invalid(vec![Problem {
+                location: v.at(line, column),
+                operator: None,
+                message: format!(
+                    "api-version '{}' is a Clara Deploy pipeline definition; convert it with `ward convert clara {}` (supported here: {})",
+                    version.as_str(),
+                    path.display(),
+                    SUPPORTED_API_VERSIONS.join(", ")
+                ),
+            }]));
+        }
+    }
     let file: PipelineFile = super::locate::from_node(&node).map_err(|e| {
         PipelineError::Invalid(vec![Problem {
             location: v.at(e.line, e.column),
@@ -66,7 +84,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
     }
 }
 
-fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
+pub(super) fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
     use marked_yaml::LoadError::*;
     let mark = match e {
         TopLevelMustBeMapping(m)
@@ -80,7 +98,7 @@ fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
     mark.map(|m| (m.line(), m.column())).unwrap_or((1, 1))
 }
 
-fn load_error_message(e: &marked_yaml::LoadError) -> String {
+pub(super) fn load_error_message(e: &marked_yaml::LoadError) -> String {
     use marked_yaml::LoadError::*;
     match e {
         TopLevelMustBeMapping(_) => {

@@ -1,5 +1,6 @@
 //! Pipeline files: the YAML model, validation with precise locations, and the stage graph.
 
+mod clara;
 mod error;
 mod file_model;
 mod graph;
@@ -9,10 +10,13 @@ mod model;
 mod ports;
 pub mod quantity;
 
+pub use clara::{convert_clara, is_clara_api_version, ClaraOptions, Converted};
 pub use error::{PipelineError, Problem};
 pub use load::{load, parse};
 pub use model::*;
 
+#[cfg(test)]
+mod clara_tests;
 #[cfg(test)]
 mod ports_tests;
 #[cfg(test)]

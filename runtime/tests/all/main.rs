@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod conformance;
+mod convert_clara;
 mod ct_pipeline;
 mod dicom_scp;
 mod dicom_scu;
