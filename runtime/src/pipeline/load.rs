@@ -38,6 +38,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
         problems: Vec::new(),
         out_port_locations: HashMap::new(),
         ports_budget: PortsBudget::default(),
+        block_starts: HashMap::new(),
     };
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let node = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
@@ -73,6 +74,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             message: e.message,
         }])
     })?;
+    v.block_starts = super::locate::block_mapping_starts(&node, text);
     let pipeline = v.pipeline(file);
     match pipeline {
         Some(p) if v.problems.is_empty() => Ok(p),
@@ -118,6 +120,9 @@ pub(super) struct Validator {
     pub(super) out_port_locations: HashMap<(String, String), Location>,
     /// The job's channel budget, read before the operators' ports are checked against it.
     pub(super) ports_budget: PortsBudget,
+    /// Where each block mapping is written, by the mark the parser gave it (see
+    /// `locate::block_mapping_starts`).
+    block_starts: HashMap<(usize, usize), (usize, usize)>,
 }
 
 /// What validation learnt of one operator before the graph is built.
@@ -142,7 +147,11 @@ impl Validator {
 
     pub(super) fn loc<T>(&self, spanned: &Spanned<T>) -> Location {
         match spanned.span().start() {
-            Some(m) => self.at(m.line(), m.column()),
+            Some(m) => {
+                let mark = (m.line(), m.column());
+                let (line, column) = self.block_starts.get(&mark).copied().unwrap_or(mark);
+                self.at(line, column)
+            }
             None => self.at(1, 1),
         }
     }

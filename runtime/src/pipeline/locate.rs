@@ -222,6 +222,33 @@ pub(super) fn start_of(node: &Node) -> (usize, usize) {
     }
 }
 
+/// For every block mapping in `root`, its parser mark (where the parser saw the end of its
+/// first key, the `:`) and where it is written (its first key), so that an element located by
+/// its span is placed where a reader looks for it.
+pub(super) fn block_mapping_starts(
+    root: &Node,
+    text: &str,
+) -> std::collections::HashMap<(usize, usize), (usize, usize)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = std::collections::HashMap::new();
+    let mut todo = vec![root];
+    while let Some(node) = todo.pop() {
+        match node {
+            Node::Mapping(m) => {
+                if let Some(mark) = m.span().start() {
+                    if chars.get(mark.character()) == Some(&':') {
+                        out.insert((mark.line(), mark.column()), start_of(node));
+                    }
+                }
+                todo.extend(m.values());
+            }
+            Node::Sequence(s) => todo.extend(s.iter()),
+            Node::Scalar(_) => {}
+        }
+    }
+    out
+}
+
 fn lowercase_first(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {

@@ -245,6 +245,20 @@ fn missing_fields_are_located_at_their_element() {
     assert_eq!(p, ["pipeline.yaml:1:1: missing field `name`"]);
 }
 
+/// A field the validator finds missing in a block mapping is placed at the mapping's first
+/// key, not where the parser marked the mapping (the end of that key).
+#[test]
+fn a_component_without_a_path_is_placed_at_its_mapping() {
+    let digest = "sha256:".to_string() + &"0".repeat(64);
+    let p = problems(&format!(
+        "api-version: 0.1\nname: x\noperators:\n  - name: a\n    component:\n      digest: {digest}\n"
+    ));
+    assert_eq!(
+        p,
+        ["pipeline.yaml:6:7: [a] component needs `path:` (a .wasm component file)"]
+    );
+}
+
 /// What the user reads: the file, the place, the operator and the element.
 #[test]
 fn a_missing_output_name_reads_with_its_operator_and_output() {
