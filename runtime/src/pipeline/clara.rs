@@ -218,7 +218,7 @@ impl Reader<'_> {
                     loc,
                     op,
                     format!(
-                        "{element}`{}` is not a Clara 0.4/0.5 field Ward converts; dropped",
+                        "{element}`{}` has no Ward equivalent (or is not a Clara 0.4/0.5 field); dropped",
                         k.as_str()
                     ),
                 );
