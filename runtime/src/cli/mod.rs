@@ -18,6 +18,7 @@ mod bench;
 mod client;
 mod compile_child;
 mod conformance;
+mod convert;
 mod dicom;
 mod inspect;
 mod nvrtc_child;
@@ -55,6 +56,9 @@ enum Command {
     Run(run::RunArgs),
     /// Check a pipeline file and its components without running anything.
     Validate(validate::ValidateArgs),
+    /// Write a Ward pipeline file from another system's pipeline definition.
+    #[command(subcommand)]
+    Convert(convert::ConvertCommand),
     /// Show a component's imports, exports, size and digest, and whether it is a stage.
     Inspect(inspect::InspectArgs),
     /// Check a component before publishing it: world, imports, runs on sample payloads,
@@ -136,6 +140,7 @@ pub fn main() -> i32 {
         Command::CompileComponentChild(args) => return compile_child::run(args),
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Convert(cmd) => convert::run(cmd),
         Command::Inspect(args) => inspect::run(args),
         Command::Sample(cmd) => sample::run(cmd),
         Command::Bench(args) => bench::run(args),

@@ -38,6 +38,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
         problems: Vec::new(),
         out_port_locations: HashMap::new(),
         ports_budget: PortsBudget::default(),
+        block_starts: HashMap::new(),
     };
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let node = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
@@ -48,18 +49,32 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             message: format!("not valid YAML: {}", load_error_message(&e)),
         }])
     })?;
-    let file: PipelineFile = marked_yaml::from_node(&node).map_err(|e| {
-        let (line, column) = match e.start_mark() {
-            Some(m) if (m.line(), m.column()) != (1, 1) => (m.line(), m.column()),
-            // Some errors carry no useful span; an unknown key can still be found in the text.
-            _ => unknown_key_position(&e, text).unwrap_or((1, 1)),
-        };
+    // A Clara Deploy definition fails on its first `container:`; say what to do with it.
+    if let Some(version) = node.as_mapping().and_then(|m| m.get_scalar("api-version")) {
+        if super::clara::is_clara_api_version(version.as_str()) {
+            let (line, column) = super::locate::start_of(
+                node.as_mapping().unwrap().get_node("api-version").unwrap(),
+            );
+            return Err(PipelineError::Invalid(vec![Problem {
+                location: v.at(line, column),
+                operator: None,
+                message: format!(
+                    "api-version '{}' is a Clara Deploy pipeline definition; convert it with `ward convert clara {}` (supported here: {})",
+                    version.as_str(),
+                    path.display(),
+                    SUPPORTED_API_VERSIONS.join(", ")
+                ),
+            }]));
+        }
+    }
+    let file: PipelineFile = super::locate::from_node(&node).map_err(|e| {
         PipelineError::Invalid(vec![Problem {
-            location: v.at(line, column),
-            operator: None,
-            message: format!("{e}"),
+            location: v.at(e.line, e.column),
+            operator: e.operator,
+            message: e.message,
         }])
     })?;
+    v.block_starts = super::locate::block_mapping_starts(&node, text);
     let pipeline = v.pipeline(file);
     match pipeline {
         Some(p) if v.problems.is_empty() => Ok(p),
@@ -124,6 +139,9 @@ pub(super) struct Validator {
     pub(super) out_port_locations: HashMap<(String, String), Location>,
     /// The job's channel budget, read before the operators' ports are checked against it.
     pub(super) ports_budget: PortsBudget,
+    /// Where each block mapping is written, by the mark the parser gave it (see
+    /// `locate::block_mapping_starts`).
+    block_starts: HashMap<(usize, usize), (usize, usize)>,
 }
 
 /// What validation learnt of one operator before the graph is built.
@@ -148,7 +166,11 @@ impl Validator {
 
     pub(super) fn loc<T>(&self, spanned: &Spanned<T>) -> Location {
         match spanned.span().start() {
-            Some(m) => self.at(m.line(), m.column()),
+            Some(m) => {
+                let mark = (m.line(), m.column());
+                let (line, column) = self.block_starts.get(&mark).copied().unwrap_or(mark);
+                self.at(line, column)
+            }
             None => self.at(1, 1),
         }
     }

@@ -1,13 +1,16 @@
 //! Pipeline files: the YAML model, validation with precise locations, and the stage graph.
 
+mod clara;
 mod error;
 mod file_model;
 mod graph;
 mod load;
+mod locate;
 mod model;
 mod ports;
 pub mod quantity;
 
+pub use clara::{convert_clara, is_clara_api_version, ClaraOptions, Converted};
 pub use error::{PipelineError, Problem};
 /// Locating YAML errors, for the other YAML files Ward reads.
 pub(crate) use load::{
@@ -16,6 +19,8 @@ pub(crate) use load::{
 pub use load::{load, parse};
 pub use model::*;
 
+#[cfg(test)]
+mod clara_tests;
 #[cfg(test)]
 mod ports_tests;
 #[cfg(test)]

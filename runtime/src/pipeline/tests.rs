@@ -191,13 +191,122 @@ fn unknown_fields_and_bad_yaml_are_located() {
         "api-version: 0.1\nname: x\noperators:\n  - name: a\n    container: {path: stage.wasm}\n",
     );
     assert!(
-        p[0].contains("Unknown field `container`") && p[0].starts_with("pipeline.yaml:5:"),
+        p[0].starts_with("pipeline.yaml:5:5: [a] unknown field `container`, expected one of"),
         "{p:?}"
     );
     let p = problems("api-version: 0.1\nname: [unclosed\n");
     assert!(p[0].contains("not valid YAML"), "{p:?}");
     let p = problems("api-version: 0.1\nname: x\nname: y\noperators: []\n");
     assert!(p[0].contains("'name' appears twice"), "{p:?}");
+}
+
+/// A missing field is placed at the element it is missing from, named by its operator and
+/// its number in the list, not at the top of the file.
+#[test]
+fn missing_fields_are_located_at_their_element() {
+    let head = "api-version: 0.1\nname: x\noperators:\n";
+    let reader = "  - name: reader\n    component: {path: stage.wasm}\n";
+    let cases = [
+        (
+            "  - name: segment\n    component: {path: stage.wasm}\n    output:\n      - name: labels\n        path: /results\n      - path: /stats\n",
+            "pipeline.yaml:11:9: [segment] output 2: missing field `name`",
+        ),
+        (
+            "  - name: segment\n    component: {path: stage.wasm}\n    output:\n      - name: stats\n",
+            "pipeline.yaml:9:9: [segment] output 1: missing field `path`",
+        ),
+        (
+            "  - component: {path: stage.wasm}\n    input: [{path: /payload}]\n",
+            "pipeline.yaml:6:5: operator 2: missing field `name`",
+        ),
+        (
+            "  - name: segment\n    input: [{path: /payload}]\n",
+            "pipeline.yaml:6:5: [segment] missing field `component`",
+        ),
+        (
+            "  - name: segment\n    component: {path: stage.wasm}\n    input:\n      - from: reader\n",
+            "pipeline.yaml:9:9: [segment] input 1: missing field `path`",
+        ),
+        (
+            "  - name: segment\n    component: {path: stage.wasm}\n    ports:\n      in:\n        - name: slices\n",
+            "pipeline.yaml:10:11: [segment] input port 1: missing field `from`",
+        ),
+        (
+            "  - name: segment\n    component: {path: stage.wasm}\n    ports:\n      out:\n        - {type: ward/x}\n        - {}\n",
+            "pipeline.yaml:10:12: [segment] output port 1: missing field `name`",
+        ),
+    ];
+    for (operator, expected) in cases {
+        let p = problems(&format!("{head}{reader}{operator}"));
+        assert_eq!(p, [expected], "in\n{head}{reader}{operator}");
+    }
+    let p =
+        problems("api-version: 0.1\noperators:\n  - name: a\n    component: {path: stage.wasm}\n");
+    assert_eq!(p, ["pipeline.yaml:1:1: missing field `name`"]);
+}
+
+/// A field the validator finds missing in a block mapping is placed at the mapping's first
+/// key, not where the parser marked the mapping (the end of that key).
+#[test]
+fn a_component_without_a_path_is_placed_at_its_mapping() {
+    let digest = "sha256:".to_string() + &"0".repeat(64);
+    let p = problems(&format!(
+        "api-version: 0.1\nname: x\noperators:\n  - name: a\n    component:\n      digest: {digest}\n"
+    ));
+    assert_eq!(
+        p,
+        ["pipeline.yaml:6:7: [a] component needs `path:` (a .wasm component file)"]
+    );
+}
+
+/// What the user reads: the file, the place, the operator and the element.
+#[test]
+fn a_missing_output_name_reads_with_its_operator_and_output() {
+    let yaml = "api-version: 0.1
+name: x
+operators:
+  - name: segment
+    component: {path: stage.wasm}
+    output:
+      - name: labels
+        path: /results
+      - path: /stats
+";
+    let shown = check(yaml).unwrap_err().to_string();
+    assert!(
+        shown.ends_with("pipeline.yaml:9:9: operator 'segment': output 2: missing field `name`"),
+        "{shown}"
+    );
+}
+
+/// Unknown fields and values of the wrong type are placed the same way: at the key, or at the
+/// value.
+#[test]
+fn unknown_fields_and_wrong_types_are_located_at_their_element() {
+    let head =
+        "api-version: 0.1\nname: x\noperators:\n  - name: a\n    component: {path: stage.wasm}\n";
+    let cases = [
+        (
+            "    output:\n      - name: o\n        path: /o\n        mode: rw\n",
+            "pipeline.yaml:9:9: [a] output 1: unknown field `mode`, expected `name` or `path`",
+        ),
+        (
+            "    requests:\n      memory: [1, 2]\n",
+            "pipeline.yaml:7:16: [a] requests, `memory`: invalid type: sequence, expected a string",
+        ),
+        (
+            "    parameters:\n      lower: 200\n      upper: {hu: 900}\n",
+            "pipeline.yaml:8:15: [a] `upper`: invalid type: map, expected a string",
+        ),
+        (
+            "    input:\n      - path: /payload\n      - {from: b, path: [x]}\n",
+            "pipeline.yaml:8:26: [a] input 2, `path`: invalid type: sequence, expected a string",
+        ),
+    ];
+    for (rest, expected) in cases {
+        let p = problems(&format!("{head}{rest}"));
+        assert_eq!(p, [expected], "in\n{head}{rest}");
+    }
 }
 
 #[test]

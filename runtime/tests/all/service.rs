@@ -186,6 +186,34 @@ tenants:
         }
     }
 
+    /// As `send_raw`, with the answer's headers (names in lower case).
+    pub fn send_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> (u16, std::collections::HashMap<String, String>, Value) {
+        let r = ureq::request(method, &format!("{}{path}", self.url))
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("Content-Type", content_type)
+            .send_bytes(bytes);
+        let r = match r {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let headers = r
+            .headers_names()
+            .into_iter()
+            .filter_map(|name| {
+                let value = r.header(&name)?.to_string();
+                Some((name.to_ascii_lowercase(), value))
+            })
+            .collect();
+        (r.status(), headers, r.into_json().unwrap_or(Value::Null))
+    }
+
     pub fn bytes(&self, path: &str, token: &str) -> Vec<u8> {
         let r = ureq::get(&format!("{}{path}", self.url))
             .set("Authorization", &format!("Bearer {token}"))
@@ -743,8 +771,8 @@ fn stow_rs_stores_instances_and_runs_the_tenants_pipeline() {
     body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\nnot dicom\r\n--{boundary}--\r\n").as_bytes());
     let content_type =
         format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
-    let (code, answer) =
-        server.send_raw("POST", "/v1/dicomweb/studies", RAD_OP, &content_type, &body);
+    let (code, headers, answer) =
+        server.send_with_headers("POST", "/v1/dicomweb/studies", RAD_OP, &content_type, &body);
     assert_eq!(code, 202, "one part refused: {answer}");
     assert_eq!(
         answer["00081199"]["Value"].as_array().unwrap().len(),
@@ -755,12 +783,27 @@ fn stow_rs_stores_instances_and_runs_the_tenants_pipeline() {
         answer["00081198"]["Value"][0]["00081197"]["Value"][0],
         0xC000
     );
-    let payload = answer["ward"]["payload"].as_str().unwrap();
+    // Every element of the answer is DICOM JSON: a tag and its `vr`, nothing of Ward's own
+    // beside them but its private block.
+    for (key, element) in answer.as_object().unwrap() {
+        assert!(
+            key.len() == 8 && key.chars().all(|c| c.is_ascii_hexdigit()),
+            "{key} is not a tag: {answer}"
+        );
+        assert!(element["vr"].is_string(), "{key} has no vr: {answer}");
+    }
+    assert_eq!(answer["00090010"]["Value"][0], "WARD 1.0", "{answer}");
+    let payload = answer["00091001"]["Value"][0].as_str().unwrap();
+    assert_eq!(
+        headers.get("ward-payload").map(String::as_str),
+        Some(payload)
+    );
     let stored: Vec<_> = std::fs::read_dir(server.state.join("payloads").join(payload))
         .unwrap()
         .collect();
     assert_eq!(stored.len(), 4);
-    let job = answer["ward"]["jobs"][0].as_str().unwrap();
+    let job = answer["00091002"]["Value"][0].as_str().unwrap();
+    assert_eq!(headers.get("ward-jobs").map(String::as_str), Some(job));
     let job = server.wait(RAD_OP, job);
     assert_eq!(
         (job["state"].as_str(), job["priority"].as_str()),

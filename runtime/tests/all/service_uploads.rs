@@ -275,7 +275,11 @@ fn a_stow_body_of_300_mb_is_streamed_to_disk() {
         Some(parts),
         "every instance stored"
     );
-    let payload = v["ward"]["payload"].as_str().unwrap();
+    assert_eq!(
+        v["00090010"]["Value"][0], "WARD 1.0",
+        "Ward's private block"
+    );
+    let payload = v["00091001"]["Value"][0].as_str().unwrap();
     let stored = server.state.join("payloads").join(payload);
     assert_eq!(std::fs::read_dir(&stored).unwrap().count(), parts);
     let sample =

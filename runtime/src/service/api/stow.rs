@@ -2,6 +2,13 @@
 //! DICOM files becomes a payload, and the tenant's STOW pipelines run on it, as an AE route
 //! does for a DIMSE association. Each instance is checked and stored under its SOP Instance
 //! UID; the answer lists what was stored and what was refused, in the DICOM JSON model.
+//!
+//! The answer is a plain PS3.18 Store Instances Response: ReferencedSOPSequence (0008,1199)
+//! and FailedSOPSequence (0008,1198), every element with its `vr`, so DICOMweb clients read
+//! it as any other origin server's. Ward serves no WADO-RS retrieve, so no RetrieveURL
+//! (0008,1190) is given: a URL that answers 404 would mislead a client. What is Ward's own —
+//! the payload the instances became and the jobs started on it — is in the `Ward-Payload` and
+//! `Ward-Jobs` headers and in a private block of the answer (see [`ward_block`]).
 //! The body is read as a stream: each part goes straight to a file, every byte reserved in
 //! the tenant's storage quota first, so no body is ever held in memory; the parts of one
 //! body are bounded in number (`max-stow-parts`) and in header size.
@@ -24,22 +31,73 @@ fn ui(uid: &str) -> Value {
     json!({"vr": "UI", "Value": [uid]})
 }
 
+/// The header naming the payload the stored instances became.
+const PAYLOAD_HEADER: &str = "ward-payload";
+/// The header listing the jobs started on it (comma-separated; empty when none).
+const JOBS_HEADER: &str = "ward-jobs";
+
+/// The private creator of Ward's block, at (0009,0010).
+const PRIVATE_CREATOR: &str = "WARD 1.0";
+
+/// Ward's private block in a STOW-RS answer: (0009,0010) LO the creator `WARD 1.0`,
+/// (0009,1001) LO the payload id, (0009,1002) LO the ids of the jobs started on it (one value
+/// each; no value when none was started).
+fn ward_block(answer: &mut Value, payload: &str, jobs: &[String]) {
+    answer["00090010"] = json!({"vr": "LO", "Value": [PRIVATE_CREATOR]});
+    answer["00091001"] = json!({"vr": "LO", "Value": [payload]});
+    answer["00091002"] = if jobs.is_empty() {
+        json!({"vr": "LO"})
+    } else {
+        json!({"vr": "LO", "Value": jobs})
+    };
+}
+
+/// A FailedSOPSequence item: the reason, and the instance when the part was readable enough
+/// to name it.
+fn failed_item(status: u16, instance: Option<(&str, &str)>) -> Value {
+    let mut item = json!({"00081197": {"vr": "US", "Value": [status]}});
+    if let Some((class, uid)) = instance {
+        item["00081150"] = ui(class);
+        item["00081155"] = ui(uid);
+    }
+    item
+}
+
+/// Why a part was refused: its status, the reason, and its SOP class and instance when they
+/// could be read.
+struct PartRefused {
+    status: u16,
+    why: String,
+    instance: Option<(String, String)>,
+}
+
 /// Checks the part whose content is in `temp` and keeps it under its SOP Instance UID; its
 /// SOP class and instance, or why it was refused. A duplicate instance is not kept twice.
-fn check_part(dir: &Path, temp: &Path) -> Result<(String, String, bool), (u16, String)> {
+fn check_part(dir: &Path, temp: &Path) -> Result<(String, String, bool), PartRefused> {
     // The bounded inspection the SCP uses: no declared length is believed before the bytes
     // are there, so a part of a few bytes declaring gigabytes reserves nothing.
-    let facts = crate::dicom::instance::inspect_instance(temp)
-        .map_err(|e| (0xC000, format!("not a readable DICOM file: {e}")))?;
+    let facts = crate::dicom::instance::inspect_instance(temp).map_err(|e| PartRefused {
+        status: 0xC000,
+        why: format!("not a readable DICOM file: {e}"),
+        instance: None,
+    })?;
     let (class, instance) = (facts.sop_class, facts.sop_instance);
-    crate::dicom::store::check_uid(&instance).map_err(|r| (r.status, r.message))?;
+    let refused = |status: u16, why: String| PartRefused {
+        status,
+        why,
+        instance: Some((class.clone(), instance.clone())),
+    };
+    crate::dicom::store::check_uid(&instance).map_err(|r| refused(r.status, r.message))?;
     if !crate::dicom::sop::is_storage_class(&class) {
-        return Err((0x0122, format!("SOP class {class} is not stored here")));
+        return Err(refused(
+            0x0122,
+            format!("SOP class {class} is not stored here"),
+        ));
     }
     let target = dir.join(format!("{instance}.dcm"));
     let kept = !target.exists();
     if kept {
-        std::fs::rename(temp, &target).map_err(|e| (0xA700, e.to_string()))?;
+        std::fs::rename(temp, &target).map_err(|e| refused(0xA700, e.to_string()))?;
     }
     Ok((class, instance, kept))
 }
@@ -106,8 +164,7 @@ fn store_parts(
                 .copy_content(&mut std::io::sink())
                 .map_err(Refusal::Multipart)?;
             tracing::warn!(part = n, "STOW-RS part refused: not application/dicom");
-            out.failed
-                .push(json!({"00081197": {"vr": "US", "Value": [0xC000]}}));
+            out.failed.push(failed_item(0xC000, None));
             continue;
         }
         let file = std::fs::File::create(&temp).map_err(Refusal::Storage)?;
@@ -139,11 +196,14 @@ fn store_parts(
                 out.stored
                     .push(json!({"00081150": ui(&class), "00081155": ui(&instance)}));
             }
-            Err((status, why)) => {
+            Err(refused) => {
                 quota.shrink(written);
-                tracing::warn!(part = n, reason = %why, "STOW-RS instance refused");
-                out.failed
-                    .push(json!({"00081197": {"vr": "US", "Value": [status]}}));
+                tracing::warn!(part = n, reason = %refused.why, "STOW-RS instance refused");
+                let named = refused.instance.as_ref();
+                out.failed.push(failed_item(
+                    refused.status,
+                    named.map(|(c, i)| (c.as_str(), i.as_str())),
+                ));
             }
         }
         let _ = std::fs::remove_file(&temp);
@@ -252,9 +312,14 @@ pub async fn store(
             let job = new_job(&service, &principal, &pipeline, &id, priority, true, 1)?;
             jobs.push(job.id);
         }
-        answer["ward"] = json!({"payload": id, "jobs": jobs});
+        ward_block(&mut answer, &id, &jobs);
         let status = if refused_parts == 0 { StatusCode::OK } else { StatusCode::ACCEPTED };
-        Ok((status, [(header::CONTENT_TYPE, "application/dicom+json")], answer.to_string()).into_response())
+        let headers = [
+            (header::CONTENT_TYPE, "application/dicom+json".to_string()),
+            (header::HeaderName::from_static(PAYLOAD_HEADER), id.clone()),
+            (header::HeaderName::from_static(JOBS_HEADER), jobs.join(", ")),
+        ];
+        Ok((status, headers, answer.to_string()).into_response())
     })
     .await
 }
