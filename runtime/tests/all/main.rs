@@ -11,6 +11,7 @@ mod dicom_scu;
 mod engine;
 mod gpu;
 mod ports;
+mod pynetdicom_peers;
 mod real_dicom;
 mod sandbox;
 mod service;
