@@ -5,6 +5,14 @@ use std::time::Duration;
 /// Parses a byte size: a number with an optional suffix, Kubernetes style.
 /// Binary suffixes (Ki, Mi, Gi, Ti) are powers of 1024, decimal ones (k, M, G, T) of 1000;
 /// no suffix means bytes.
+///
+/// ```
+/// use ward::pipeline::quantity::parse_bytes;
+/// assert_eq!(parse_bytes("512Mi"), Ok(512 << 20));
+/// assert_eq!(parse_bytes("2G"), Ok(2_000_000_000));
+/// assert_eq!(parse_bytes("1.5Ki"), Ok(1536));
+/// assert!(parse_bytes("12 parsecs").unwrap_err().contains("unknown size suffix"));
+/// ```
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
@@ -38,6 +46,15 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 }
 
 /// Parses a duration: a number with a unit (ms, s, m, h); a bare number means seconds.
+///
+/// ```
+/// use std::time::Duration;
+/// use ward::pipeline::quantity::parse_duration;
+/// assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+/// assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+/// assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+/// assert!(parse_duration("a fortnight").is_err());
+/// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -66,6 +83,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Formats bytes for people: "1.5 GiB", "512 MiB", "300 B".
+///
+/// ```
+/// use ward::pipeline::quantity::format_bytes;
+/// assert_eq!(format_bytes(300), "300 B");
+/// assert_eq!(format_bytes(512 << 20), "512 MiB");
+/// assert_eq!(format_bytes(3 << 29), "1.5 GiB");
+/// ```
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;

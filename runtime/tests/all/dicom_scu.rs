@@ -392,7 +392,8 @@ fn a_rejected_sop_class_fails_alone() {
 }
 
 /// A peer that takes only implicit VR little endian gets explicit VR files re-encoded: same
-/// elements, same pixels.
+/// elements, same pixels, and the same data set DCMTK's own re-encoding (dcmconv +ti)
+/// gives, compared as dcmdump prints them.
 #[test]
 fn an_implicit_only_peer_gets_implicit_data_sets() {
     let work = tempdir();
@@ -426,7 +427,28 @@ fn an_implicit_only_peer_gets_implicit_data_sets() {
         assert!(*data == expected, "{instance}: data set differs");
         let dump = dcmdump(&[path.to_str().unwrap()]);
         assert_eq!(dump.code, 0, "{}", dump.stderr);
+        let by_dcmtk = work.path().join(format!("{instance}.dcmconv.dcm"));
+        let converted = std::process::Command::new(dcmtk_tool("dcmconv"))
+            .arg("+ti")
+            .arg(file)
+            .arg(&by_dcmtk)
+            .status()
+            .unwrap_or_else(|e| panic!("dcmconv is needed (apt-get install -y dcmtk): {e}"));
+        assert!(converted.success(), "dcmconv +ti {}", file.display());
+        let expected = dcmdump(&[by_dcmtk.to_str().unwrap()]);
+        assert_eq!(
+            data_set_lines(&dump.stdout),
+            data_set_lines(&expected.stdout),
+            "{instance}: the data set differs from DCMTK's implicit VR re-encoding"
+        );
     }
+}
+
+/// dcmdump's lines for the data set, without the file meta group (which names the sender).
+fn data_set_lines(dump: &str) -> Vec<&str> {
+    dump.lines()
+        .filter(|l| l.starts_with('(') && !l.starts_with("(0002,"))
+        .collect()
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod engine;
 mod examples;
 mod gpu;
 mod ports;
+mod pynetdicom_peers;
 mod readme_serve;
 mod real_dicom;
 mod sandbox;
