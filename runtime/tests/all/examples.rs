@@ -1,5 +1,6 @@
 //! Every file under `examples/` is loaded the way its user would load it: a pipeline file
-//! by `ward validate`, a service configuration by `ward serve --check`. A file of a kind
+//! by `ward validate`, a service configuration by `ward serve --check`, a Clara Deploy
+//! pipeline by the `convert_clara` tests (its stand-in components are theirs). A file of a kind
 //! this walk does not know fails it, so a new example cannot go unchecked.
 
 use crate::support::*;
@@ -9,6 +10,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, PartialEq)]
 enum Kind {
     Pipeline,
+    /// A Clara Deploy pipeline definition (api-version 0.4/0.5), converted and run by the
+    /// `convert_clara` tests.
+    ClaraPipeline,
     ServiceConfig,
     /// The DICOM adapter's configuration, checked by its own tests.
     AdapterConfig,
@@ -32,7 +36,12 @@ fn kind_of(path: &Path) -> Option<Kind> {
     let text = std::fs::read_to_string(path).ok()?;
     let keys = top_level_keys(&text);
     let has = |k: &str| keys.contains(&k);
-    if has("api-version") && has("operators") {
+    let clara = text
+        .lines()
+        .any(|l| l.starts_with("api-version: 0.4") || l.starts_with("api-version: 0.5"));
+    if has("api-version") && has("operators") && clara {
+        Some(Kind::ClaraPipeline)
+    } else if has("api-version") && has("operators") {
         Some(Kind::Pipeline)
     } else if has("listen") && has("components") && has("tenants") {
         Some(Kind::ServiceConfig)
@@ -100,6 +109,19 @@ fn every_example_loads() {
         });
         let out = match kind {
             Kind::AdapterConfig => continue,
+            Kind::ClaraPipeline => {
+                assert_eq!(
+                    shown, "examples/clara/liver-segmentation.yaml",
+                    "a new Clara example: have the convert_clara tests convert and run it"
+                );
+                let out = run_ward(&["validate", file.to_str().unwrap()]);
+                assert!(
+                    out.code == 2 && out.stderr.contains("ward convert clara"),
+                    "{shown}: ward validate points at the converter: {}",
+                    out.stderr
+                );
+                continue;
+            }
             Kind::Pipeline => match service_of(file) {
                 Some(service) => validate_for_service(file, &service),
                 None => run_ward(&["validate", file.to_str().unwrap()]),
