@@ -54,21 +54,14 @@ fn pynetdicom_scp(port: u16, title: &str, out: &Path) -> PythonScp {
     }
 }
 
-/// One attribute of a DICOM file as pydicom reads it (`path` is a Python expression on
+/// One attribute of a DICOM file as pydicom reads it (`expression` is Python, on
 /// `ds`, e.g. `ds.SOPClassUID`).
 fn pydicom_value(file: &Path, expression: &str) -> String {
     let script =
         format!("import sys, pydicom\nds = pydicom.dcmread(sys.argv[1])\nprint({expression})");
-    let out = Command::new("python3")
-        .args(["-c", &script, file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    stdout_of(Command::new("python3").args(["-c", &script, file.to_str().unwrap()]))
+        .trim()
+        .to_string()
 }
 
 /// Waits (generously: a busy 2-core machine runs the whole pipeline) for a whole file in `dir`.

@@ -26,16 +26,8 @@ fn pydicom_hu(file: &Path) -> Vec<i64> {
 ds = pydicom.dcmread(sys.argv[1])
 a = ds.pixel_array.astype('float64') * float(getattr(ds, 'RescaleSlope', 1) or 1) + float(getattr(ds, 'RescaleIntercept', 0) or 0)
 print(json.dumps([int(round(v)) for v in a.flatten().tolist()]))";
-    let out = Command::new("python3")
-        .args(["-c", script, file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = stdout_of(Command::new("python3").args(["-c", script, file.to_str().unwrap()]));
+    serde_json::from_str(&out).unwrap()
 }
 
 fn reader_pipeline(dir: &Path) -> PathBuf {
