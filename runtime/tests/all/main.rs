@@ -10,6 +10,7 @@ mod dicom_scp;
 mod dicom_scu;
 mod engine;
 mod gpu;
+mod new_stage;
 mod ports;
 mod real_dicom;
 mod sandbox;
