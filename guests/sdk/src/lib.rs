@@ -27,6 +27,9 @@
 //! ward_stage_sdk::export!(MyStage);
 //! ```
 //!
+//! `ward new stage NAME` writes such a crate, with a pipeline file, a test payload and a copy
+//! of this SDK, that builds outside the Ward repository.
+//!
 //! Stages never hard-code volume paths: they ask [`volumes::mounted`] (or the helpers here,
 //! which do). Streaming ports are opened with [`open_input`] / [`open_output`]; a port's
 //! errors become stage errors naming it with [`OnPort::on_port`].
