@@ -3,22 +3,44 @@
 //! A stage crate (`crate-type = ["cdylib"]`, built for `wasm32-wasip2`) implements [`Guest`]
 //! and exports it:
 //!
-//! ```ignore
+//! ```no_run
 //! use ward_stage_sdk::{Guest, StageError};
+//!
 //! struct MyStage;
+//!
 //! impl Guest for MyStage {
 //!     fn run() -> Result<(), StageError> {
 //!         let input = ward_stage_sdk::payload()?;
+//!         let results = ward_stage_sdk::results()?;
 //!         ward_stage_sdk::log_info!("reading {}", input.path);
+//!         let files = std::fs::read_dir(&input.path)
+//!             .map_err(|e| ward_stage_sdk::failed!("cannot list {}: {e}", input.path))?
+//!             .count();
+//!         ward_stage_sdk::progress(1.0, "counted");
+//!         let text = format!("{files} entries\n");
+//!         let dir = std::path::Path::new(&results.path);
+//!         ward_stage_sdk::write_file(dir, "count.txt", text.as_bytes())?;
 //!         Ok(())
 //!     }
 //! }
+//!
 //! ward_stage_sdk::export!(MyStage);
 //! ```
+//!
+//! `ward new stage NAME` writes such a crate, with a pipeline file, a test payload and a copy
+//! of this SDK, that builds outside the Ward repository.
 //!
 //! Stages never hard-code volume paths: they ask [`volumes::mounted`] (or the helpers here,
 //! which do). Streaming ports are opened with [`open_input`] / [`open_output`]; a port's
 //! errors become stage errors naming it with [`OnPort::on_port`].
+//!
+//! # Versions
+//!
+//! The SDK's version is the contract's: `ward-stage-sdk` 0.2.0 generates its bindings from
+//! `ward:stage@0.2.0`, the copy in this crate's `wit/` of the contract a Ward host speaks.
+//! A host accepts components built against the same major version of the contract (the
+//! same minor version while the major is 0), so a stage built with this SDK runs on every
+//! Ward host that speaks `ward:stage@0.2.x`.
 
 // Lets the generated code and the exported macro name this crate the same way from inside
 // it and from stage crates.
@@ -27,7 +49,8 @@ extern crate self as ward_stage_sdk;
 /// The generated bindings.
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        // The SDK's own copy of the contract, so that it builds outside the repository.
+        path: "wit",
         world: "stage",
         pub_export_macro: true,
         export_macro_name: "export",

@@ -21,6 +21,7 @@ mod conformance;
 mod convert;
 mod dicom;
 mod inspect;
+mod new;
 mod nvrtc_child;
 mod progress;
 mod run;
@@ -66,6 +67,9 @@ enum Command {
     Conformance(conformance::ConformanceArgs),
     /// Measure compile, instantiate, pipeline and sandbox-vs-native figures.
     Bench(bench::BenchArgs),
+    /// Write the start of something new: a stage crate.
+    #[command(subcommand)]
+    New(new::NewCommand),
     /// Write sample data.
     #[command(subcommand)]
     Sample(sample::SampleCommand),
@@ -143,6 +147,7 @@ pub fn main() -> i32 {
         Command::Convert(cmd) => convert::run(cmd),
         Command::Inspect(args) => inspect::run(args),
         Command::Sample(cmd) => sample::run(cmd),
+        Command::New(cmd) => new::run(cmd),
         Command::Bench(args) => bench::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Dicom(cmd) => dicom::run(cmd),

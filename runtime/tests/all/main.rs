@@ -13,6 +13,7 @@ mod dicom_scu;
 mod engine;
 mod examples;
 mod gpu;
+mod new_stage;
 mod ports;
 mod pynetdicom_peers;
 mod readme_serve;
