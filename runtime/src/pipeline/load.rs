@@ -6,10 +6,11 @@
 use super::error::{PipelineError, Problem};
 use super::file_model::{ComponentDef, InputDef, OperatorDef, PipelineFile, RequestsDef};
 use super::graph::order_stages;
+use super::located_yaml::from_located_yaml;
 use super::model::*;
 use super::ports::{group_ports, InPortDraft};
 use super::quantity::{parse_bytes, parse_duration};
-use marked_yaml::{LoaderOptions, Spanned};
+use marked_yaml::Spanned;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -39,27 +40,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
         out_port_locations: HashMap::new(),
         ports_budget: PortsBudget::default(),
     };
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
-    let node = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
-        let (line, column) = load_error_position(&e);
-        PipelineError::Invalid(vec![Problem {
-            location: v.at(line, column),
-            operator: None,
-            message: format!("not valid YAML: {}", load_error_message(&e)),
-        }])
-    })?;
-    let file: PipelineFile = marked_yaml::from_node(&node).map_err(|e| {
-        let (line, column) = match e.start_mark() {
-            Some(m) if (m.line(), m.column()) != (1, 1) => (m.line(), m.column()),
-            // Some errors carry no useful span; an unknown key can still be found in the text.
-            _ => unknown_key_position(&e, text).unwrap_or((1, 1)),
-        };
-        PipelineError::Invalid(vec![Problem {
-            location: v.at(line, column),
-            operator: None,
-            message: format!("{e}"),
-        }])
-    })?;
+    let file: PipelineFile = from_located_yaml(path, text, "api-version, name, operators")
+        .map_err(|p| PipelineError::Invalid(vec![p]))?;
     let pipeline = v.pipeline(file);
     match pipeline {
         Some(p) if v.problems.is_empty() => Ok(p),
@@ -68,48 +50,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
                 .sort_by_key(|p| (p.location.line, p.location.column));
             Err(PipelineError::Invalid(v.problems))
         }
-    }
-}
-
-/// Where an unknown key is written: the first line whose key is that name.
-fn unknown_key_position(e: &marked_yaml::FromNodeError, text: &str) -> Option<(usize, usize)> {
-    let marked_yaml::Error::UnknownFieldError(field, _, _) = &**e else {
-        return None;
-    };
-    text.lines().enumerate().find_map(|(i, line)| {
-        let trimmed = line.trim_start_matches([' ', '-']);
-        let column = line.len() - trimmed.len() + 1;
-        trimmed
-            .strip_prefix(field.as_str())?
-            .trim_start()
-            .starts_with(':')
-            .then_some((i + 1, column))
-    })
-}
-
-fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
-    use marked_yaml::LoadError::*;
-    let mark = match e {
-        TopLevelMustBeMapping(m)
-        | TopLevelMustBeSequence(m)
-        | UnexpectedAnchor(m)
-        | MappingKeyMustBeScalar(m)
-        | UnexpectedTag(m)
-        | ScanError(m, _) => Some(*m),
-        DuplicateKey(inner) => inner.key.span().start().copied(),
-    };
-    mark.map(|m| (m.line(), m.column())).unwrap_or((1, 1))
-}
-
-fn load_error_message(e: &marked_yaml::LoadError) -> String {
-    use marked_yaml::LoadError::*;
-    match e {
-        TopLevelMustBeMapping(_) => {
-            "the top level must be a mapping (api-version, name, operators)".into()
-        }
-        DuplicateKey(inner) => format!("key '{}' appears twice", inner.key.as_str()),
-        ScanError(_, err) => err.to_string(),
-        other => format!("{other}"),
     }
 }
 

@@ -4,6 +4,7 @@ mod error;
 mod file_model;
 mod graph;
 mod load;
+pub(crate) mod located_yaml;
 mod model;
 mod ports;
 pub mod quantity;
