@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ward::dicom::config::AdapterConfig;
 use ward::dicom::peer::Peer;
+use ward::dicom::pipelines::RoutePipelines;
 use ward::dicom::route::Dispatcher;
 use ward::dicom::scp::Scp;
 use ward::dicom::scu::{send_files, ScuOptions};
@@ -94,7 +95,8 @@ fn ward_scp(engine: Arc<Engine>, scratch: &Path) -> anyhow::Result<u16> {
     let config = AdapterConfig::load(&config_path)?;
     let storage = Storage::open(&config.storage)?;
     let listener = TcpListener::bind(&config.listen)?;
-    let dispatcher = Arc::new(Dispatcher::new(engine, storage.clone(), config.clone()));
+    let pipelines = RoutePipelines::load(&config)?;
+    let dispatcher = Dispatcher::start(engine, storage.clone(), config.clone(), pipelines)?;
     let scp = Arc::new(Scp::new(config, storage, Arc::new(dispatcher.clone())));
     std::thread::spawn(move || scp.serve(listener, Arc::new(AtomicBool::new(false))));
     Ok(port)

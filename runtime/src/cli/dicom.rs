@@ -1,14 +1,15 @@
 //! `ward dicom ...`: the DICOM adapter standalone (`listen`), and a small SCU for users'
 //! own testing (`echo`, `send`).
 
-use super::EXIT_FAILED;
+use super::{EXIT_BAD_INPUT, EXIT_FAILED};
 use anyhow::Context;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use ward::dicom::config::AdapterConfig;
+use ward::dicom::config::{AdapterConfig, ConfigError};
 use ward::dicom::peer::Peer;
+use ward::dicom::pipelines::RoutePipelines;
 use ward::dicom::route::Dispatcher;
 use ward::dicom::scp::Scp;
 use ward::dicom::scu::{self, ScuOptions};
@@ -20,8 +21,12 @@ pub enum DicomCommand {
     /// Receive DICOM (C-ECHO, C-STORE) and run the routed pipelines on each payload.
     Listen {
         /// The adapter's configuration (YAML): listen address, AE routes, destinations.
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "check", conflicts_with = "check")]
+        config: Option<PathBuf>,
+        /// Only check this configuration (and load the routes' pipelines, and check the
+        /// exports against them), then exit: 0 when valid, 2 with its errors.
+        #[arg(long, value_name = "CONFIG")]
+        check: Option<PathBuf>,
     },
     /// C-ECHO a peer: `ward dicom echo PACS@host:104`.
     Echo {
@@ -49,7 +54,15 @@ pub enum DicomCommand {
 
 pub fn run(cmd: DicomCommand) -> anyhow::Result<i32> {
     match cmd {
-        DicomCommand::Listen { config } => listen(&config),
+        DicomCommand::Listen {
+            check: Some(config),
+            ..
+        } => check(&config),
+        DicomCommand::Listen {
+            config: Some(config),
+            ..
+        } => listen(&config),
+        DicomCommand::Listen { .. } => anyhow::bail!("--config or --check is needed"),
         DicomCommand::Echo { peer, calling } => {
             let options = ScuOptions {
                 calling_ae: calling,
@@ -66,8 +79,45 @@ pub fn run(cmd: DicomCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn listen(config_path: &std::path::Path) -> anyhow::Result<i32> {
+/// The configuration and the routes' pipelines, checked; on a problem each is printed on a
+/// line of its own (FILE:LINE:COL: message).
+fn load_checked(
+    config_path: &std::path::Path,
+) -> Result<(AdapterConfig, RoutePipelines), ConfigError> {
     let config = AdapterConfig::load(config_path)?;
+    let pipelines = RoutePipelines::load(&config)?;
+    Ok((config, pipelines))
+}
+
+fn print_problems(e: &ConfigError) -> i32 {
+    for line in e.lines() {
+        eprintln!("{line}");
+    }
+    EXIT_BAD_INPUT
+}
+
+fn check(config_path: &std::path::Path) -> anyhow::Result<i32> {
+    match load_checked(config_path) {
+        Ok((config, pipelines)) => {
+            let exports: usize = config.routes.iter().map(|r| r.exports.len()).sum();
+            out!(
+                "{}: valid: {} routes, {} pipelines, {} exports",
+                config_path.display(),
+                config.routes.len(),
+                pipelines.count(),
+                exports
+            );
+            Ok(0)
+        }
+        Err(e) => Ok(print_problems(&e)),
+    }
+}
+
+fn listen(config_path: &std::path::Path) -> anyhow::Result<i32> {
+    let (config, pipelines) = match load_checked(config_path) {
+        Ok(checked) => checked,
+        Err(e) => return Ok(print_problems(&e)),
+    };
     let storage = Storage::open(&config.storage)
         .with_context(|| format!("opening the storage at {}", config.storage.display()))?;
     let engine =
@@ -76,12 +126,13 @@ fn listen(config_path: &std::path::Path) -> anyhow::Result<i32> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
     let routes: Vec<&str> = config.routes.iter().map(|r| r.ae_title.as_str()).collect();
+    let dispatcher = Dispatcher::start(engine, storage.clone(), config.clone(), pipelines)
+        .with_context(|| format!("opening the job queue in {}", config.storage.display()))?;
+    dispatcher.resume_exports();
     out!(
         "ward dicom: listening on {address} for {}",
         routes.join(", ")
     );
-    let dispatcher = Arc::new(Dispatcher::new(engine, storage.clone(), config.clone()));
-    dispatcher.resume_exports();
     let scp = Arc::new(Scp::new(config, storage, Arc::new(dispatcher.clone())));
     scp.serve(listener, Arc::new(AtomicBool::new(false)));
     Ok(0)

@@ -87,10 +87,14 @@ pub fn deliver(config: &AdapterConfig, job_dir: &Path) {
             .collect();
         names.dedup();
         for name in names {
-            attempt(config, &options, &name, &mut records);
+            attempt(config, &options, job_dir, &name, &mut records);
         }
         let waited_long_enough = started.elapsed() >= config.export_retry_for;
         if waited_long_enough {
+            let left = records.iter().filter(|r| r.pending).count();
+            if left > 0 {
+                tracing::warn!(job = %job_dir.display(), files = left, "exports given up: export-retry-for has passed");
+            }
             for r in records.iter_mut().filter(|r| r.pending) {
                 r.pending = false;
                 r.message = format!("given up after {} attempts: {}", r.attempts, r.message);
@@ -108,7 +112,13 @@ pub fn deliver(config: &AdapterConfig, job_dir: &Path) {
 }
 
 /// One association to destination `name` with every file pending for it.
-fn attempt(config: &AdapterConfig, options: &ScuOptions, name: &str, records: &mut [ExportRecord]) {
+fn attempt(
+    config: &AdapterConfig,
+    options: &ScuOptions,
+    job_dir: &Path,
+    name: &str,
+    records: &mut [ExportRecord],
+) {
     let todo: Vec<usize> = (0..records.len())
         .filter(|&i| records[i].pending && records[i].destination == name)
         .collect();
@@ -125,8 +135,15 @@ fn attempt(config: &AdapterConfig, options: &ScuOptions, name: &str, records: &m
         port: destination.port,
     };
     let files: Vec<PathBuf> = todo.iter().map(|&i| records[i].file.clone()).collect();
+    let attempt = todo
+        .iter()
+        .map(|&i| records[i].attempts + 1)
+        .max()
+        .unwrap_or(1);
+    let job = job_dir.file_name().unwrap_or_default().to_string_lossy();
     match scu::send_files(options, &peer, &files, |_| {}) {
         Ok(outcomes) => {
+            let mut sent = 0;
             for (&i, outcome) in todo.iter().zip(outcomes) {
                 let r = &mut records[i];
                 r.attempts += 1;
@@ -134,10 +151,17 @@ fn attempt(config: &AdapterConfig, options: &ScuOptions, name: &str, records: &m
                 r.pending = !r.ok;
                 r.status = outcome.status;
                 r.message = outcome.message.clone();
+                sent += usize::from(r.ok);
+            }
+            let refused = todo.len() - sent;
+            if refused == 0 {
+                tracing::info!(job = %job, destination = %name, ae_title = %destination.ae_title, attempt, files = sent, "export sent");
+            } else {
+                tracing::warn!(job = %job, destination = %name, ae_title = %destination.ae_title, attempt, files = sent, refused, "export refused in part; what was refused will be retried");
             }
         }
         Err(e) => {
-            tracing::warn!(destination = name, error = %e, "export failed; it will be retried");
+            tracing::warn!(job = %job, destination = %name, ae_title = %destination.ae_title, attempt, error = %e, "export failed; it will be retried");
             for &i in &todo {
                 records[i].attempts += 1;
                 records[i].message = e.to_string();

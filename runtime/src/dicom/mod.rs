@@ -7,6 +7,8 @@ pub mod dimse;
 pub mod export;
 pub mod instance;
 pub mod peer;
+pub mod pipelines;
+pub mod queue;
 pub mod route;
 pub mod scp;
 pub mod scu;

@@ -8,7 +8,7 @@
 
 use super::config::{AdapterConfig, Assembly, Route};
 use super::dimse::{self, status, Command};
-use super::route::PayloadHandler;
+use super::route::{payload_id, PayloadHandler};
 use super::slots::{Connection, Slots};
 use super::sop::{is_storage_class, ACCEPTED_SOP_CLASSES, ACCEPTED_TRANSFER_SYNTAXES};
 use super::store::{InstanceWriter, Storage};
@@ -190,7 +190,7 @@ impl Scp {
         for study in self.studies.take_quiet() {
             match complete_study(&self.storage, &study.dir) {
                 Ok(payload) => {
-                    tracing::info!(payload = %payload.display(), called = %study.ae_title, "study complete");
+                    tracing::info!(study = %study.study, instances = study.instances, payload = %payload_id(&payload), called = %study.ae_title, "payload complete");
                     if let Some(route) = self.config.route(&study.ae_title) {
                         self.dispatcher
                             .payload_complete(route, &payload, &study.calling);
@@ -238,7 +238,7 @@ impl Scp {
         let called = assoc.called_ae_title().trim().to_string();
         let span = tracing::info_span!("association", id = %id, calling = %calling, called = %called, peer = %peer);
         let _span = span.enter();
-        tracing::info!("association accepted");
+        tracing::info!(peer = %peer, calling = %calling, called = %called, "association opened");
         let mut incoming = match self.storage.begin(&id) {
             Ok(i) => i,
             Err(e) => {
@@ -252,6 +252,7 @@ impl Scp {
         match self.receive(&mut assoc, &mut incoming) {
             Ok(()) => {
                 let (stored, duplicates) = (incoming.stored, incoming.duplicates);
+                tracing::info!(instances = stored, duplicates, "association released");
                 let route = self.config.route(&called);
                 if let Some(Assembly::Study { quiet }) = route.map(|r| &r.assembly) {
                     match self.studies.add(&called, *quiet, incoming.dir(), &calling) {
@@ -264,19 +265,26 @@ impl Scp {
                     }
                     return;
                 }
+                let studies: Vec<String> = incoming.studies.iter().cloned().collect();
                 match incoming.complete(&self.storage) {
                     Ok(Some(payload)) => {
-                        tracing::info!(stored, duplicates, payload = %payload.display(), "payload complete");
+                        tracing::info!(study = %studies.join(","), instances = stored, payload = %payload_id(&payload), "payload complete");
                         if let Some(route) = self.config.route(&called) {
                             self.dispatcher.payload_complete(route, &payload, &calling);
                         }
                     }
-                    Ok(None) => tracing::info!("association released with no instances"),
+                    Ok(None) => tracing::info!("no payload: the association stored no instances"),
                     Err(e) => tracing::error!(error = %e, "cannot complete the payload"),
                 }
             }
             Err(why) => {
-                tracing::warn!(peer = %peer, calling = %calling, reason = %why, stored = incoming.stored, "association ended abnormally; what it sent is discarded");
+                let instances = incoming.stored;
+                // Peer and calling AE again: the span is not there when only warnings are.
+                if why.starts_with("aborted by the peer") {
+                    tracing::info!(peer = %peer, calling = %calling, instances, reason = %why, "association aborted; what it sent is discarded");
+                } else {
+                    tracing::warn!(peer = %peer, calling = %calling, instances, reason = %why, "association aborted; what it sent is discarded");
+                }
                 incoming.discard();
             }
         }

@@ -47,6 +47,7 @@ impl Storage {
             id: id.to_string(),
             stored: 0,
             duplicates: 0,
+            studies: Default::default(),
             next_temp: 0,
         })
     }
@@ -59,6 +60,8 @@ pub struct Incoming {
     pub id: String,
     pub stored: usize,
     pub duplicates: usize,
+    /// The Study Instance UIDs of what was stored.
+    pub studies: std::collections::BTreeSet<String>,
     next_temp: u64,
 }
 
@@ -159,7 +162,7 @@ impl Incoming {
                 .flush()
                 .map_err(|e| refused(status::OUT_OF_RESOURCES, e.to_string()))?;
             drop(w.file);
-            check_instance(&w.temp, &w.sop_class, &w.sop_instance, &w.transfer_syntax)?;
+            let study = check_instance(&w.temp, &w.sop_class, &w.sop_instance, &w.transfer_syntax)?;
             let target = self.dir.join(format!("{}.dcm", w.sop_instance));
             if target.exists() {
                 self.duplicates += 1;
@@ -169,6 +172,9 @@ impl Incoming {
             std::fs::rename(&w.temp, &target)
                 .map_err(|e| refused(status::OUT_OF_RESOURCES, e.to_string()))?;
             self.stored += 1;
+            if !study.is_empty() {
+                self.studies.insert(study);
+            }
             Ok(())
         })();
         if result.is_err() {
@@ -222,20 +228,21 @@ impl InstanceWriter {
 }
 
 /// The stored instance must walk to its end within its declared lengths
-/// ([`inspect_instance`]) and be the instance the command announced.
+/// ([`inspect_instance`]) and be the instance the command announced. Returns its Study
+/// Instance UID.
 fn check_instance(
     path: &Path,
     sop_class: &str,
     sop_instance: &str,
     transfer_syntax: &str,
-) -> Result<(), Refused> {
+) -> Result<String, Refused> {
     let facts = inspect_instance(path).map_err(|e| {
         refused(
             status::CANNOT_UNDERSTAND,
             format!("{e}: the data set ({transfer_syntax}) cannot be read"),
         )
     })?;
-    let (class, instance) = (facts.sop_class, facts.sop_instance);
+    let (class, instance, study) = (facts.sop_class, facts.sop_instance, facts.study_instance);
     if class != sop_class || instance != sop_instance {
         return Err(refused(
             status::DATA_SET_MISMATCH,
@@ -244,7 +251,7 @@ fn check_instance(
             ),
         ));
     }
-    Ok(())
+    Ok(study)
 }
 
 /// Ward's implementation class UID in the file meta of what it stores.

@@ -13,6 +13,7 @@ struct Buffer {
     last: Instant,
     quiet: Duration,
     calling: String,
+    instances: usize,
 }
 
 /// Studies being gathered, by (called AE title, Study Instance UID).
@@ -24,6 +25,9 @@ pub struct StudyBuffers {
 /// A study that went quiet: its route, where it lies (still in `incoming/`), who sent it.
 pub struct QuietStudy {
     pub ae_title: String,
+    /// Its Study Instance UID.
+    pub study: String,
+    pub instances: usize,
     pub dir: PathBuf,
     pub calling: String,
 }
@@ -66,6 +70,7 @@ impl StudyBuffers {
                         last: Instant::now(),
                         quiet,
                         calling: calling.to_string(),
+                        instances: 0,
                     })
                 }
             };
@@ -75,6 +80,7 @@ impl StudyBuffers {
                 std::fs::remove_file(&file)?;
             } else {
                 std::fs::rename(&file, &target)?;
+                buffer.instances += 1;
                 added += 1;
             }
         }
@@ -95,6 +101,8 @@ impl StudyBuffers {
             .filter_map(|k| {
                 open.remove(&k).map(|b| QuietStudy {
                     ae_title: k.0,
+                    study: k.1,
+                    instances: b.instances,
                     dir: b.dir,
                     calling: b.calling,
                 })

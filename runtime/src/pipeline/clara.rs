@@ -12,8 +12,9 @@
 //! written; a file Ward cannot convert is refused with every problem, each located.
 
 use super::error::{PipelineError, Problem};
-use super::load::{check_identifier, load_error_message, load_error_position};
+use super::load::check_identifier;
 use super::locate::start_of;
+use super::located_yaml::{load_error_message, load_error_position};
 use super::model::Location;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, Node};
 use marked_yaml::LoaderOptions;
@@ -80,7 +81,10 @@ pub fn convert_clara(
                 column,
             },
             operator: None,
-            message: format!("not valid YAML: {}", load_error_message(&e)),
+            message: format!(
+                "not valid YAML: {}",
+                load_error_message(&e, "api-version, name, operators")
+            ),
         }])
     })?;
     let yaml = r.pipeline(&root);

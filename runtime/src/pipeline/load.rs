@@ -6,6 +6,7 @@
 use super::error::{PipelineError, Problem};
 use super::file_model::{ComponentDef, InputDef, OperatorDef, PipelineFile, RequestsDef};
 use super::graph::order_stages;
+use super::located_yaml::{load_error_message, load_error_position};
 use super::model::*;
 use super::ports::{group_ports, InPortDraft};
 use super::quantity::{parse_bytes, parse_duration};
@@ -46,7 +47,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
         PipelineError::Invalid(vec![Problem {
             location: v.at(line, column),
             operator: None,
-            message: format!("not valid YAML: {}", load_error_message(&e)),
+            message: format!(
+                "not valid YAML: {}",
+                load_error_message(&e, "api-version, name, operators")
+            ),
         }])
     })?;
     // A Clara Deploy definition fails on its first `container:`; say what to do with it.
@@ -83,51 +87,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
                 .sort_by_key(|p| (p.location.line, p.location.column));
             Err(PipelineError::Invalid(v.problems))
         }
-    }
-}
-
-/// Where an unknown key is written: the first line whose key is that name.
-pub(crate) fn unknown_key_position(
-    e: &marked_yaml::FromNodeError,
-    text: &str,
-) -> Option<(usize, usize)> {
-    let marked_yaml::Error::UnknownFieldError(field, _, _) = &**e else {
-        return None;
-    };
-    text.lines().enumerate().find_map(|(i, line)| {
-        let trimmed = line.trim_start_matches([' ', '-']);
-        let column = line.len() - trimmed.len() + 1;
-        trimmed
-            .strip_prefix(field.as_str())?
-            .trim_start()
-            .starts_with(':')
-            .then_some((i + 1, column))
-    })
-}
-
-pub(crate) fn load_error_position(e: &marked_yaml::LoadError) -> (usize, usize) {
-    use marked_yaml::LoadError::*;
-    let mark = match e {
-        TopLevelMustBeMapping(m)
-        | TopLevelMustBeSequence(m)
-        | UnexpectedAnchor(m)
-        | MappingKeyMustBeScalar(m)
-        | UnexpectedTag(m)
-        | ScanError(m, _) => Some(*m),
-        DuplicateKey(inner) => inner.key.span().start().copied(),
-    };
-    mark.map(|m| (m.line(), m.column())).unwrap_or((1, 1))
-}
-
-pub(crate) fn load_error_message(e: &marked_yaml::LoadError) -> String {
-    use marked_yaml::LoadError::*;
-    match e {
-        TopLevelMustBeMapping(_) => {
-            "the top level must be a mapping (api-version, name, operators)".into()
-        }
-        DuplicateKey(inner) => format!("key '{}' appears twice", inner.key.as_str()),
-        ScanError(_, err) => err.to_string(),
-        other => format!("{other}"),
     }
 }
 

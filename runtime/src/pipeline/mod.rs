@@ -6,6 +6,7 @@ mod file_model;
 mod graph;
 mod load;
 mod locate;
+pub(crate) mod located_yaml;
 mod model;
 mod ports;
 pub mod quantity;
@@ -13,10 +14,9 @@ pub mod quantity;
 pub use clara::{convert_clara, is_clara_api_version, ClaraOptions, Converted};
 pub use error::{PipelineError, Problem};
 /// Locating YAML errors, for the other YAML files Ward reads.
-pub(crate) use load::{
-    check_identifier, load_error_message, load_error_position, unknown_key_position,
-};
+pub(crate) use load::check_identifier;
 pub use load::{load, parse};
+pub(crate) use located_yaml::{load_error_message, load_error_position, unknown_key_position};
 pub use model::*;
 
 #[cfg(test)]

@@ -249,15 +249,10 @@ fn read_file(path: &Path) -> Result<File, ConfigError> {
         Ok(node) => node,
         Err(e) => {
             let (line, column) = crate::pipeline::load_error_position(&e);
-            let message = match e {
-                marked_yaml::LoadError::TopLevelMustBeMapping(_) => {
-                    "the top level must be a mapping (listen, state, components, tenants)".into()
-                }
-                e => format!(
-                    "not valid YAML: {}",
-                    crate::pipeline::load_error_message(&e)
-                ),
-            };
+            let message = format!(
+                "not valid YAML: {}",
+                crate::pipeline::load_error_message(&e, "listen, state, components, tenants")
+            );
             problems.push(problems.at_line(line, column), message);
             return Err(ConfigError::Invalid(problems.found));
         }

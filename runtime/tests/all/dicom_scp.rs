@@ -10,13 +10,18 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ward::dicom::config::AdapterConfig;
+use ward::dicom::pipelines::RoutePipelines;
 use ward::dicom::route::Dispatcher;
 use ward::dicom::scp::Scp;
 use ward::dicom::store::Storage;
 use ward::engine::Engine;
 use ward::sample::ct_series::{write_ct_series, CtSeriesOptions};
 
+mod check;
+mod events;
 mod hostile;
+mod process;
+mod queue;
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -67,7 +72,7 @@ pub fn storescp_on(dir: &Path, ae: &str, port: u16) -> Killed {
 
 /// A route named CT_SEG (and RESTRICTED, only for calling AE MODALITY) running the noop
 /// misbehave stage, unless `pipeline` and `export` say otherwise.
-fn config_text(storage: &Path, port: u16, pipeline: &Path, export: &str) -> String {
+pub fn config_text(storage: &Path, port: u16, pipeline: &Path, export: &str) -> String {
     format!(
         "listen: 127.0.0.1:{port}
 storage: {storage}
@@ -85,7 +90,7 @@ routes:
     )
 }
 
-fn noop_pipeline(dir: &Path) -> PathBuf {
+pub fn noop_pipeline(dir: &Path) -> PathBuf {
     write_pipeline(
         dir,
         "api-version: 0.1
@@ -105,7 +110,8 @@ fn serve_in_process(config_path: &Path) {
     let store = Storage::open(&config.storage).unwrap();
     let engine = Arc::new(Engine::new(crate::support::engine_options()).unwrap());
     let listener = std::net::TcpListener::bind(&config.listen).unwrap();
-    let dispatcher = Arc::new(Dispatcher::new(engine, store.clone(), config.clone()));
+    let pipelines = RoutePipelines::load(&config).unwrap();
+    let dispatcher = Dispatcher::start(engine, store.clone(), config.clone(), pipelines).unwrap();
     let scp = Arc::new(Scp::new(config, store, Arc::new(dispatcher)));
     std::thread::spawn(move || scp.serve(listener, Arc::new(AtomicBool::new(false))));
 }
@@ -173,7 +179,7 @@ fn dcmtk(tool: &str, args: &[&str]) -> Output {
 
 /// Sends every file of `dir` to the adapter's CT_SEG route on `port` with DCMTK's storescu,
 /// in one association.
-fn store_series(port: u16, dir: &Path) {
+pub fn store_series(port: u16, dir: &Path) {
     let out = dcmtk(
         "storescu",
         &[
@@ -414,10 +420,17 @@ fn concurrent_associations_store_every_instance_exactly_once() {
     assert!(a.incoming_is_empty());
 }
 
+/// The listener logs the abort (with what the association had stored) before it discards
+/// that: once the line is there, no payload may appear.
 #[test]
 fn an_aborted_association_leaves_no_payload_and_the_service_goes_on() {
-    let a = adapter();
-    let port = a.port.to_string();
+    let l = process::Listening::start(|storage, port| {
+        format!(
+            "listen: 127.0.0.1:{port}\nstorage: {}\nroutes:\n  - ae-title: CT_SEG\n",
+            storage.display()
+        )
+    });
+    let port = l.port.to_string();
     let series = tempdir();
     write_ct_series(
         series.path(),
@@ -441,9 +454,9 @@ fn an_aborted_association_leaves_no_payload_and_the_service_goes_on() {
         ],
     );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(a.payloads().is_empty(), "{:?}", a.payloads());
-    assert!(a.incoming_is_empty());
+    l.wait_for_log(&["association aborted", "instances=5"]);
+    assert!(l.payloads().is_empty(), "{:?}", l.payloads());
+    assert!(process::entries(&l.storage.join("incoming")).is_empty());
     let echo = dcmtk("echoscu", &["-aec", "CT_SEG", "127.0.0.1", &port]);
     assert_eq!(echo.code, 0, "still serving");
 }
@@ -537,18 +550,15 @@ fn a_received_series_is_segmented_and_the_seg_sent_to_the_pacs() {
     assert_eq!(payloads.len(), 1);
 }
 
-fn jobs_of(a: &Adapter) -> Vec<PathBuf> {
-    std::fs::read_dir(a.storage.join("jobs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect()
-}
-
 /// `assemble: study`: instances of one study sent over several associations become one
-/// payload once the study is quiet; another study, another payload.
+/// payload once the study is quiet; another study, another payload. The quiet period is
+/// long beside the time the three sends take, and the "not yet" check is made only while
+/// less than the quiet period has passed since the last send began, so load cannot make it
+/// wrong; the end is waited for as every instance stored in a payload.
 #[test]
 fn a_study_sent_in_parts_becomes_one_payload_once_quiet() {
-    let a = adapter_with("    assemble: study\n    quiet: 500ms", "");
+    const QUIET: Duration = Duration::from_secs(8);
+    let a = adapter_with("    assemble: study\n    quiet: 8s", "");
     let dir = tempdir();
     let first = dir.path().join("first");
     let other = dir.path().join("other");
@@ -582,16 +592,31 @@ fn a_study_sent_in_parts_becomes_one_payload_once_quiet() {
     for f in &files[5..] {
         std::fs::rename(f, second_half.join(f.file_name().unwrap())).unwrap();
     }
-    for part in [&first, &other, &second_half] {
-        store_series(a.port, part);
+    store_series(a.port, &first);
+    // Each study's quiet period starts at the earliest when the send of its last part began.
+    let other_sent = Instant::now();
+    store_series(a.port, &other);
+    let second_half_sent = Instant::now();
+    store_series(a.port, &second_half);
+    let now = Instant::now();
+    assert!(
+        now - second_half_sent < QUIET,
+        "the second half took longer to send than the quiet period"
+    );
+    if now - other_sent < QUIET {
+        assert!(a.payloads().is_empty(), "not before the study is quiet");
     }
-    assert!(a.payloads().is_empty(), "not before the study is quiet");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while a.payloads().len() < 2 {
+    let in_payloads = || -> usize {
+        a.payloads()
+            .iter()
+            .map(|p| std::fs::read_dir(p).unwrap().count())
+            .sum()
+    };
+    let deadline = Instant::now() + QUIET + Duration::from_secs(60);
+    while in_payloads() < 13 {
         assert!(Instant::now() < deadline, "payloads: {:?}", a.payloads());
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(700));
     let mut sizes: Vec<usize> = a
         .payloads()
         .iter()
@@ -603,7 +628,8 @@ fn a_study_sent_in_parts_becomes_one_payload_once_quiet() {
 }
 
 /// Routing conditions on DICOM attributes: a CT series runs only where the route asks for
-/// CT with thin slices.
+/// CT with thin slices. Where it does not, the listener says so in its log, and only then is
+/// the absence of a job checked.
 #[test]
 fn routing_conditions_decide_whether_the_pipeline_runs() {
     let series = tempdir();
@@ -622,18 +648,18 @@ fn routing_conditions_decide_whether_the_pipeline_runs() {
         ("{modality: CT, max-slice-thickness: 2}", false),
         ("{modality: CT, max-slice-thickness: 5}", true),
     ] {
-        let a = adapter_with(&format!("    when: {when}"), "");
-        store_series(a.port, series.path());
-        wait_for_payloads_count(&a, 1);
+        let l = process::Listening::start(|storage, port| {
+            let pipeline = noop_pipeline(storage.parent().unwrap());
+            config_text(storage, port, &pipeline, &format!("    when: {when}"))
+        });
+        store_series(l.port, series.path());
         if runs {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while jobs_of(&a).is_empty() {
-                assert!(Instant::now() < deadline, "when {when}: no job started");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            l.wait_for_log(&["job finished", "outcome=succeeded"]);
+            assert_eq!(l.jobs().len(), 1, "when {when}");
         } else {
-            std::thread::sleep(Duration::from_millis(500));
-            assert!(jobs_of(&a).is_empty(), "when {when}: a job started");
+            l.wait_for_log(&["not run: the route's conditions are not met"]);
+            assert!(l.jobs().is_empty(), "when {when}: a job started");
+            assert!(l.queued().is_empty(), "when {when}: a job was queued");
         }
     }
 }

@@ -106,40 +106,9 @@ impl Listener {
         self.stored()
     }
 
-    /// The listener's log, without terminal colours.
-    fn log_text(&self) -> String {
-        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut text = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                // CSI: ESC [ parameters final-letter
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                text.push(c);
-            }
-        }
-        text
-    }
-
     /// Waits until the log holds every one of `needles` (on one line).
     fn wait_for_log(&self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let log = self.log_text();
-            if log.lines().any(|l| needles.iter().all(|n| l.contains(n))) {
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needles:?}:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::process::wait_for_log(&self.log, needles)
     }
 
     /// After an attack: the listener is up, answers C-ECHO, and kept what it had stored.
