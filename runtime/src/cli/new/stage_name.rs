@@ -4,8 +4,8 @@
 
 use thiserror::Error;
 
-/// The longest name accepted: operator names show in logs and progress bars.
-const MAX_LEN: usize = 64;
+/// The longest name accepted: the pipeline loader's limit for operator names (63).
+const MAX_LEN: usize = 63;
 
 /// Names cargo or rustc refuse or that collide with what the crate depends on.
 const RESERVED: &[&str] = &[
@@ -153,8 +153,8 @@ mod tests {
         assert!(message("std").contains("standard library"));
         assert!(message("ward-stage-sdk").contains("the SDK"));
         assert!(message("deps").contains("artifact directory"));
-        let long = "a".repeat(65);
-        assert!(message(&long).contains("65 characters long"));
-        assert!(StageName::parse(&"a".repeat(64)).is_ok());
+        let long = "a".repeat(64);
+        assert!(message(&long).contains("64 characters long"));
+        assert!(StageName::parse(&"a".repeat(63)).is_ok());
     }
 }
