@@ -193,7 +193,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// Every problem found, in file order, each at its file:line:col; one per line.
-    #[error("{}", one_per_line(.0))]
+    #[error("{}", crate::pipeline::one_per_line(.0))]
     Invalid(Vec<Problem>),
 }
 
@@ -205,14 +205,6 @@ impl ConfigError {
             read => vec![read.to_string()],
         }
     }
-}
-
-fn one_per_line(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(Problem::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Concurrent associations unless `max-associations` says otherwise.

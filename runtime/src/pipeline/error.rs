@@ -30,7 +30,7 @@ pub enum PipelineError {
         source: std::io::Error,
     },
     /// Every problem found, in file order; validation does not stop at the first.
-    #[error("{}", display_problems(.0))]
+    #[error("{}", one_per_line(.0))]
     Invalid(Vec<Problem>),
 }
 
@@ -43,13 +43,12 @@ impl PipelineError {
     }
 }
 
-fn display_problems(problems: &[Problem]) -> String {
-    let mut out = String::new();
-    for (i, p) in problems.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        out.push_str(&p.to_string());
-    }
-    out
+/// Problems as Ward prints them: one `FILE:LINE:COL: message` line each. Shared by every
+/// file Ward reads (pipelines, the adapter's and the service's configuration).
+pub fn one_per_line(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -12,7 +12,7 @@ mod ports;
 pub mod quantity;
 
 pub use clara::{convert_clara, is_clara_api_version, ClaraOptions, Converted};
-pub use error::{PipelineError, Problem};
+pub use error::{one_per_line, PipelineError, Problem};
 /// Locating YAML errors, for the other YAML files Ward reads.
 pub(crate) use load::check_identifier;
 pub use load::{load, parse};

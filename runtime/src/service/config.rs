@@ -161,7 +161,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// One line per problem, in file order.
-    #[error("{}", lines(.0))]
+    #[error("{}", crate::pipeline::one_per_line(.0))]
     Invalid(Vec<Problem>),
 }
 
@@ -173,14 +173,6 @@ impl ConfigError {
             read => vec![read.to_string()],
         }
     }
-}
-
-fn lines(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(Problem::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Collects the problems of one configuration file, each where it was written.
