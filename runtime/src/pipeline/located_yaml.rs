@@ -41,10 +41,7 @@ pub(crate) fn from_located_yaml<T: serde::de::DeserializeOwned>(
 }
 
 /// Where an unknown key is written: the first line whose key is that name.
-pub(crate) fn unknown_key_position(
-    e: &marked_yaml::FromNodeError,
-    text: &str,
-) -> Option<(usize, usize)> {
+fn unknown_key_position(e: &marked_yaml::FromNodeError, text: &str) -> Option<(usize, usize)> {
     let marked_yaml::Error::UnknownFieldError(field, _, _) = &**e else {
         return None;
     };

@@ -16,7 +16,6 @@ pub use error::{one_per_line, PipelineError, Problem};
 /// Locating YAML errors, for the other YAML files Ward reads.
 pub(crate) use load::check_identifier;
 pub use load::{load, parse};
-pub(crate) use located_yaml::{load_error_message, load_error_position, unknown_key_position};
 pub use model::*;
 
 #[cfg(test)]

@@ -42,7 +42,7 @@
 use super::config_file::{File, Text};
 use crate::pipeline::quantity::{parse_bytes, parse_duration};
 use crate::pipeline::{Location, Problem};
-use marked_yaml::{LoaderOptions, Spanned};
+use marked_yaml::Spanned;
 use std::path::{Path, PathBuf};
 
 /// What a token may do.
@@ -235,29 +235,12 @@ fn read_file(path: &Path) -> Result<File, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut problems = Problems::new(path);
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
-    let node = match marked_yaml::parse_yaml_with_options(0, &text, options) {
-        Ok(node) => node,
-        Err(e) => {
-            let (line, column) = crate::pipeline::load_error_position(&e);
-            let message = format!(
-                "not valid YAML: {}",
-                crate::pipeline::load_error_message(&e, "listen, state, components, tenants")
-            );
-            problems.push(problems.at_line(line, column), message);
-            return Err(ConfigError::Invalid(problems.found));
-        }
-    };
-    marked_yaml::from_node(&node).map_err(|e| {
-        let (line, column) = match e.start_mark() {
-            Some(m) if (m.line(), m.column()) != (1, 1) => (m.line(), m.column()),
-            // Some errors carry no useful span; an unknown key can still be found in the text.
-            _ => crate::pipeline::unknown_key_position(&e, &text).unwrap_or((1, 1)),
-        };
-        problems.push(problems.at_line(line, column), e.to_string());
-        ConfigError::Invalid(problems.found)
-    })
+    crate::pipeline::located_yaml::from_located_yaml(
+        path,
+        &text,
+        "listen, state, components, tenants",
+    )
+    .map_err(|problem| ConfigError::Invalid(vec![problem]))
 }
 
 impl ServeConfig {
