@@ -12,6 +12,7 @@ pub mod host;
 pub mod jobs;
 pub mod pipeline;
 pub mod ports;
+pub mod registry;
 pub mod sample;
 pub mod service;
 pub mod volumes;

@@ -21,12 +21,17 @@ mod conformance;
 mod convert;
 mod dicom;
 mod inspect;
+mod key;
 mod new;
 mod nvrtc_child;
 mod progress;
+mod publish;
+mod pull;
+mod registry_args;
 mod run;
 mod sample;
 mod serve;
+mod sign;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -65,6 +70,17 @@ enum Command {
     /// Check a component before publishing it: world, imports, runs on sample payloads,
     /// determinism, payload untouched.
     Conformance(conformance::ConformanceArgs),
+    /// Publish a component to an OCI registry: conformance, push, sign; prints REF@DIGEST.
+    Publish(publish::PublishArgs),
+    /// Fetch a registry component into the local store and verify it against trusted keys.
+    Pull(pull::PullArgs),
+    /// Sign a component manifest in a registry (cosign's key-based scheme).
+    Sign(sign::SignArgs),
+    /// Verify a registry component's digests and signature against public keys.
+    Verify(sign::VerifyArgs),
+    /// Signing keys for publishing components.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Measure compile, instantiate, pipeline and sandbox-vs-native figures.
     Bench(bench::BenchArgs),
     /// Write the start of something new: a stage crate.
@@ -150,6 +166,11 @@ pub fn main() -> i32 {
         Command::New(cmd) => new::run(cmd),
         Command::Bench(args) => bench::run(args),
         Command::Conformance(args) => conformance::run(args),
+        Command::Publish(args) => publish::run(args),
+        Command::Pull(args) => pull::run(args),
+        Command::Sign(args) => sign::run_sign(args),
+        Command::Verify(args) => sign::run_verify(args),
+        Command::Key(cmd) => key::run(cmd),
         Command::Dicom(cmd) => dicom::run(cmd),
         Command::Serve(args) => serve::serve(args),
         Command::Audit(cmd) => serve::audit(cmd),

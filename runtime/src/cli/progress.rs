@@ -74,3 +74,23 @@ impl JobObserver for StageBars {
         }
     }
 }
+
+/// A bar for bytes moving to or from a registry, drawn on a terminal only.
+pub fn transfer_bar(what: &str, wanted: bool) -> ProgressBar {
+    use std::io::IsTerminal as _;
+    let bar = ProgressBar::with_draw_target(
+        Some(0),
+        if wanted && std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}

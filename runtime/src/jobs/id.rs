@@ -24,6 +24,22 @@ pub fn new_job_id() -> String {
     )
 }
 
+/// `time` as RFC 3339 UTC, `2026-11-25T13:45:02Z` (OCI annotations and configs use it).
+pub fn rfc3339_utc(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let tod = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        tod / 3600,
+        tod / 60 % 60,
+        tod % 60
+    )
+}
+
 fn counter() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -51,6 +67,8 @@ mod tests {
         assert_eq!(super::civil_from_days(0), (1970, 1, 1));
         assert_eq!(super::civil_from_days(20_417), (2025, 11, 25));
         assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(20_417 * 86_400 + 3_723);
+        assert_eq!(super::rfc3339_utc(t), "2025-11-25T01:02:03Z");
     }
 
     #[test]

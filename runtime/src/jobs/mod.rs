@@ -8,7 +8,7 @@ mod runner;
 pub mod stage_run;
 mod summary;
 
-pub use id::new_job_id;
+pub use id::{new_job_id, rfc3339_utc};
 pub use outcome::{FailureKind, FailureReason, StageStatus};
 pub use runner::{run_job, JobError, JobObserver, JobRequest, NoObserver, LOG_BUDGET_BYTES};
 pub use summary::{JobFailure, JobStatus, JobSummary, PayloadRecord, StageRecord};

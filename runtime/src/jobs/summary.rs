@@ -67,6 +67,9 @@ pub struct StageRecord {
     pub status: StageStatus,
     pub component: PathBuf,
     pub digest: Option<String>,
+    /// For a registry component: its reference, manifest digest and the key that signed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::pipeline::ComponentOrigin>,
     pub memory_cap_bytes: u64,
     pub timeout_s: f64,
     /// Seconds from the job's start.
@@ -119,6 +122,7 @@ impl JobSummary {
                     status: StageStatus::Pending,
                     component: s.component.path.clone(),
                     digest: Some(digest.clone()),
+                    provenance: s.component.registry.as_ref().and_then(|r| r.origin.clone()),
                     memory_cap_bytes: s.requests.memory_bytes,
                     timeout_s: s.requests.timeout.as_secs_f64(),
                     started_at_s: None,

@@ -341,15 +341,14 @@ impl Validator {
                 }
             }
             (None, Some(r)) => {
-                let loc = self.loc(r);
-                self.problem(
-                    loc,
-                    Some(op),
-                    format!(
-                        "component ref '{}': this runtime has no component registry configured; give `path:` to a .wasm file",
-                        r.as_str()
-                    ),
-                );
+                if let Err(why) = check_reference(r.as_str()) {
+                    let loc = self.loc(r);
+                    self.problem(
+                        loc,
+                        Some(op),
+                        format!("component ref '{}': {why}", r.as_str()),
+                    );
+                }
             }
             (Some(_), Some(r)) => {
                 let loc = self.loc(r);
@@ -363,7 +362,7 @@ impl Validator {
                 self.problem(
                     location.clone(),
                     Some(op),
-                    "component needs `path:` (a .wasm component file)",
+                    "component needs `path:` (a .wasm component file) or `ref:` (a registry component)",
                 );
             }
         }
@@ -381,10 +380,23 @@ impl Validator {
             }
             d.to_string()
         });
-        ComponentRef {
-            path,
-            digest,
-            location,
+        match &def.reference {
+            Some(r) => ComponentRef {
+                path,
+                digest: None,
+                registry: Some(RegistryComponent {
+                    reference: r.to_string(),
+                    manifest_digest: digest,
+                    origin: None,
+                }),
+                location,
+            },
+            None => ComponentRef {
+                path,
+                digest,
+                registry: None,
+                location,
+            },
         }
     }
 
@@ -732,4 +744,25 @@ fn is_sha256_digest(d: &str) -> bool {
             && h.chars()
                 .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
     })
+}
+
+/// Whether `reference` names a component in a registry: `host[:port]/repository[:tag]`, the
+/// host written out (no implicit Docker Hub) and no digest inside (that is `digest:`).
+fn check_reference(reference: &str) -> Result<(), String> {
+    if reference.contains('@') {
+        return Err("give the digest as `digest:`, not after '@'".to_string());
+    }
+    let Some((host, rest)) = reference.split_once('/') else {
+        return Err(
+            "must be registry/repository[:tag], e.g. registry.example/vendor/segment:1.0"
+                .to_string(),
+        );
+    };
+    if !(host.contains('.') || host.contains(':') || host == "localhost") || rest.is_empty() {
+        return Err(format!("'{host}' is not a registry host: write the registry out, e.g. registry.example/{reference}"));
+    }
+    reference
+        .parse::<oci_client::Reference>()
+        .map(|_| ())
+        .map_err(|e| format!("not a valid OCI reference: {e}"))
 }

@@ -145,11 +145,43 @@ pub const MAX_PORT_GROUP: usize = 16;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ComponentRef {
-    /// Resolved against the pipeline file's directory.
+    /// Resolved against the pipeline file's directory; for a registry component, empty until
+    /// it is fetched and verified, then its file in the local component store.
     pub path: PathBuf,
-    /// `sha256:<hex>` when the pipeline pins it.
+    /// `sha256:<hex>` of the component file when the pipeline pins it (for a registry
+    /// component, set to its layer digest once verified).
     pub digest: Option<String>,
+    /// A component in an OCI registry, in place of `path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryComponent>,
     pub location: Location,
+}
+
+/// `component: {ref: registry/vendor/name:tag, digest: sha256:…}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistryComponent {
+    /// `registry/vendor/name[:tag]`, as written.
+    pub reference: String,
+    /// The manifest digest it is pinned to (under `ward serve`, pinned when the pipeline is
+    /// created if the file gives only a tag).
+    pub manifest_digest: Option<String>,
+    /// Where the verified component came from and who signed it, once it is verified.
+    pub origin: Option<ComponentOrigin>,
+}
+
+/// The provenance of a registry component that verified, as job records keep it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ComponentOrigin {
+    pub reference: String,
+    pub manifest_digest: String,
+    /// The fingerprint (`sha256:` of its SubjectPublicKeyInfo) of the key whose signature verified.
+    pub signer: String,
+    /// Where that key was trusted from (a file, a tenant).
+    pub signer_source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// "pass", "skipped" or "none".
+    pub conformance: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

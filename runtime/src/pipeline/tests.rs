@@ -255,7 +255,7 @@ fn a_component_without_a_path_is_placed_at_its_mapping() {
     ));
     assert_eq!(
         p,
-        ["pipeline.yaml:6:7: [a] component needs `path:` (a .wasm component file)"]
+        ["pipeline.yaml:6:7: [a] component needs `path:` (a .wasm component file) or `ref:` (a registry component)"]
     );
 }
 
@@ -322,12 +322,16 @@ operators:
 }
 
 #[test]
-fn unsupported_api_version_and_registry_refs() {
+fn unsupported_api_version_and_bad_registry_refs() {
     let yaml = "api-version: 9.0
 name: x
 operators:
   - name: a
     component: {ref: registry.example/seg:1, digest: sha256:abc}
+  - name: b
+    component: {ref: acme/seg:1}
+  - name: c
+    component: {ref: 'registry.example/seg@sha256:00'}
 ";
     let p = problems(yaml);
     assert!(
@@ -336,13 +340,36 @@ operators:
         "{p:?}"
     );
     assert!(
-        p.iter().any(|m| m.contains("no component registry")),
+        p.iter()
+            .any(|m| m.contains("'acme' is not a registry host")),
         "{p:?}"
     );
+    assert!(p.iter().any(|m| m.contains("not after '@'")), "{p:?}");
     assert!(
         p.iter().any(|m| m.contains("digest 'sha256:abc' must be")),
         "{p:?}"
     );
+}
+
+#[test]
+fn a_registry_component_keeps_its_reference_and_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let yaml = format!(
+        "api-version: 0.1
+name: x
+operators:
+  - name: a
+    component: {{ref: '127.0.0.1:5000/acme/seg:1', digest: {digest}}}
+"
+    );
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let p = load(&file).unwrap();
+    let r = p.stages[0].component.registry.as_ref().unwrap();
+    assert_eq!(r.reference, "127.0.0.1:5000/acme/seg:1");
+    assert_eq!(r.manifest_digest.as_deref(), Some(digest.as_str()));
+    assert!(p.stages[0].component.digest.is_none());
 }
 
 #[test]
