@@ -31,6 +31,9 @@ pub struct PublishArgs {
     /// The memory conformance runs the component with (its `requests.memory`).
     #[arg(long, default_value = "1Gi", value_parser = ward::pipeline::quantity::parse_bytes)]
     memory: u64,
+    /// A parameter for every conformance run (as `ward conformance --param`).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = super::parse_key_value)]
+    params: Vec<(String, String)>,
     /// Do not draw a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -71,7 +74,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<i32> {
             timeout: std::time::Duration::from_secs(60),
             disk_bytes: 10 << 30,
             files: 100_000,
-            parameters: Default::default(),
+            parameters: args.params.iter().cloned().collect(),
             scratch: scratch.path().to_path_buf(),
         };
         let report = check_component(&engine, &args.component, &options)?;

@@ -29,7 +29,15 @@ pub fn run(args: PullArgs) -> anyhow::Result<i32> {
     let store = args.registry.store()?;
     if reference.digest().is_none() {
         let digest = registry.resolve(&reference)?;
-        reference = reference.clone_with_digest(digest);
+        reference = match reference.tag() {
+            Some(tag) => oci_client::Reference::with_tag_and_digest(
+                reference.registry().to_string(),
+                reference.repository().to_string(),
+                tag.to_string(),
+                digest,
+            ),
+            None => reference.clone_with_digest(digest),
+        };
     }
     let bar = super::progress::transfer_bar("pull", !args.no_progress);
     let verified = fetch_verified(&registry, &store, &reference, &policy, &|got, total| {

@@ -15,6 +15,10 @@ pub struct RegistryArgs {
     /// $XDG_CACHE_HOME/ward/components).
     #[arg(long, value_name = "DIR", env = "WARD_COMPONENT_STORE")]
     pub store: Option<PathBuf>,
+    /// Tries of each registry request before an unreachable registry is an error (waits
+    /// 0.5 s, then twice as long each time, at most 5 s).
+    #[arg(long, value_name = "N", env = "WARD_REGISTRY_ATTEMPTS", default_value_t = 4)]
+    pub registry_attempts: u32,
 }
 
 impl RegistryArgs {
@@ -26,7 +30,8 @@ impl RegistryArgs {
     }
 
     pub fn registry(&self) -> anyhow::Result<Registry> {
-        Ok(Registry::new(self.config()?)?)
+        Ok(Registry::new(self.config()?)?
+            .with_retries(self.registry_attempts, std::time::Duration::from_millis(500)))
     }
 
     pub fn store(&self) -> anyhow::Result<ComponentStore> {

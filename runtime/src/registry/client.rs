@@ -28,6 +28,8 @@ pub enum RegistryError {
         reference: String,
         why: String,
     },
+    #[error("registry {host}: TLS failed: {why}; if it uses a private CA give it as `ca:` for {host} in the registry configuration (plain HTTP only with `insecure: true`)")]
+    Tls { host: String, why: String },
     #[error("{reference}: not found in registry {host}")]
     NotFound { host: String, reference: String },
     #[error("{what} from {reference} does not match its digest: {why}")]
@@ -61,6 +63,9 @@ pub struct Registry {
     attempts: u32,
     first_backoff: Duration,
 }
+
+/// The longest wait between two tries of a request.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The size of each chunk of an upload (and the step of its progress bar).
 const PUSH_CHUNK: usize = 1 << 20;
@@ -134,7 +139,7 @@ impl Registry {
                 Err(e) if is_transient(&e) && attempt < self.attempts => {
                     tracing::warn!(registry = reference.registry(), %reference, attempt, error = %e, "{what}: retrying");
                     std::thread::sleep(backoff);
-                    backoff *= 2;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     attempt += 1;
                 }
                 Err(e) => {
@@ -273,6 +278,8 @@ fn install_crypto_provider() {
 
 fn is_transient(e: &OciDistributionError) -> bool {
     match e {
+        // A certificate the client does not trust will not be trusted on the next try.
+        OciDistributionError::RequestError(_) if is_tls_failure(e) => false,
         OciDistributionError::RequestError(r) => r.is_connect() || r.is_timeout() || r.is_request(),
         OciDistributionError::ServerError { code, .. } => *code >= 500,
         OciDistributionError::IoError(_) => true,
@@ -290,6 +297,10 @@ fn classify(
     let host = reference.registry().to_string();
     let whole = reference.whole();
     match &e {
+        OciDistributionError::RequestError(_) if is_tls_failure(&e) => RegistryError::Tls {
+            host,
+            why: format!("{what}: {}", error_chain(&e)),
+        },
         OciDistributionError::UnauthorizedError { .. }
         | OciDistributionError::AuthenticationFailure(_) => RegistryError::Auth {
             host,
@@ -350,6 +361,12 @@ fn classify(
             why: format!("{what}: {}", error_chain(&e)),
         },
     }
+}
+
+/// Whether the TLS handshake failed (an untrusted or wrong certificate, a plain-HTTP server).
+fn is_tls_failure(e: &OciDistributionError) -> bool {
+    let chain = error_chain(e).to_ascii_lowercase();
+    chain.contains("certificate") || chain.contains("invalid peer") || chain.contains("handshake")
 }
 
 /// The error and its causes on one line (reqwest hides the useful part in its sources).
