@@ -295,3 +295,45 @@ fn the_registry_configuration_names_each_registry_as_it_is_reached() {
         "{text}"
     );
 }
+
+/// `--append` adds a signature to those under the tag, as cosign does for a second signer;
+/// `--payload-digest` signs another manifest under this one's tag (a signature a verifier
+/// must refuse for this manifest).
+#[test]
+fn signatures_append_under_one_tag_and_can_name_another_manifest() {
+    let registry = Registry::open();
+    let dir = tempdir();
+    let wasm = minimal_component(dir.path(), "twice");
+    let digest = spec_push(&registry, REPO, "twice", &wasm, &[]);
+    let (first, first_public) = cosign_genkey(dir.path(), "first");
+    let (second, second_public) = cosign_genkey(dir.path(), "second");
+    let other = sha256_digest(b"another manifest");
+    push_signature(&registry, REPO, &digest, &first, &[]);
+    let signature_digest = push_signature(
+        &registry,
+        REPO,
+        &digest,
+        &second,
+        &["--append", "--payload-digest", &other],
+    );
+
+    let sig_ref = format!("{REPO}:{}", signature_tag(&digest));
+    let raw = registry.skopeo_manifest(&sig_ref);
+    assert_eq!(sha256_digest(&raw), signature_digest);
+    let manifest = json(&raw, "the signature manifest");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 2, "both signatures are kept: {manifest}");
+    for (layer, public, signed) in [
+        (&layers[0], &first_public, &digest),
+        (&layers[1], &second_public, &other),
+    ] {
+        let payload = dir.path().join("payload.json");
+        let bytes = registry.skopeo_blob(&sig_ref, layer["digest"].as_str().unwrap());
+        std::fs::write(&payload, bytes).unwrap();
+        let signature = layer["annotations"]["dev.cosignproject.cosign/signature"]
+            .as_str()
+            .expect("a signature annotation");
+        let out = cosign_verify(public, &payload, signature, Some(signed));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+}
