@@ -18,6 +18,8 @@ mod ports;
 mod pynetdicom_peers;
 mod readme_serve;
 mod real_dicom;
+mod registry_harness;
+mod registry_support;
 mod sandbox;
 mod service;
 mod service_config;
