@@ -17,7 +17,12 @@ pub struct RegistryArgs {
     pub store: Option<PathBuf>,
     /// Tries of each registry request before an unreachable registry is an error (waits
     /// 0.5 s, then twice as long each time, at most 5 s).
-    #[arg(long, value_name = "N", env = "WARD_REGISTRY_ATTEMPTS", default_value_t = 4)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "WARD_REGISTRY_ATTEMPTS",
+        default_value_t = 4
+    )]
     pub registry_attempts: u32,
 }
 
@@ -30,8 +35,10 @@ impl RegistryArgs {
     }
 
     pub fn registry(&self) -> anyhow::Result<Registry> {
-        Ok(Registry::new(self.config()?)?
-            .with_retries(self.registry_attempts, std::time::Duration::from_millis(500)))
+        Ok(Registry::new(self.config()?)?.with_retries(
+            self.registry_attempts,
+            std::time::Duration::from_millis(500),
+        ))
     }
 
     pub fn store(&self) -> anyhow::Result<ComponentStore> {

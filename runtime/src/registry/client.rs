@@ -166,9 +166,25 @@ impl Registry {
         self.authenticate(reference, RegistryOperation::Pull)?;
         let auth = self.auth_for(reference);
         let accepted = [super::media::OCI_MANIFEST];
-        let (bytes, _) = self.with_retry(reference, "pulling the manifest", || {
+        let pulled = self.with_retry(reference, "pulling the manifest", || {
             self.client.pull_manifest_raw(reference, &auth, &accepted)
-        })?;
+        });
+        let (bytes, _) = match pulled {
+            // oci-client checks a manifest pulled by digest itself.
+            Err(RegistryError::Other { why, .. }) if why.contains("Invalid digest") => {
+                let got = why
+                    .rsplit("got ")
+                    .next()
+                    .unwrap_or("other bytes")
+                    .to_string();
+                return Err(RegistryError::Corrupt {
+                    what: "the manifest".to_string(),
+                    reference: reference.whole(),
+                    why: format!("its bytes hash to {got}"),
+                });
+            }
+            other => other?,
+        };
         // The digest is always of the bytes received, never the registry's word for it.
         let digest = super::sha256_digest(&bytes);
         Ok((bytes.to_vec(), digest))
@@ -280,6 +296,8 @@ fn is_transient(e: &OciDistributionError) -> bool {
     match e {
         // A certificate the client does not trust will not be trusted on the next try.
         OciDistributionError::RequestError(_) if is_tls_failure(e) => false,
+        // Bytes that do not match their digest will not match on the next try either.
+        _ if error_chain(e).contains("Invalid digest") => false,
         OciDistributionError::RequestError(r) => r.is_connect() || r.is_timeout() || r.is_request(),
         OciDistributionError::ServerError { code, .. } => *code >= 500,
         OciDistributionError::IoError(_) => true,

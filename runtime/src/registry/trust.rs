@@ -59,7 +59,7 @@ pub enum TrustError {
         "{reference}: not pinned: give `digest: sha256:…` (`ward pull {reference}` prints it)"
     )]
     NotPinned { reference: String },
-    #[error("{reference}: manifest digest check failed: pinned {expected}, but the manifest received hashes to {actual}")]
+    #[error("{reference}: manifest digest check failed: pinned {expected}, but the manifest received does not match: {actual}")]
     ManifestDigest {
         reference: String,
         expected: String,
@@ -160,12 +160,22 @@ pub fn fetch_verified(
     let manifest_bytes = match store.get(&digest)? {
         Some(b) => b,
         None => {
-            let (bytes, actual) = registry.pull_manifest(&at)?;
+            let (bytes, actual) = match registry.pull_manifest(&at) {
+                Ok(pulled) => pulled,
+                Err(RegistryError::Corrupt { why, .. }) => {
+                    return Err(TrustError::ManifestDigest {
+                        reference: name,
+                        expected: digest,
+                        actual: why,
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            };
             if actual != digest {
                 return Err(TrustError::ManifestDigest {
                     reference: name,
                     expected: digest,
-                    actual,
+                    actual: format!("its bytes hash to {actual}"),
                 });
             }
             store.put(&bytes)?;

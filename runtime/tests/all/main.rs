@@ -18,6 +18,7 @@ mod ports;
 mod pynetdicom_peers;
 mod readme_serve;
 mod real_dicom;
+mod registry_components;
 mod registry_harness;
 mod registry_support;
 mod sandbox;

@@ -67,7 +67,8 @@ impl Bench {
         assert_eq!(out.code, 0, "ward publish {reference}: {}", out.stderr);
         let pinned = out.stdout.trim().to_string();
         assert!(
-            pinned.starts_with(&format!("{reference}@sha256:")) && pinned.len() == reference.len() + 72,
+            pinned.starts_with(&format!("{reference}@sha256:"))
+                && pinned.len() == reference.len() + 72,
             "ward publish printed {pinned:?}"
         );
         pinned

@@ -144,6 +144,18 @@ impl Registry {
         }
     }
 
+    /// The file this registry keeps blob `digest` in (distribution's filesystem layout), for
+    /// tests that make it serve other bytes than it was given.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").expect("a sha256: digest");
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     /// The options `spec_push.py` and `cosign_check.py push-signature` take to reach this
     /// registry: `--registry HOST` and `--insecure`, or `--ca CA --user U --password P`.
     pub fn script_args(&self) -> Vec<String> {

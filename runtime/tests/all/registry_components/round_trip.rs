@@ -25,9 +25,20 @@ fn every_reference_stage_round_trips_and_the_ct_example_runs_from_the_registry()
         let reference = format!("{}/acme/{name}:1.0", registry.host());
         // Published with conformance: each stage passes it.
         let pinned = bench.publish(&wasm, &reference, &[]);
-        let pulled = bench.ward(&["pull", &reference, "--trust", bench.public.to_str().unwrap(), "--no-progress"]);
+        let pulled = bench.ward(&[
+            "pull",
+            &reference,
+            "--trust",
+            bench.public.to_str().unwrap(),
+            "--no-progress",
+        ]);
         assert_eq!(pulled.code, 0, "ward pull {reference}: {}", pulled.stderr);
-        assert_eq!(pulled.stdout.lines().next(), Some(pinned.as_str()), "{}", pulled.stdout);
+        assert_eq!(
+            pulled.stdout.lines().next(),
+            Some(pinned.as_str()),
+            "{}",
+            pulled.stdout
+        );
         let stored = pulled
             .stdout
             .lines()
@@ -43,16 +54,28 @@ fn every_reference_stage_round_trips_and_the_ct_example_runs_from_the_registry()
             &format!("path: ../../guests/target/wasm32-wasip2/release/{file}.wasm"),
             &format!("ref: '{reference}'\n      digest: {digest}"),
         );
-        pins.push((name, reference, digest.to_string(), sha256_digest(&std::fs::read(&wasm).unwrap())));
+        pins.push((
+            name,
+            reference,
+            digest.to_string(),
+            sha256_digest(&std::fs::read(&wasm).unwrap()),
+        ));
     }
-    assert!(!from_registry.contains("path: ../"), "every operator is a registry reference:\n{from_registry}");
+    assert!(
+        !from_registry.contains("path: ../"),
+        "every operator is a registry reference:\n{from_registry}"
+    );
 
     let dir = tempdir();
     let payload = dir.path().join("payload");
     let sample = run_ward(&["sample", "ct", "--out", payload.to_str().unwrap()]);
     assert_eq!(sample.code, 0, "{}", sample.stderr);
     let local_job = dir.path().join("local");
-    let local = ward_run(&example, &payload, &["--results", local_job.to_str().unwrap(), "--no-progress"]);
+    let local = ward_run(
+        &example,
+        &payload,
+        &["--results", local_job.to_str().unwrap(), "--no-progress"],
+    );
     assert_eq!(local.code, 0, "the local run: {}", local.stderr);
 
     let pipeline = dir.path().join("from-registry.yaml");
@@ -70,7 +93,11 @@ fn every_reference_stage_round_trips_and_the_ct_example_runs_from_the_registry()
         bench.public.to_str().unwrap(),
         "--require-conformance",
     ]);
-    assert_eq!(out.code, 0, "the run from the registry: {}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "the run from the registry: {}{}",
+        out.stdout, out.stderr
+    );
     let local_results = tree_files(&local_job.join("results"));
     assert!(local_results.len() >= 4, "{:?}", local_results.keys());
     assert!(
@@ -135,7 +162,14 @@ fn publishing_over_tls_with_basic_auth_and_docker_credentials() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("verified {reference}@{digest}")), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("verified {reference}@{digest}")),
+        "{stdout}"
+    );
     assert!(stdout.contains("conformance: skipped"), "{stdout}");
 }
