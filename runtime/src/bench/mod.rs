@@ -2,12 +2,13 @@
 //! baseline in the same run — compile time of each stage component, cached instantiation,
 //! a trivial three-stage pipeline end to end, the `segment` stage in the sandbox against
 //! the same `imaging` code compiled natively, port throughput between two stages against
-//! a native bounded channel, DIMSE ingest against DCMTK's storescp, and load on the job
-//! service.
+//! a native bounded channel, DIMSE ingest against DCMTK's storescp, load on the job service, and publishing and
+//! pulling a component through a registry against skopeo.
 
 mod dicom;
 mod pipeline;
 mod ports;
+mod registry;
 mod segment;
 mod service;
 pub mod stats;
@@ -15,6 +16,7 @@ pub mod stats;
 pub use dicom::dimse_ingest;
 pub use pipeline::{compile_times, instantiate_time, trivial_pipeline_time};
 pub use ports::{ports_throughput, rate};
+pub use registry::registry_round_trip;
 pub use segment::segment_sandbox_vs_native;
 pub use service::service_load;
 

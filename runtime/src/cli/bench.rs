@@ -45,6 +45,15 @@ pub struct BenchArgs {
     /// Ward's own overhead.
     #[arg(long)]
     scratch: Option<PathBuf>,
+    /// A registry (HOST[:PORT]) to measure publishing, pulling and a cold start of the
+    /// segment component against, with `skopeo copy` as the transfer baseline (none: skipped).
+    #[arg(long, value_name = "HOST")]
+    registry: Option<String>,
+    /// Rounds of the registry figures.
+    #[arg(long, default_value_t = 5)]
+    registry_repeats: usize,
+    #[command(flatten)]
+    registry_args: super::registry_args::RegistryArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -253,6 +262,42 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             "{} of {} jobs succeeded",
             load.succeeded,
             load.jobs
+        );
+    }
+
+    if let Some(host) = &args.registry {
+        let registry = args.registry_args.registry()?;
+        let figures = bench::registry_round_trip(
+            &registry,
+            host,
+            &component("segment"),
+            args.registry_repeats,
+            scratch.path(),
+        )?;
+        let ms = |s: &bench::stats::Summary| s.median_us / 1e3;
+        let kib = figures.bytes / 1024;
+        rows.push(Row::new(
+            format!("registry: publish segment ({kib} KiB): push and sign, median"),
+            ms(&figures.publish),
+            "ms",
+        ));
+        rows.push(
+            Row::new(
+                format!(
+                    "registry: pull and verify segment ({kib} KiB) into an empty store, median"
+                ),
+                ms(&figures.pull_verify),
+                "ms",
+            )
+            .baseline("skopeo copy", ms(&figures.skopeo_copy)),
+        );
+        rows.push(
+            Row::new(
+                "registry: cold start of segment (pull, verify, compile, first instantiate), median",
+                ms(&figures.cold_start),
+                "ms",
+            )
+            .baseline("skopeo copy", ms(&figures.skopeo_copy)),
         );
     }
 

@@ -6,8 +6,18 @@ use crate::support::*;
 #[test]
 fn bench_runs_every_measurement() {
     let dir = components_dir().to_str().unwrap().to_string();
+    let registry = crate::registry_support::Registry::open();
+    let scratch = tempdir();
+    let config = crate::registry_support::write_registry_config(scratch.path(), &[&registry]);
+    let host = registry.host();
     let out = run_ward(&[
         "bench",
+        "--registry",
+        &host,
+        "--registry-repeats",
+        "2",
+        "--registry-config",
+        config.to_str().unwrap(),
         "--components",
         &dir,
         "--size",
@@ -46,6 +56,9 @@ fn bench_runs_every_measurement() {
         "ports: 16 x 1024 KiB messages between two stages, median",
         "DIMSE ingest of 8 CT 64² instances",
         "job service: 20 trivial jobs from 2 clients, completed",
+        "registry: publish segment",
+        "registry: pull and verify segment",
+        "registry: cold start of segment",
     ] {
         assert!(
             what.iter().any(|w| w.starts_with(needle)),
@@ -60,4 +73,17 @@ fn bench_runs_every_measurement() {
         .unwrap();
     assert_eq!(segment["baseline"][0], "native imaging");
     assert!(segment["value"].as_f64().unwrap() > 0.0);
+    let pull = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r["what"]
+                .as_str()
+                .unwrap()
+                .starts_with("registry: pull and verify")
+        })
+        .unwrap();
+    assert_eq!(pull["baseline"][0], "skopeo copy");
+    assert!(pull["baseline"][1].as_f64().unwrap() > 0.0);
 }
