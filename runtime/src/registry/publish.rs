@@ -91,7 +91,7 @@ pub fn publish(
     let manifest_digest = registry.push_manifest(reference, &artifact.manifest)?;
 
     // The report, findable beside the component by its tag; it is bound to the component by
-    // the digest in the signed manifest's annotations.
+    // the digest in the signed manifest's annotations, and its own manifest is signed.
     let conformance_tag = match (&publication.conformance_report, report_digest) {
         (Some(report), Some(_)) => {
             let tag = tag_beside(&manifest_digest, "conformance").expect("sha256 digest");
@@ -106,18 +106,15 @@ pub fn publish(
                 "dev.ward.conformance.subject".to_string(),
                 manifest_digest.clone(),
             );
-            registry.push_manifest(&retag(reference, &tag), &m.to_bytes())?;
+            let report_manifest = registry.push_manifest(&retag(reference, &tag), &m.to_bytes())?;
+            // Signed too, so the report verifies on its own (`ward verify` of it by digest).
+            sign(registry, &by_digest(reference, &report_manifest), key)?;
             Some(tag)
         }
         _ => None,
     };
 
-    let at = Reference::with_digest(
-        reference.registry().to_string(),
-        reference.repository().to_string(),
-        manifest_digest.clone(),
-    );
-    let signature_tag = sign(registry, &at, key)?;
+    let signature_tag = sign(registry, &by_digest(reference, &manifest_digest), key)?;
     Ok(Published {
         reference: super::trust::without_digest(reference),
         manifest_digest,
@@ -179,6 +176,14 @@ pub fn sign(
     let manifest = Manifest::new(Descriptor::of(media::OCI_CONFIG, &config), layers);
     registry.push_manifest(&at_tag, &manifest.to_bytes())?;
     Ok(tag)
+}
+
+fn by_digest(reference: &Reference, digest: &str) -> Reference {
+    Reference::with_digest(
+        reference.registry().to_string(),
+        reference.repository().to_string(),
+        digest.to_string(),
+    )
 }
 
 fn retag(reference: &Reference, tag: &str) -> Reference {
