@@ -246,6 +246,17 @@ fn a_tag_is_pinned_when_stored_and_each_tenant_runs_only_what_its_keys_signed() 
     let item = server.ok("GET", "/v1/components", ACME_OP, None)["items"][0].clone();
     assert_eq!(item["first_used"].as_f64(), Some(first_used));
     assert!(item["last_used"].as_f64().unwrap() > first_used, "{item}");
+    let cli = ward()
+        .args(["component", "list"])
+        .env("WARD_URL", &server.url)
+        .env("WARD_TOKEN", ACME_OP)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{text}");
+    assert!(text.contains(&format!("{reference}@{first}")), "{text}");
+    assert!(text.contains(&format!("signer {acme}")), "{text}");
+    assert!(text.contains("pinned by by-tag:1"), "{text}");
     for token in [OTHERS_OP, STRICT_OP] {
         let other = server.ok("GET", "/v1/components", token, None);
         assert!(other["items"].as_array().unwrap().is_empty(), "{other}");
