@@ -30,7 +30,12 @@ impl Components {
     pub fn open(config: &super::config::ServeConfig) -> Result<Components, ComponentsSetupError> {
         let registry_config = match &config.registry_config {
             Some(file) => RegistryConfig::load(file)?,
-            None => RegistryConfig::from_environment()?,
+            // A service that names no registry configuration must still start when the
+            // docker credentials beside it are unreadable: they are only a fallback.
+            None => RegistryConfig::from_environment().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "registry credentials not read; registries are reached anonymously");
+                RegistryConfig::default()
+            }),
         };
         Ok(Components {
             registry: Registry::new(registry_config)?,

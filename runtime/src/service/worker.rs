@@ -79,11 +79,23 @@ fn run(service: &Service, job: &JobRow) {
         Err(why) => return fail(why),
     };
     // Every attempt verifies its registry components against the tenant's keys as they are
-    // now (a key taken out of the configuration stops new jobs); a refusal is not retried.
+    // now (a key taken out of the configuration stops new jobs); only a registry that could
+    // not be reached is tried again.
     if let Err(refusal) =
         super::components::verify(service, &job.tenant, &mut pipeline, Some(super::db::now()))
     {
-        return fail(format!("registry component refused: {refusal}"));
+        let why = format!("registry component refused: {refusal}");
+        // A registry that could not be reached may answer next time; a failed check will not.
+        if refusal.check == "fetch" && attempt < job.max_attempts {
+            let _ = service.db.set_failure(&job.id, &why);
+            if let Ok(true) = service.db.transition(&job.id, &["running"], "queued") {
+                service.audit(&job.tenant, "ward", "job.retry", &job.id, &why);
+                finished("retrying", Some(&why));
+                super::job_events::queued(&job.id, &job.tenant, "retry");
+            }
+            return;
+        }
+        return fail(why);
     }
     let cancel = Arc::new(AtomicBool::new(false));
     service
