@@ -337,3 +337,64 @@ tenants:
         started.stderr
     );
 }
+
+#[test]
+fn a_verified_component_runs_from_the_store_while_the_registry_is_down() {
+    let registry = TestRegistry::open();
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("registries.yaml"),
+        format!("registries:\n  \"{}\": {{insecure: true}}\n", registry.host),
+    )
+    .unwrap();
+    key(dir.path(), "acme");
+    key(dir.path(), "other");
+    let reference = format!("{}/acme/misbehave:2.0", registry.host);
+    let digest = publish(dir.path(), "misbehave", &reference, "acme");
+    let server = Server::start_with(
+        dir,
+        2,
+        "4Gi",
+        1,
+        "registry: {config: registries.yaml}",
+        &tenants(),
+        "http",
+    );
+
+    // A tag the registry does not have cannot be pinned: refused, nothing stored.
+    let missing = format!("{}/acme/misbehave:9.9", registry.host);
+    let (code, refused) = store_pipeline(&server, ACME_OP, &pipeline_yaml("nothing", &missing));
+    assert_eq!(code, 422, "{refused}");
+    assert_eq!(refused["error"]["check"], "pin", "{refused}");
+    assert!(server.ok("GET", "/v1/pipelines", ACME_OP, None)["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // A reference pinned in the file itself is kept as written and listed too.
+    let yaml = pipeline_yaml("pinned", &reference).replace(
+        &format!("ref: '{reference}'}}"),
+        &format!("ref: '{reference}', digest: {digest}}}"),
+    );
+    let (code, stored) = store_pipeline(&server, ACME_OP, &yaml);
+    assert_eq!(code, 201, "{stored}");
+    let listed = server.ok("GET", "/v1/components", ACME_OP, None);
+    assert_eq!(listed["items"][0]["manifest_digest"], digest, "{listed}");
+    assert!(
+        listed["items"][0]["first_used"].is_null(),
+        "no job yet: {listed}"
+    );
+
+    // Verified once, the component is used from the local store: the registry may be down.
+    drop(registry);
+    let payload_dir = tempdir();
+    std::fs::write(payload_dir.path().join("a.txt"), "a").unwrap();
+    let payload = server.payload(ACME_OP, payload_dir.path());
+    let job = server.job(ACME_OP, "pinned", &payload, "normal", true);
+    let done = server.wait(ACME_OP, &job);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        summary(&server, &job)["stages"][0]["provenance"]["manifest_digest"],
+        digest
+    );
+}
