@@ -128,6 +128,13 @@ enum Command {
         #[command(subcommand)]
         command: client::JobCommand,
     },
+    /// Registry components pinned by a job service's stored pipelines.
+    Component {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::ComponentCommand,
+    },
     /// Results of jobs on a job service.
     Results {
         #[command(flatten)]
@@ -195,6 +202,10 @@ pub fn main() -> i32 {
             connection,
             command,
         } => client::results(&connection, command),
+        Command::Component {
+            connection,
+            command,
+        } => client::component(&connection, command),
         Command::NvrtcChild(args) => nvrtc_child::run(args),
     };
     match result {

@@ -21,6 +21,12 @@
 //!     quotas: {concurrent-jobs: 2, memory: 8Gi, storage: 100Gi, gpu-memory: 4Gi}
 //!     max-priority: higher        # the highest priority its jobs may ask for
 //!     stow: {pipelines: [ct-segmentation], priority: higher}   # run on STOW-RS uploads
+//!     trust:                      # vendors whose signed registry components it runs
+//!       keys: [keys/acme.pub]     # PEM public keys, relative to this file
+//!       require-conformance: true # refuse components without a passing conformance verdict
+//! registry:
+//!   config: registries.yaml       # plain-HTTP hosts, CAs, credentials (`registries:`)
+//!   store: /var/lib/ward/components-store   # default: <state>/components-store
 //! ```
 //!
 //! - `http`: a connection must send a request's whole header within `header-timeout` (also
@@ -38,6 +44,11 @@
 //!   but cannot be read. Without it, `ward serve` generates a key once in the state directory
 //!   (`audit.key`, mode 0600): that detects a database rewritten on its own, but not by whoever
 //!   can also read the state directory, so a key kept elsewhere is the one to configure.
+//! - `trust`: a tenant's pipelines may use a registry component (`component: {ref: …}`) only
+//!   when its manifest digest, layer digest and signature verify against one of these keys
+//!   (and, with `require-conformance`, it carries a passing conformance verdict); checked
+//!   when a pipeline is stored and again by every job. Another tenant's keys count for
+//!   nothing. A tag without a digest is pinned when the pipeline is stored.
 
 use super::config_file::{File, Text};
 use crate::pipeline::quantity::{parse_bytes, parse_duration};
@@ -90,6 +101,8 @@ pub struct Tenant {
     pub stow_priority: super::db::Priority,
     /// The highest priority the tenant's jobs may ask for.
     pub max_priority: super::db::Priority,
+    /// The vendor keys whose registry components its pipelines may use.
+    pub trust: crate::registry::TrustPolicy,
 }
 
 /// The API server's bounds on connections.
@@ -133,6 +146,10 @@ pub struct ServeConfig {
     /// The audit chain's key; without it, `audit.key` in the state directory.
     pub audit_key_file: Option<PathBuf>,
     pub metrics_tokens: Vec<MetricsToken>,
+    /// The registry configuration file; without it, TLS everywhere and docker's credentials.
+    pub registry_config: Option<PathBuf>,
+    /// The local store of verified registry components.
+    pub component_store: PathBuf,
     pub tenants: Vec<Tenant>,
     /// Where the settings that name files and addresses were written, for `ward serve
     /// --check` to name them.
@@ -149,6 +166,8 @@ pub struct Locations {
     pub tls_key: Option<Location>,
     pub dicom: Option<Location>,
     pub audit_key_file: Option<Location>,
+    pub registry_config: Option<Location>,
+    pub component_store: Option<Location>,
 }
 
 /// A service configuration that cannot be used: unreadable, or every problem found in it,
@@ -458,6 +477,7 @@ impl ServeConfig {
                     );
                 }
             }
+            let trust = trust_policy(&mut p, base, name, t.trust.as_ref());
             tenants.push(Tenant {
                 name: name.to_string(),
                 tokens,
@@ -465,6 +485,7 @@ impl ServeConfig {
                 stow_pipelines: stow_pipelines.iter().map(|s| s.to_string()).collect(),
                 stow_priority,
                 max_priority,
+                trust,
             });
         }
         let mut metrics_tokens = Vec::new();
@@ -492,6 +513,7 @@ impl ServeConfig {
                 );
             }
         }
+        let registry = file.registry.as_ref();
         let h = file.http.as_ref();
         let http = HttpLimits {
             header_timeout: duration(
@@ -521,7 +543,16 @@ impl ServeConfig {
             tls_key: file.tls.as_ref().map(|t| p.at(&t.key)),
             dicom: file.dicom.as_ref().map(|d| p.at(d)),
             audit_key_file: file.audit_key_file.as_ref().map(|k| p.at(k)),
+            registry_config: registry.and_then(|r| r.config.as_ref()).map(|c| p.at(c)),
+            component_store: registry.and_then(|r| r.store.as_ref()).map(|s| p.at(s)),
         };
+        let registry_config = registry
+            .and_then(|r| r.config.as_ref())
+            .map(|c| base.join(c.as_str()));
+        let component_store = registry.and_then(|r| r.store.as_ref()).map_or_else(
+            || base.join(file.state.as_str()).join("components-store"),
+            |s| base.join(s.as_str()),
+        );
         let config = ServeConfig {
             listen: file.listen.to_string(),
             state: base.join(file.state.as_str()),
@@ -537,6 +568,8 @@ impl ServeConfig {
             http,
             audit_key_file: file.audit_key_file.map(|k| base.join(k.as_str())),
             metrics_tokens,
+            registry_config,
+            component_store,
             tenants,
             locations,
         };
@@ -545,6 +578,57 @@ impl ServeConfig {
 
     pub fn tenant(&self, name: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.name == name)
+    }
+}
+
+/// Tenant `tenant`'s trust policy: each key file read now (relative to `base`), a bad one
+/// reported where it was named.
+fn trust_policy(
+    p: &mut Problems,
+    base: &Path,
+    tenant: &str,
+    trust: Option<&super::config_file::TrustFile>,
+) -> crate::registry::TrustPolicy {
+    let Some(trust) = trust else {
+        return crate::registry::TrustPolicy::default();
+    };
+    let mut keys = Vec::new();
+    for key in &trust.keys {
+        let path = base.join(key.as_str());
+        let read = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| {
+                // The source names the tenant too: provenance records say who trusted it.
+                let source = format!("tenant '{tenant}': {}", path.display());
+                crate::registry::PublicKey::from_pem(&text, &source).map_err(|why| {
+                    format!(
+                        "{} is not a PEM public key (SubjectPublicKeyInfo): {why}",
+                        path.display()
+                    )
+                })
+            });
+        match read {
+            Ok(k) => keys.push(k),
+            Err(why) => p.about(key, format!("tenant '{tenant}': trust key {why}")),
+        }
+    }
+    let require_conformance = match &trust.require_conformance {
+        None => false,
+        Some(v) => match v.as_str() {
+            "true" => true,
+            "false" => false,
+            other => {
+                p.about(
+                    v,
+                    format!("tenant '{tenant}': trust.require-conformance '{other}' must be true or false"),
+                );
+                false
+            }
+        },
+    };
+    crate::registry::TrustPolicy {
+        keys,
+        require_conformance,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `ward serve --check`: what can be known of a service configuration without starting the
 //! service. Beyond what [`ServeConfig::load`] checks, the files it names must exist and
-//! parse (TLS certificate and key, audit key, the hosted DICOM adapter's configuration), the
+//! parse (TLS certificate and key, audit key, tenants' trust keys, the registry configuration,
+//! the hosted DICOM adapter's configuration), the
 //! components directory must be one, the listen address must resolve, and every route of the
 //! hosted adapter must fit the service (its exports, the pipelines its tenant has stored).
 //! Nothing is bound, created or written.
@@ -103,6 +104,20 @@ fn problems(path: &Path, notes: &mut Vec<String>) -> Vec<String> {
         if let Err(e) = super::audit::read_key(key) {
             found.push((l.audit_key_file.clone(), format!("audit-key-file: {e}")));
         }
+    }
+    if let Some(file) = &config.registry_config {
+        if let Err(e) = crate::registry::RegistryConfig::load(file) {
+            found.push((l.registry_config.clone(), format!("registry.config: {e}")));
+        }
+    }
+    if config.component_store.exists() && !config.component_store.is_dir() {
+        found.push((
+            l.component_store.clone(),
+            format!(
+                "registry.store: {} is not a directory (the store of verified registry components)",
+                config.component_store.display()
+            ),
+        ));
     }
     let mut lines: Vec<String> = Vec::new();
     if let Some(adapter) = config.dicom.as_ref().filter(|a| !a.is_file()) {

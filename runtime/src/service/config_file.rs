@@ -30,6 +30,8 @@ pub struct File {
     pub audit_key_file: Option<Text>,
     #[serde(default)]
     pub metrics: Option<MetricsFile>,
+    #[serde(default)]
+    pub registry: Option<RegistryFile>,
     pub tenants: Spanned<Vec<TenantFile>>,
 }
 
@@ -55,6 +57,29 @@ pub struct MetricsFile {
 pub struct MetricsTokenFile {
     pub name: Text,
     pub sha256: Text,
+}
+
+/// Where registry components come from and where their verified copies are kept.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RegistryFile {
+    /// A registry configuration (`registries:`), as `ward publish --registry-config` reads.
+    #[serde(default)]
+    pub config: Option<Text>,
+    /// The local component store.
+    #[serde(default)]
+    pub store: Option<Text>,
+}
+
+/// The vendor keys a tenant accepts registry components from.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TrustFile {
+    /// PEM public keys, relative to the configuration file.
+    #[serde(default)]
+    pub keys: Vec<Text>,
+    #[serde(default)]
+    pub require_conformance: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +109,8 @@ pub struct TenantFile {
     pub stow: Option<StowFile>,
     #[serde(default)]
     pub max_priority: Option<Text>,
+    #[serde(default)]
+    pub trust: Option<TrustFile>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -69,6 +69,27 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN payloads TEXT;",
     // 3: the bytes each job's attempts left (logs, results), counted in the tenant's storage.
     "ALTER TABLE jobs ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;",
+    // 4: registry components: the manifest digest each stored pipeline version is pinned to
+    // (written with the version, never changed), and per tenant who signed each component,
+    // its conformance verdict, and when a job first and last used it.
+    "CREATE TABLE pipeline_pins (
+        pipeline_id INTEGER NOT NULL REFERENCES pipelines (id),
+        operator TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        manifest_digest TEXT NOT NULL,
+        PRIMARY KEY (pipeline_id, operator)
+    );
+    CREATE TABLE component_uses (
+        tenant TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        manifest_digest TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        conformance TEXT NOT NULL,
+        verified REAL NOT NULL,
+        first_used REAL,
+        last_used REAL,
+        PRIMARY KEY (tenant, reference, manifest_digest)
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +151,31 @@ pub struct PipelineRow {
     pub created: f64,
     #[serde(skip)]
     pub yaml: String,
+}
+
+/// The manifest digest operator `operator`'s registry component is pinned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pin {
+    pub operator: String,
+    /// The reference as the pipeline file wrote it (`registry/repository[:tag]`).
+    pub reference: String,
+    pub manifest_digest: String,
+}
+
+/// A registry component a tenant's stored pipelines pin, as `GET /v1/components` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentRow {
+    pub reference: String,
+    pub manifest_digest: String,
+    /// The stored versions (`name:version`) that pin it.
+    pub pipelines: Vec<String>,
+    /// The fingerprint of the key whose signature last verified.
+    pub signer: Option<String>,
+    /// "pass", "skipped" or "none".
+    pub conformance: Option<String>,
+    /// When the first and the latest job using it started (seconds since the Unix epoch).
+    pub first_used: Option<f64>,
+    pub last_used: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -240,6 +286,18 @@ impl Db {
         name: &str,
         yaml: &str,
     ) -> Result<PipelineRow, DbError> {
+        self.add_pinned_pipeline(tenant, name, yaml, &[])
+    }
+
+    /// Stores a new version of pipeline `name` with the manifest digests its registry
+    /// components are pinned to, in one transaction.
+    pub fn add_pinned_pipeline(
+        &self,
+        tenant: &str,
+        name: &str,
+        yaml: &str,
+        pins: &[Pin],
+    ) -> Result<PipelineRow, DbError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let version: i64 = tx.query_row(
@@ -253,6 +311,12 @@ impl Db {
             params![tenant, name, version, yaml, created],
         )?;
         let id = tx.last_insert_rowid();
+        for pin in pins {
+            tx.execute(
+                "INSERT INTO pipeline_pins (pipeline_id, operator, reference, manifest_digest) VALUES (?1, ?2, ?3, ?4)",
+                params![id, pin.operator, pin.reference, pin.manifest_digest],
+            )?;
+        }
         tx.commit()?;
         Ok(PipelineRow {
             id,
@@ -275,6 +339,78 @@ impl Db {
                 version: r.get(2)?,
                 created: r.get(3)?,
                 yaml: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The pins of stored pipeline version `pipeline_id`.
+    pub fn pins(&self, pipeline_id: i64) -> Result<Vec<Pin>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT operator, reference, manifest_digest FROM pipeline_pins WHERE pipeline_id = ?1 ORDER BY operator",
+        )?;
+        let rows = stmt.query_map(params![pipeline_id], |r| {
+            Ok(Pin {
+                operator: r.get(0)?,
+                reference: r.get(1)?,
+                manifest_digest: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that `tenant`'s component verified (signed by `signer`, with `conformance`);
+    /// `used` is the start of the job that uses it, None when a pipeline was stored.
+    pub fn record_component(
+        &self,
+        tenant: &str,
+        reference: &str,
+        manifest_digest: &str,
+        signer: &str,
+        conformance: &str,
+        used: Option<f64>,
+    ) -> Result<(), DbError> {
+        self.lock().execute(
+            "INSERT INTO component_uses (tenant, reference, manifest_digest, signer, conformance, verified, first_used, last_used)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+             ON CONFLICT (tenant, reference, manifest_digest) DO UPDATE SET
+                signer = excluded.signer, conformance = excluded.conformance, verified = excluded.verified,
+                first_used = COALESCE(first_used, excluded.first_used),
+                last_used = COALESCE(excluded.last_used, last_used)",
+            params![tenant, reference, manifest_digest, signer, conformance, now(), used],
+        )?;
+        Ok(())
+    }
+
+    /// Every registry component `tenant`'s stored pipelines pin, with who signed it and
+    /// when jobs used it.
+    pub fn components(&self, tenant: &str) -> Result<Vec<ComponentRow>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT pp.reference, pp.manifest_digest, group_concat(p.name || ':' || p.version, ' '),
+                    u.signer, u.conformance, u.first_used, u.last_used
+             FROM pipeline_pins pp
+             JOIN pipelines p ON p.id = pp.pipeline_id
+             LEFT JOIN component_uses u
+               ON u.tenant = p.tenant AND u.reference = pp.reference AND u.manifest_digest = pp.manifest_digest
+             WHERE p.tenant = ?1
+             GROUP BY pp.reference, pp.manifest_digest
+             ORDER BY pp.reference, pp.manifest_digest",
+        )?;
+        let rows = stmt.query_map(params![tenant], |r| {
+            let pipelines: String = r.get(2)?;
+            let mut pipelines: Vec<String> = pipelines.split(' ').map(str::to_owned).collect();
+            pipelines.sort();
+            pipelines.dedup();
+            Ok(ComponentRow {
+                reference: r.get(0)?,
+                manifest_digest: r.get(1)?,
+                pipelines,
+                signer: r.get(3)?,
+                conformance: r.get(4)?,
+                first_used: r.get(5)?,
+                last_used: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod archive;
 pub mod audit;
+pub mod components;
 pub mod config;
 pub mod config_check;
 mod config_file;
@@ -48,6 +49,8 @@ pub struct Service {
     pub refusals: api::refusals::Refusals,
     /// Each tenant's stored and reserved bytes, against its storage quota.
     pub storage: storage::StorageLedger,
+    /// The registry client and the store of verified registry components.
+    pub components: components::Components,
 }
 
 /// Counters for `/metrics` that the database does not hold.
@@ -76,6 +79,8 @@ pub enum ServiceError {
     Audit(#[from] audit::AuditSetupError),
     #[error("the DICOM adapter's route {ae}: {message}")]
     Route { ae: String, message: String },
+    #[error(transparent)]
+    Components(#[from] components::ComponentsSetupError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -112,6 +117,7 @@ impl Service {
         let audit_key =
             audit::load_or_generate_key(config.audit_key_file.as_deref(), &config.state)?;
         let audit_chain = audit::Chain::open(&db, audit_key, &config.state)?;
+        let components = components::Components::open(&config)?;
         let service = Arc::new(Service {
             dicom,
             config,
@@ -123,6 +129,7 @@ impl Service {
             cancels: Mutex::new(HashMap::new()),
             metrics: Mutex::new(Metrics::default()),
             storage: storage::StorageLedger::default(),
+            components,
         });
         service.recover()?;
         for tenant in &service.config.tenants {

@@ -121,6 +121,7 @@ mod tests {
             stow_pipelines: Vec::new(),
             stow_priority: Priority::Normal,
             max_priority: Priority::Higher,
+            trust: Default::default(),
         };
         ServeConfig {
             listen: String::new(),
@@ -139,6 +140,8 @@ mod tests {
             },
             audit_key_file: None,
             metrics_tokens: Vec::new(),
+            registry_config: None,
+            component_store: Default::default(),
             tenants: vec![tenant("a"), tenant("b")],
             locations: Default::default(),
         }

@@ -20,7 +20,8 @@ pub fn spawn(service: Arc<Service>, job: JobRow) {
 }
 
 /// Reads a stored pipeline, its components resolved inside the service's components
-/// directory and nowhere else.
+/// directory and nowhere else (registry components are exempt: their files come from the
+/// component store, once verified against the tenant's keys).
 pub fn stored_pipeline(service: &Service, name: &str, yaml: &str) -> Result<Pipeline, String> {
     let components = &service.config.components;
     let file = components.join(format!("{name}.yaml"));
@@ -28,7 +29,11 @@ pub fn stored_pipeline(service: &Service, name: &str, yaml: &str) -> Result<Pipe
     let root = components
         .canonicalize()
         .map_err(|e| format!("{}: {e}", components.display()))?;
-    for stage in &pipeline.stages {
+    for stage in pipeline
+        .stages
+        .iter()
+        .filter(|s| s.component.registry.is_none())
+    {
         let path = stage
             .component
             .path
@@ -59,7 +64,7 @@ fn run(service: &Service, job: &JobRow) {
             finished("failed", Some(&why));
         }
     };
-    let pipeline = match service
+    let mut pipeline = match service
         .db
         .pipelines(&job.tenant)
         .map_err(|e| e.to_string())
@@ -68,11 +73,30 @@ fn run(service: &Service, job: &JobRow) {
                 .find(|p| p.id == job.pipeline_id)
                 .ok_or_else(|| format!("pipeline {} is gone", job.pipeline_id))
         })
-        .and_then(|p| stored_pipeline(service, &p.name, &p.yaml))
+        .and_then(|p| super::components::pinned(service, &p))
     {
         Ok(p) => p,
         Err(why) => return fail(why),
     };
+    // Every attempt verifies its registry components against the tenant's keys as they are
+    // now (a key taken out of the configuration stops new jobs); only a registry that could
+    // not be reached is tried again.
+    if let Err(refusal) =
+        super::components::verify(service, &job.tenant, &mut pipeline, Some(super::db::now()))
+    {
+        let why = format!("registry component refused: {refusal}");
+        // A registry that could not be reached may answer next time; a failed check will not.
+        if refusal.check == "fetch" && attempt < job.max_attempts {
+            let _ = service.db.set_failure(&job.id, &why);
+            if let Ok(true) = service.db.transition(&job.id, &["running"], "queued") {
+                service.audit(&job.tenant, "ward", "job.retry", &job.id, &why);
+                finished("retrying", Some(&why));
+                super::job_events::queued(&job.id, &job.tenant, "retry");
+            }
+            return;
+        }
+        return fail(why);
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     service
         .cancels

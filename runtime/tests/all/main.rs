@@ -26,6 +26,7 @@ mod service;
 mod service_config;
 mod service_events;
 mod service_limits;
+mod service_registry;
 mod service_uploads;
 mod stow_clients;
 mod streaming;

@@ -1,8 +1,8 @@
 //! The job service's client commands, over its REST API (`WARD_URL`, default
 //! http://127.0.0.1:8080; the token in `WARD_TOKEN`): pipelines, payloads, datasets, jobs,
-//! results, the audit trail. An `https://` service is checked against the public web roots,
-//! or against the PEM certificates in `--cacert`/`WARD_CA` alone (a hospital's own
-//! certificate authority).
+//! results, the registry components pipelines pin, the audit trail. An `https://` service
+//! is checked against the public web roots, or against the PEM certificates in
+//! `--cacert`/`WARD_CA` alone (a hospital's own certificate authority).
 //!
 //! Every command that prints data prints it for people by default and as JSON with `--json`.
 //! A refusal of the service (4xx) means the input was wrong and exits 2; an error once the
@@ -10,10 +10,12 @@
 //! cannot be read) is a [`ServiceFailed`] and exits 3.
 
 pub mod audit;
+mod components;
 mod jobs;
 mod stores;
 mod wait;
 
+pub use components::{component, ComponentCommand};
 pub use jobs::{job, JobCommand};
 pub use stores::{
     dataset, payload, pipeline, results, DatasetCommand, PayloadCommand, PipelineCommand,

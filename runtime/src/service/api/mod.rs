@@ -4,6 +4,7 @@
 //! token; refused calls (401, 403) and calls without a valid token are counted in
 //! `/metrics` and recorded at most once a minute per source (see `refusals`).
 
+mod components;
 mod jobs;
 mod ops;
 mod payloads;
@@ -56,6 +57,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// For a refused registry component: the check that failed (`signature`, …).
+    pub check: Option<&'static str>,
 }
 
 impl ApiError {
@@ -64,6 +67,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            check: None,
         }
     }
 
@@ -97,7 +101,10 @@ impl From<super::db::DbError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let mut body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(check) = self.check {
+            body["error"]["check"] = check.into();
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -237,6 +244,7 @@ pub fn router(service: Arc<Service>) -> Router {
             post(pipelines::create).get(pipelines::list),
         )
         .route("/v1/pipelines/{reference}", get(pipelines::describe))
+        .route("/v1/components", get(components::list))
         .route("/v1/payloads", post(payloads::upload).get(payloads::list))
         .route("/v1/payloads/{id}", get(payloads::describe))
         .route("/v1/payloads/{id}/archive", get(payloads::download))

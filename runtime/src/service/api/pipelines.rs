@@ -1,6 +1,7 @@
 //! `/v1/pipelines`: versioned pipeline definitions, validated when stored.
 
 use super::{blocking, ApiError, Principal};
+use crate::service::components::{pin_tags, verify, Refusal};
 use crate::service::config::Role;
 use crate::service::worker::stored_pipeline;
 use crate::service::Service;
@@ -26,9 +27,15 @@ pub async fn create(
                 first_name(&body).ok_or(e.to_string())
             })
             .map_err(|why| ApiError::bad_request("invalid-pipeline", why))?;
-        stored_pipeline(&service, &name, &body)
+        let mut pipeline = stored_pipeline(&service, &name, &body)
             .map_err(|why| ApiError::bad_request("invalid-pipeline", why))?;
-        let row = service.db.add_pipeline(&principal.tenant, &name, &body)?;
+        // Tags are pinned now and kept with this version; the components must verify against
+        // the creating tenant's keys, or nothing is stored.
+        let pins = pin_tags(&service.components.registry, &mut pipeline).map_err(refused)?;
+        verify(&service, &principal.tenant, &mut pipeline, None).map_err(refused)?;
+        let row = service
+            .db
+            .add_pinned_pipeline(&principal.tenant, &name, &body, &pins)?;
         service.audit(
             &principal.tenant,
             &principal.name,
@@ -39,6 +46,17 @@ pub async fn create(
         Ok((StatusCode::CREATED, Json(json!(row))))
     })
     .await
+}
+
+/// A registry component that may not be used: 422, naming the check that failed.
+fn refused(refusal: Refusal) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "component-refused",
+        refusal.to_string(),
+    );
+    e.check = Some(refusal.check);
+    e
 }
 
 /// The `name:` of a pipeline file, read without validating the rest.
@@ -72,6 +90,7 @@ pub async fn describe(
             .ok_or_else(|| ApiError::not_found("pipeline", &reference))?;
         let mut v = json!(row);
         v["yaml"] = json!(row.yaml);
+        v["pins"] = json!(service.db.pins(row.id)?);
         Ok(Json(v))
     })
     .await
