@@ -3,68 +3,15 @@
 //! service. A tag is pinned when the pipeline is stored; each tenant's jobs use a component
 //! only when it verifies against that tenant's own keys; the job records say who signed it.
 
-use crate::dicom_scp::{free_port, Killed};
+use crate::registry_support::Registry as TestRegistry;
 use crate::service::{hash, Server};
 use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const ACME_OP: &str = "acme-users-operator-token";
 const OTHERS_OP: &str = "others-operator-token";
 const STRICT_OP: &str = "strict-operator-token";
-
-/// A plain-HTTP registry for these tests, on a free port of 127.0.0.1, its storage in a
-/// temporary directory; killed when dropped. (A small starter of its own; the shared
-/// registry harness offers the same as `Registry::open()`.)
-struct TestRegistry {
-    // Declared first so the registry dies before its storage is removed.
-    _process: Killed,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl TestRegistry {
-    fn open() -> TestRegistry {
-        let dir = tempdir();
-        let port = free_port();
-        let config = dir.path().join("registry.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("storage").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("/usr/bin/docker-registry starts");
-        let registry = TestRegistry {
-            _process: Killed(child),
-            host: format!("127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            match ureq::get(&format!("http://{}/v2/", registry.host)).call() {
-                Ok(r) if r.status() == 200 => return registry,
-                _ => {}
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the registry at {} did not answer GET /v2/",
-                registry.host
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
 
 /// `ward key generate DIR/NAME`; returns the public key's fingerprint.
 fn key(dir: &Path, name: &str) -> String {
@@ -163,12 +110,15 @@ fn a_tag_is_pinned_when_stored_and_each_tenant_runs_only_what_its_keys_signed() 
     let dir = tempdir();
     std::fs::write(
         dir.path().join("registries.yaml"),
-        format!("registries:\n  \"{}\": {{insecure: true}}\n", registry.host),
+        format!(
+            "registries:\n  \"{}\": {{insecure: true}}\n",
+            registry.host()
+        ),
     )
     .unwrap();
     let acme = key(dir.path(), "acme");
     key(dir.path(), "other");
-    let reference = format!("{}/acme/misbehave:1.0", registry.host);
+    let reference = format!("{}/acme/misbehave:1.0", registry.host());
     let first = publish(dir.path(), "misbehave", &reference, "acme");
 
     let root = dir.path().to_path_buf();
@@ -344,12 +294,15 @@ fn a_verified_component_runs_from_the_store_while_the_registry_is_down() {
     let dir = tempdir();
     std::fs::write(
         dir.path().join("registries.yaml"),
-        format!("registries:\n  \"{}\": {{insecure: true}}\n", registry.host),
+        format!(
+            "registries:\n  \"{}\": {{insecure: true}}\n",
+            registry.host()
+        ),
     )
     .unwrap();
     key(dir.path(), "acme");
     key(dir.path(), "other");
-    let reference = format!("{}/acme/misbehave:2.0", registry.host);
+    let reference = format!("{}/acme/misbehave:2.0", registry.host());
     let digest = publish(dir.path(), "misbehave", &reference, "acme");
     let server = Server::start_with(
         dir,
@@ -362,7 +315,7 @@ fn a_verified_component_runs_from_the_store_while_the_registry_is_down() {
     );
 
     // A tag the registry does not have cannot be pinned: refused, nothing stored.
-    let missing = format!("{}/acme/misbehave:9.9", registry.host);
+    let missing = format!("{}/acme/misbehave:9.9", registry.host());
     let (code, refused) = store_pipeline(&server, ACME_OP, &pipeline_yaml("nothing", &missing));
     assert_eq!(code, 422, "{refused}");
     assert_eq!(refused["error"]["check"], "pin", "{refused}");

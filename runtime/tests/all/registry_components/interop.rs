@@ -73,7 +73,8 @@ fn skopeo_reads_the_artifact_ward_pushed_with_the_layouts_media_types() {
     let report: Value = serde_json::from_slice(&report).unwrap();
     assert_eq!(report["passed"], true);
     assert_eq!(report["digest"], layer_digest.as_str());
-    let report_manifest = sha256_digest(&registry.skopeo_manifest(&format!("acme/segment:{conformance_tag}")));
+    let report_manifest =
+        sha256_digest(&registry.skopeo_manifest(&format!("acme/segment:{conformance_tag}")));
     let report_signatures: Value = serde_json::from_slice(
         &registry.skopeo_manifest(&format!("acme/segment:{}", signature_tag(&report_manifest))),
     )
