@@ -381,7 +381,11 @@ fn data_commands_print_text_by_default_and_json_with_the_flag() {
     let cancelled = json(RAD_OP, &["job", "cancel", id]);
     assert_eq!(cancelled["state"], "cancelled");
     let started = json(RAD_OP, &["job", "start", id]);
-    assert_eq!(started["state"], "queued");
+    // Queued again; the scheduler may already have taken it by the time the answer is read.
+    assert!(
+        started["state"] == "queued" || started["state"] == "running",
+        "{started}"
+    );
     let records = json(RAD_ADMIN, &["audit", "list"]);
     assert!(
         records["items"]
