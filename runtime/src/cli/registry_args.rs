@@ -72,3 +72,37 @@ pub fn parse_reference(text: &str) -> anyhow::Result<oci_client::Reference> {
     text.parse()
         .map_err(|e| anyhow::anyhow!("'{text}' is not a valid OCI reference: {e}"))
 }
+
+/// What `ward run` and `ward validate` take for a pipeline's registry components.
+#[derive(clap::Args)]
+pub struct TrustArgs {
+    /// A vendor's public key (PEM): registry components signed by it may run. Repeat for
+    /// several; a pipeline with registry components needs at least one.
+    #[arg(long = "trust", value_name = "KEY")]
+    pub trust: Vec<PathBuf>,
+    /// Registry components must carry a passing conformance verdict.
+    #[arg(long)]
+    pub require_conformance: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl TrustArgs {
+    /// Verifies `pipeline`'s registry components (if it has any) and points its stages at
+    /// the verified files. The outer error is Ward's own (a key file, the store); the inner
+    /// one is a component refused.
+    pub fn resolve(
+        &self,
+        pipeline: &mut ward::pipeline::Pipeline,
+    ) -> anyhow::Result<Result<(), ward::registry::resolve::ResolveError>> {
+        if !ward::registry::resolve::uses_registry(pipeline) {
+            return Ok(Ok(()));
+        }
+        let policy = trust_policy(&self.trust, self.require_conformance)?;
+        let registry = self.registry.registry()?;
+        let store = self.registry.store()?;
+        Ok(ward::registry::resolve::resolve_pipeline(
+            pipeline, &registry, &store, &policy,
+        ))
+    }
+}

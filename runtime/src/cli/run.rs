@@ -42,15 +42,8 @@ pub struct RunArgs {
     /// port messages held in this host's memory, all its channels together (e.g. 4Gi).
     #[arg(long, value_name = "SIZE", default_value = "1Gi", value_parser = ward::pipeline::quantity::parse_bytes)]
     max_ports_budget: u64,
-    /// A vendor's public key (PEM): registry components signed by it may run. Repeat for
-    /// several; a pipeline with registry components needs at least one.
-    #[arg(long = "trust", value_name = "KEY")]
-    trust: Vec<PathBuf>,
-    /// Registry components must carry a passing conformance verdict.
-    #[arg(long)]
-    require_conformance: bool,
     #[command(flatten)]
-    registry: super::registry_args::RegistryArgs,
+    trust: super::registry_args::TrustArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
@@ -62,16 +55,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
     // Registry components are fetched and verified before anything is compiled.
-    if ward::registry::resolve::uses_registry(&pipeline) {
-        let policy = super::registry_args::trust_policy(&args.trust, args.require_conformance)?;
-        let registry = args.registry.registry()?;
-        let store = args.registry.store()?;
-        if let Err(e) =
-            ward::registry::resolve::resolve_pipeline(&mut pipeline, &registry, &store, &policy)
-        {
-            eprintln!("error: {e}");
-            return Ok(EXIT_BAD_INPUT);
-        }
+    if let Err(e) = args.trust.resolve(&mut pipeline)? {
+        eprintln!("error: {e}");
+        return Ok(EXIT_BAD_INPUT);
     }
     let mut options = EngineOptions::default();
     options.limits.max_ports_budget = args.max_ports_budget;

@@ -13,14 +13,8 @@ pub struct ValidateArgs {
     /// (or `error`), and the pipeline file's own `error`.
     #[arg(long)]
     json: bool,
-    /// A vendor's public key (PEM) for the pipeline's registry components; repeat for several.
-    #[arg(long = "trust", value_name = "KEY")]
-    trust: Vec<PathBuf>,
-    /// Registry components must carry a passing conformance verdict.
-    #[arg(long)]
-    require_conformance: bool,
     #[command(flatten)]
-    registry: super::registry_args::RegistryArgs,
+    trust: super::registry_args::TrustArgs,
 }
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
@@ -38,22 +32,15 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    if ward::registry::resolve::uses_registry(&pipeline) {
-        let policy = super::registry_args::trust_policy(&args.trust, args.require_conformance)?;
-        let registry = args.registry.registry()?;
-        let store = args.registry.store()?;
-        if let Err(e) =
-            ward::registry::resolve::resolve_pipeline(&mut pipeline, &registry, &store, &policy)
-        {
-            if args.json {
-                verdict(
-                    json!({"pipeline": file, "valid": false, "error": e.to_string(), "operators": []}),
-                );
-            } else {
-                eprintln!("{e}");
-            }
-            return Ok(EXIT_BAD_INPUT);
+    if let Err(e) = args.trust.resolve(&mut pipeline)? {
+        if args.json {
+            verdict(
+                json!({"pipeline": file, "valid": false, "error": e.to_string(), "operators": []}),
+            );
+        } else {
+            eprintln!("{e}");
         }
+        return Ok(EXIT_BAD_INPUT);
     }
     let engine = Engine::new(EngineOptions::default())?;
     let mut operators = Vec::new();
