@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod crds;
+pub mod executor;
 pub mod fake;
 pub mod lease;
 pub mod rbac;
