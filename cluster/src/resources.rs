@@ -37,6 +37,10 @@ pub struct WardPipelineSpec {
     pub version: u32,
     /// The pipeline document (YAML), exactly as it was submitted.
     pub document: String,
+    /// The directory on shared storage that the document's component paths are relative
+    /// to (the control plane's components directory); a node runs components from there
+    /// and nowhere else, or from the registry by the pinned digests below.
+    pub components_dir: String,
     /// The registry components of the document, pinned to the manifest digests that were
     /// verified when it was stored; a node runs these digests and nothing else.
     #[serde(default)]
@@ -94,6 +98,9 @@ pub struct WardJobSpec {
     /// one is ended by its node.
     #[serde(default)]
     pub cancel: bool,
+    /// The tenant's datasets the pipeline may mount: name → directory on shared storage.
+    #[serde(default)]
+    pub datasets: std::collections::BTreeMap<String, String>,
     /// Where the job's results go on shared storage: attempt N writes
     /// `<results>/attempt-N`.
     pub results: String,
