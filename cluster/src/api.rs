@@ -34,6 +34,16 @@ pub enum ApiError {
 
 type Answer<T> = Result<T, ApiError>;
 
+/// The body of a job's status merge patch: the status, and the resourceVersion it was
+/// written against, which the API server takes as a precondition (409 Conflict when the
+/// object has changed since). The real client and the fake send the same body.
+pub fn status_patch(resource_version: &str, status: &WardJobStatus) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": { "resourceVersion": resource_version },
+        "status": status,
+    })
+}
+
 /// The requests Ward makes, in one namespace.
 pub trait ClusterApi: Clone + Send + Sync + 'static {
     /// WardJobs as they change, starting with a full list (list + watch, restarted as

@@ -434,11 +434,7 @@ impl ClusterApi for FakeClient {
         resource_version: &str,
         status: &WardJobStatus,
     ) -> Result<WardJob, ApiError> {
-        let patch = serde_json::json!({
-            "metadata": { "resourceVersion": resource_version },
-            "status": status,
-        });
-        self.merge_patch_job_status(name, &patch)
+        self.merge_patch_job_status(name, &crate::api::status_patch(resource_version, status))
     }
 
     async fn cancel_job(&self, name: &str) -> Result<WardJob, ApiError> {

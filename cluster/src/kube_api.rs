@@ -130,12 +130,7 @@ impl ClusterApi for KubeApi {
         resource_version: &str,
         status: &WardJobStatus,
     ) -> Result<WardJob, ApiError> {
-        // The resourceVersion in a patch body is a precondition: the API server refuses
-        // the patch with 409 Conflict when the object has changed since.
-        let patch = serde_json::json!({
-            "metadata": { "resourceVersion": resource_version },
-            "status": status,
-        });
+        let patch = crate::api::status_patch(resource_version, status);
         self.jobs
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
