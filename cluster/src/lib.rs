@@ -8,8 +8,10 @@ pub mod crds;
 pub mod executor;
 pub mod fake;
 pub mod lease;
+pub mod node;
 pub mod rbac;
 pub mod resources;
+pub mod simulate;
 
 pub use api::{ApiError, ClusterApi, Event};
 pub use fake::FakeApiServer;
