@@ -10,8 +10,10 @@ pub mod fake;
 pub mod fake_http;
 pub mod kube_api;
 pub mod lease;
+pub mod node;
 pub mod rbac;
 pub mod resources;
+pub mod simulate;
 
 #[cfg(test)]
 mod tests;

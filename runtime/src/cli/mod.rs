@@ -16,6 +16,7 @@ macro_rules! out {
 
 mod bench;
 mod client;
+mod cluster;
 mod compile_child;
 mod conformance;
 mod convert;
@@ -145,6 +146,9 @@ enum Command {
     /// Compiles one component for the host, under the limits the host set (internal).
     #[command(name = "__compile-component", hide = true)]
     CompileComponentChild(compile_child::CompileChildArgs),
+    /// Ward on Kubernetes: its CRDs, its RBAC rules, the scale simulation.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// The CUDA C compiler's child process, run by the host.
     #[command(name = "__nvrtc", hide = true)]
     NvrtcChild(nvrtc_child::NvrtcChildArgs),
@@ -207,6 +211,7 @@ pub fn main() -> i32 {
             command,
         } => client::component(&connection, command),
         Command::NvrtcChild(args) => nvrtc_child::run(args),
+        Command::Cluster(cmd) => cluster::run(cmd),
     };
     match result {
         Ok(code) => code,
