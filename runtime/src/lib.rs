@@ -6,6 +6,7 @@
 //! stages ([`ports`]), job execution and records ([`jobs`]), and the synthetic CT phantom ([`sample`]). The harnesses behind `ward bench`
 //! and `ward conformance` are part of the binary, at the command-line edge.
 
+pub mod cluster;
 pub mod dicom;
 pub mod engine;
 pub mod host;

@@ -10,6 +10,7 @@ pub(crate) mod located_yaml;
 mod model;
 mod ports;
 pub mod quantity;
+mod stored;
 
 pub use clara::{convert_clara, is_clara_api_version, ClaraOptions, Converted};
 pub use error::{one_per_line, PipelineError, Problem};
@@ -17,6 +18,7 @@ pub use error::{one_per_line, PipelineError, Problem};
 pub(crate) use load::check_identifier;
 pub use load::{load, parse};
 pub use model::*;
+pub use stored::parse_stored;
 
 #[cfg(test)]
 mod clara_tests;

@@ -23,32 +23,7 @@ pub fn spawn(service: Arc<Service>, job: JobRow) {
 /// directory and nowhere else (registry components are exempt: their files come from the
 /// component store, once verified against the tenant's keys).
 pub fn stored_pipeline(service: &Service, name: &str, yaml: &str) -> Result<Pipeline, String> {
-    let components = &service.config.components;
-    let file = components.join(format!("{name}.yaml"));
-    let pipeline = crate::pipeline::parse(&file, yaml).map_err(|e| e.to_string())?;
-    let root = components
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", components.display()))?;
-    for stage in pipeline
-        .stages
-        .iter()
-        .filter(|s| s.component.registry.is_none())
-    {
-        let path = stage
-            .component
-            .path
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", stage.component.path.display()))?;
-        if !path.starts_with(&root) {
-            return Err(format!(
-                "{}: operator '{}': component {} is outside the service's components directory",
-                stage.component.location,
-                stage.name,
-                stage.component.path.display()
-            ));
-        }
-    }
-    Ok(pipeline)
+    crate::pipeline::parse_stored(&service.config.components, name, yaml)
 }
 
 fn run(service: &Service, job: &JobRow) {
