@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod client;
+mod cluster_serve;
 mod conformance;
 mod convert_clara;
 mod ct_pipeline;
