@@ -13,6 +13,12 @@
 //! Each [`FakeClient`] names its caller, and the fake counts every request by caller and by
 //! (verb, resource), which is how the simulation measures requests per node and the RBAC
 //! test learns which verbs the code really uses.
+//!
+//! For its HTTP front ([`crate::fake_http`]) the fake also keeps a bounded history of the
+//! changes to jobs and to Leases, so a watch can start from a resourceVersion as a real API
+//! server's can; one from a version the history no longer reaches is refused (410 Gone),
+//! and [`FakeApiServer::forget_history`] drops the history on purpose (as an etcd
+//! compaction does) to make watchers start over.
 
 use crate::api::{ApiError, ClusterApi, Event};
 use crate::resources::{WardJob, WardJobStatus, WardPipeline};
@@ -25,6 +31,9 @@ use tokio::sync::broadcast;
 
 /// How many changes a watcher may fall behind before it is restarted with a fresh list.
 const WATCH_BACKLOG: usize = 1 << 16;
+/// How many changes of each kind the fake remembers for watches that start from a
+/// resourceVersion (a real API server keeps about five minutes' worth).
+const HISTORY_LIMIT: usize = 1 << 14;
 
 /// The FAKE API server. Cloning shares it.
 #[derive(Clone)]
@@ -32,27 +41,111 @@ pub struct FakeApiServer {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     state: Mutex<State>,
     jobs: broadcast::Sender<Change<WardJob>>,
     leases: broadcast::Sender<Change<Lease>>,
     requests: Mutex<Requests>,
+    /// Bumped by [`FakeApiServer::forget_history`]: ends the HTTP front's open watches.
+    compactions: tokio::sync::watch::Sender<u64>,
     /// The fake's clock: wall time when it was made, advanced by tokio's clock, so
     /// timestamps follow virtual time in a simulation (`tokio::time::pause`).
     started: (jiff::Timestamp, tokio::time::Instant),
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     resource_version: u64,
     jobs: BTreeMap<String, WardJob>,
     pipelines: BTreeMap<String, WardPipeline>,
     leases: BTreeMap<String, Lease>,
+    job_history: History<WardJob>,
+    lease_history: History<Lease>,
 }
 
+/// One change to an object, as a watch reports it.
 #[derive(Clone)]
-enum Change<K> {
-    Apply(K),
+pub(crate) enum Change<K> {
+    Added(K),
+    Modified(K),
+}
+
+impl<K> Change<K> {
+    pub(crate) fn object(&self) -> &K {
+        match self {
+            Change::Added(k) | Change::Modified(k) => k,
+        }
+    }
+}
+
+/// The latest changes of one kind, for watches that start from a resourceVersion.
+pub(crate) struct History<K> {
+    /// Every change of this kind after this resourceVersion is in `changes`.
+    floor: u64,
+    changes: std::collections::VecDeque<(u64, Change<K>)>,
+}
+
+impl<K> Default for History<K> {
+    fn default() -> Self {
+        History {
+            floor: 0,
+            changes: Default::default(),
+        }
+    }
+}
+
+impl<K> History<K> {
+    fn push(&mut self, version: u64, change: Change<K>) {
+        if self.changes.len() == HISTORY_LIMIT {
+            if let Some((dropped, _)) = self.changes.pop_front() {
+                self.floor = dropped;
+            }
+        }
+        self.changes.push_back((version, change));
+    }
+}
+
+/// The kinds the fake can list and watch from a resourceVersion.
+pub(crate) trait WatchedKind: Clone + Send + Sync + 'static {
+    /// The resource, as RBAC names it.
+    const RESOURCE: &'static str;
+    fn objects(state: &State) -> &BTreeMap<String, Self>;
+    fn history(state: &mut State) -> &mut History<Self>;
+    fn channel(inner: &Inner) -> &broadcast::Sender<Change<Self>>;
+}
+
+impl WatchedKind for WardJob {
+    const RESOURCE: &'static str = "wardjobs";
+    fn objects(state: &State) -> &BTreeMap<String, Self> {
+        &state.jobs
+    }
+    fn history(state: &mut State) -> &mut History<Self> {
+        &mut state.job_history
+    }
+    fn channel(inner: &Inner) -> &broadcast::Sender<Change<Self>> {
+        &inner.jobs
+    }
+}
+
+impl WatchedKind for Lease {
+    const RESOURCE: &'static str = "leases";
+    fn objects(state: &State) -> &BTreeMap<String, Self> {
+        &state.leases
+    }
+    fn history(state: &mut State) -> &mut History<Self> {
+        &mut state.lease_history
+    }
+    fn channel(inner: &Inner) -> &broadcast::Sender<Change<Self>> {
+        &inner.leases
+    }
+}
+
+/// Records a change (under the state lock, so watches see changes in version order) and
+/// sends it to open watches.
+fn publish<K: WatchedKind>(inner: &Inner, state: &mut State, change: Change<K>) {
+    let version = state.resource_version;
+    K::history(state).push(version, change.clone());
+    let _ = K::channel(inner).send(change);
 }
 
 /// The requests the fake has answered.
@@ -82,6 +175,7 @@ impl FakeApiServer {
                 jobs,
                 leases,
                 requests: Mutex::new(Requests::default()),
+                compactions: tokio::sync::watch::channel(0).0,
                 started: (jiff::Timestamp::now(), tokio::time::Instant::now()),
             }),
         }
@@ -122,11 +216,31 @@ impl FakeApiServer {
         self.state().leases.values().cloned().collect()
     }
 
+    /// Forgets every change made so far, as an etcd compaction does, and ends the watches
+    /// open on the HTTP front: a watcher that resumes from a version it saw before gets
+    /// 410 Gone and has to list again.
+    pub fn forget_history(&self) {
+        {
+            let mut guard = self.state();
+            let state = &mut *guard;
+            let now = state.resource_version;
+            state.job_history = History {
+                floor: now,
+                changes: Default::default(),
+            };
+            state.lease_history = History {
+                floor: now,
+                changes: Default::default(),
+            };
+        }
+        self.inner.compactions.send_modify(|n| *n += 1);
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn count(&self, caller: &str, verb: &str, resource: &str) {
+    pub(crate) fn count(&self, caller: &str, verb: &str, resource: &str) {
         let mut r = self
             .inner
             .requests
@@ -139,7 +253,7 @@ impl FakeApiServer {
             .insert((verb.to_string(), resource.to_string()));
     }
 
-    fn count_event(&self, caller: &str) {
+    pub(crate) fn count_event(&self, caller: &str) {
         let mut r = self
             .inner
             .requests
@@ -160,6 +274,11 @@ impl FakeClient {
     /// The server this client talks to.
     pub fn server(&self) -> &FakeApiServer {
         &self.server
+    }
+
+    /// The caller its requests are counted under.
+    pub fn caller(&self) -> &str {
+        &self.caller
     }
 
     fn count(&self, verb: &str, resource: &str) {
@@ -231,7 +350,7 @@ impl FakeClient {
                     return Some((Ok(event), (client, queue, rx, start)));
                 }
                 match rx.recv().await {
-                    Ok(Change::Apply(k)) => queue.push_back(Event::Apply(k)),
+                    Ok(change) => queue.push_back(Event::Apply(change.object().clone())),
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let (first, fresh) = start(&client);
                         queue.extend(first);
@@ -279,7 +398,11 @@ impl ClusterApi for FakeClient {
         // A create ignores the status, as the API server does for a status subresource.
         stored.status = None;
         state.jobs.insert(name, stored.clone());
-        let _ = self.server.inner.jobs.send(Change::Apply(stored.clone()));
+        publish(
+            &self.server.inner,
+            &mut state,
+            Change::Added(stored.clone()),
+        );
         Ok(stored)
     }
 
@@ -297,7 +420,11 @@ impl ClusterApi for FakeClient {
         stored.status = job.status.clone();
         stored.metadata.resource_version = Some(next_version(&mut state));
         state.jobs.insert(name, stored.clone());
-        let _ = self.server.inner.jobs.send(Change::Apply(stored.clone()));
+        publish(
+            &self.server.inner,
+            &mut state,
+            Change::Modified(stored.clone()),
+        );
         Ok(stored)
     }
 
@@ -307,42 +434,15 @@ impl ClusterApi for FakeClient {
         resource_version: &str,
         status: &WardJobStatus,
     ) -> Result<WardJob, ApiError> {
-        self.count("patch", "wardjobs/status");
-        let mut state = self.server.state();
-        let Some(current) = state.jobs.get(name) else {
-            return Err(ApiError::NotFound(job_key(name)));
-        };
-        if current.metadata.resource_version.as_deref() != Some(resource_version) {
-            return Err(ApiError::Conflict(job_key(name)));
-        }
-        let mut value = serde_json::to_value(&current.status).expect("a status serialises");
-        merge_patch(
-            &mut value,
-            &serde_json::to_value(status).expect("a status serialises"),
-        );
-        let mut stored = current.clone();
-        stored.status = Some(
-            serde_json::from_value(value)
-                .map_err(|e| ApiError::Other(format!("status patch of {name}: {e}")))?,
-        );
-        stored.metadata.resource_version = Some(next_version(&mut state));
-        state.jobs.insert(name.to_string(), stored.clone());
-        let _ = self.server.inner.jobs.send(Change::Apply(stored.clone()));
-        Ok(stored)
+        let patch = serde_json::json!({
+            "metadata": { "resourceVersion": resource_version },
+            "status": status,
+        });
+        self.merge_patch_job_status(name, &patch)
     }
 
     async fn cancel_job(&self, name: &str) -> Result<WardJob, ApiError> {
-        self.count("patch", "wardjobs");
-        let mut state = self.server.state();
-        let Some(current) = state.jobs.get(name) else {
-            return Err(ApiError::NotFound(job_key(name)));
-        };
-        let mut stored = current.clone();
-        stored.spec.cancel = true;
-        stored.metadata.resource_version = Some(next_version(&mut state));
-        state.jobs.insert(name.to_string(), stored.clone());
-        let _ = self.server.inner.jobs.send(Change::Apply(stored.clone()));
-        Ok(stored)
+        self.merge_patch_job(name, &serde_json::json!({ "spec": { "cancel": true } }))
     }
 
     async fn get_pipeline(&self, name: &str) -> Result<WardPipeline, ApiError> {
@@ -387,7 +487,11 @@ impl ClusterApi for FakeClient {
         stored.metadata.resource_version = Some(next_version(&mut state));
         stored.metadata.creation_timestamp = Some(Time(now));
         state.leases.insert(name, stored.clone());
-        let _ = self.server.inner.leases.send(Change::Apply(stored.clone()));
+        publish(
+            &self.server.inner,
+            &mut state,
+            Change::Added(stored.clone()),
+        );
         Ok(stored)
     }
 
@@ -405,7 +509,11 @@ impl ClusterApi for FakeClient {
         stored.metadata.creation_timestamp = current.metadata.creation_timestamp.clone();
         stored.metadata.resource_version = Some(next_version(&mut state));
         state.leases.insert(name, stored.clone());
-        let _ = self.server.inner.leases.send(Change::Apply(stored.clone()));
+        publish(
+            &self.server.inner,
+            &mut state,
+            Change::Modified(stored.clone()),
+        );
         Ok(stored)
     }
 
@@ -437,5 +545,238 @@ impl ClusterApi for FakeClient {
             std::future::ready(keep)
         })
         .boxed()
+    }
+}
+
+/// A watch of one kind from a resourceVersion, for the HTTP front: the changes after that
+/// version, then every change as it is made.
+pub(crate) struct WatchFrom<K> {
+    server: FakeApiServer,
+    replay: std::collections::VecDeque<Change<K>>,
+    rx: broadcast::Receiver<Change<K>>,
+    compactions: tokio::sync::watch::Receiver<u64>,
+}
+
+/// What a [`WatchFrom`] sees next.
+pub(crate) enum WatchStep<K> {
+    Change(Change<K>),
+    /// The watch fell too far behind to go on: its client has to list again.
+    Expired,
+    /// The history was forgotten ([`FakeApiServer::forget_history`]) or the fake is going
+    /// away: the watch ends, as when a real API server restarts.
+    Ended,
+}
+
+/// A watch asked to start from a version older than the fake's history reaches.
+#[derive(Debug)]
+pub(crate) struct TooOld {
+    pub requested: u64,
+    pub oldest: u64,
+}
+
+impl<K: WatchedKind> WatchFrom<K> {
+    pub(crate) async fn next(&mut self) -> WatchStep<K> {
+        if let Some(change) = self.replay.pop_front() {
+            return WatchStep::Change(change);
+        }
+        tokio::select! {
+            received = self.rx.recv() => match received {
+                Ok(change) => WatchStep::Change(change),
+                Err(broadcast::error::RecvError::Lagged(_)) => WatchStep::Expired,
+                Err(broadcast::error::RecvError::Closed) => WatchStep::Ended,
+            },
+            _ = self.compactions.changed() => WatchStep::Ended,
+        }
+    }
+
+    /// The changes made but not yet handed out, and the version a bookmark sent after them
+    /// may name: every change of this kind up to it has then been handed out (taken under
+    /// the state lock, which every change is published under). `None` if the watch fell
+    /// too far behind.
+    pub(crate) fn catch_up(&mut self) -> Option<(Vec<Change<K>>, u64)> {
+        let state = self.server.state();
+        let mut pending: Vec<Change<K>> = self.replay.drain(..).collect();
+        loop {
+            match self.rx.try_recv() {
+                Ok(change) => pending.push(change),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => return None,
+                Err(_) => break,
+            }
+        }
+        Some((pending, state.resource_version))
+    }
+}
+
+/// The requests of the HTTP front that the [`ClusterApi`] has no method for, counted as
+/// the API server's RBAC would name them.
+impl FakeClient {
+    /// Every object of a kind, and the resourceVersion the list was taken at.
+    pub(crate) fn list<K: WatchedKind>(&self) -> (Vec<K>, u64) {
+        self.count("list", K::RESOURCE);
+        let state = self.server.state();
+        (
+            K::objects(&state).values().cloned().collect(),
+            state.resource_version,
+        )
+    }
+
+    /// A watch of a kind from `from`, or, where `from` is `None`, from now with every
+    /// current object first as added (what Kubernetes does for a watch without a
+    /// resourceVersion or with "0").
+    pub(crate) fn watch_from<K: WatchedKind>(
+        &self,
+        from: Option<u64>,
+    ) -> Result<WatchFrom<K>, TooOld> {
+        self.count("watch", K::RESOURCE);
+        let mut state = self.server.state();
+        let replay = match from {
+            None => K::objects(&state)
+                .values()
+                .cloned()
+                .map(Change::Added)
+                .collect(),
+            Some(from) => {
+                let history = K::history(&mut state);
+                if from < history.floor {
+                    return Err(TooOld {
+                        requested: from,
+                        oldest: history.floor,
+                    });
+                }
+                history
+                    .changes
+                    .iter()
+                    .filter(|(version, _)| *version > from)
+                    .map(|(_, change)| change.clone())
+                    .collect()
+            }
+        };
+        Ok(WatchFrom {
+            server: self.server.clone(),
+            replay,
+            rx: K::channel(&self.server.inner).subscribe(),
+            compactions: self.server.inner.compactions.subscribe(),
+        })
+    }
+
+    /// One WardJob, read through its status subresource (get on `wardjobs/status`).
+    pub(crate) fn get_job_status(&self, name: &str) -> Result<WardJob, ApiError> {
+        self.count("get", "wardjobs/status");
+        self.server
+            .state()
+            .jobs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(job_key(name)))
+    }
+
+    /// Replaces a job's spec, labels and annotations (update on `wardjobs`) under
+    /// `job.metadata.resourceVersion`; its status is left as it is, as the API server does
+    /// for a resource with a status subresource.
+    pub(crate) fn replace_job(&self, job: &WardJob) -> Result<WardJob, ApiError> {
+        self.count("update", "wardjobs");
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let mut state = self.server.state();
+        let Some(current) = state.jobs.get(&name) else {
+            return Err(ApiError::NotFound(job_key(&name)));
+        };
+        if job.metadata.resource_version != current.metadata.resource_version {
+            return Err(ApiError::Conflict(job_key(&name)));
+        }
+        let mut stored = current.clone();
+        stored.spec = job.spec.clone();
+        stored.metadata.labels = job.metadata.labels.clone();
+        stored.metadata.annotations = job.metadata.annotations.clone();
+        stored.metadata.resource_version = Some(next_version(&mut state));
+        state.jobs.insert(name, stored.clone());
+        publish(
+            &self.server.inner,
+            &mut state,
+            Change::Modified(stored.clone()),
+        );
+        Ok(stored)
+    }
+
+    /// Merge-patches a job (patch on `wardjobs`): everything but its status and the
+    /// fields the API server owns; `metadata.resourceVersion` in the patch, where present,
+    /// is a precondition.
+    pub(crate) fn merge_patch_job(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<WardJob, ApiError> {
+        self.count("patch", "wardjobs");
+        let mut state = self.server.state();
+        let current = current_for_patch(&state, name, patch)?;
+        let mut patch = patch.clone();
+        if let Some(fields) = patch.as_object_mut() {
+            fields.remove("status");
+        }
+        let mut value = serde_json::to_value(current).expect("a job serialises");
+        merge_patch(&mut value, &patch);
+        let mut stored: WardJob = serde_json::from_value(value)
+            .map_err(|e| ApiError::Other(format!("patch of {}: {e}", job_key(name))))?;
+        let meta = &current.metadata;
+        stored.metadata.name = meta.name.clone();
+        stored.metadata.namespace = meta.namespace.clone();
+        stored.metadata.uid = meta.uid.clone();
+        stored.metadata.creation_timestamp = meta.creation_timestamp.clone();
+        stored.status = current.status.clone();
+        stored.metadata.resource_version = Some(next_version(&mut state));
+        state.jobs.insert(name.to_string(), stored.clone());
+        publish(
+            &self.server.inner,
+            &mut state,
+            Change::Modified(stored.clone()),
+        );
+        Ok(stored)
+    }
+
+    /// Merge-patches a job's status (patch on `wardjobs/status`): only `status` in the
+    /// patch is applied; `metadata.resourceVersion`, where present, is a precondition.
+    pub(crate) fn merge_patch_job_status(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<WardJob, ApiError> {
+        self.count("patch", "wardjobs/status");
+        let mut state = self.server.state();
+        let current = current_for_patch(&state, name, patch)?;
+        let mut stored = current.clone();
+        if let Some(status_patch) = patch.get("status") {
+            let mut value = serde_json::to_value(&current.status).expect("a status serialises");
+            merge_patch(&mut value, status_patch);
+            stored.status = serde_json::from_value(value)
+                .map_err(|e| ApiError::Other(format!("status patch of {name}: {e}")))?;
+        }
+        stored.metadata.resource_version = Some(next_version(&mut state));
+        state.jobs.insert(name.to_string(), stored.clone());
+        publish(
+            &self.server.inner,
+            &mut state,
+            Change::Modified(stored.clone()),
+        );
+        Ok(stored)
+    }
+}
+
+/// The job a patch applies to, once its resourceVersion precondition (if any) holds.
+fn current_for_patch<'s>(
+    state: &'s State,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<&'s WardJob, ApiError> {
+    let current = state
+        .jobs
+        .get(name)
+        .ok_or_else(|| ApiError::NotFound(job_key(name)))?;
+    let precondition = patch
+        .pointer("/metadata/resourceVersion")
+        .and_then(|v| v.as_str());
+    match precondition {
+        Some(version) if current.metadata.resource_version.as_deref() != Some(version) => {
+            Err(ApiError::Conflict(job_key(name)))
+        }
+        _ => Ok(current),
     }
 }

@@ -7,12 +7,18 @@ pub mod api;
 pub mod crds;
 pub mod executor;
 pub mod fake;
+pub mod fake_http;
+pub mod kube_api;
 pub mod lease;
 pub mod rbac;
 pub mod resources;
 
+#[cfg(test)]
+mod tests;
+
 pub use api::{ApiError, ClusterApi, Event};
 pub use fake::FakeApiServer;
+pub use kube_api::KubeApi;
 pub use resources::{
     JobPhase, WardJob, WardJobSpec, WardJobStatus, WardPipeline, WardPipelineSpec,
 };

@@ -92,7 +92,11 @@ async fn dispatch<A: ClusterApi>(service: Arc<Service>, api: A, link: Arc<Link>)
     loop {
         match service.db.queued() {
             Ok(queued) => {
-                for row in queued.iter().filter(|r| !dispatched.contains(&r.id)) {
+                let fresh: Vec<&JobRow> = queued
+                    .iter()
+                    .filter(|r| !dispatched.contains(&r.id))
+                    .collect();
+                for row in fresh {
                     if dispatch_one(&service, &api, &link, &mut pipelines, row).await {
                         dispatched.insert(row.id.clone());
                     }
@@ -151,7 +155,13 @@ async fn dispatch_one<A: ClusterApi>(
     match answer {
         Ok(_) => {
             tracing::info!(job = %row.id, tenant = %row.tenant, namespace = %link.namespace, "job handed to the cluster");
-            service.audit(&row.tenant, "ward", "job.dispatched", &row.id, &link.namespace);
+            service.audit(
+                &row.tenant,
+                "ward",
+                "job.dispatched",
+                &row.id,
+                &link.namespace,
+            );
         }
         Err(ApiError::AlreadyExists(_)) => {}
         Err(e) => {

@@ -13,7 +13,12 @@ use std::time::Duration;
 use ward_cluster::{ClusterApi, Event, JobPhase, WardJob, WardJobStatus};
 
 /// Follows the WardJobs until the process ends, starting the watch over after an error.
-pub async fn follow<A: ClusterApi>(service: Arc<Service>, api: A, link: Arc<Link>, retry: Duration) {
+pub async fn follow<A: ClusterApi>(
+    service: Arc<Service>,
+    api: A,
+    link: Arc<Link>,
+    retry: Duration,
+) {
     loop {
         let mut events = api.watch_jobs();
         while let Some(event) = events.next().await {
@@ -79,13 +84,26 @@ async fn reconcile<A: ClusterApi>(service: &Service, api: &A, link: &Link, job: 
                 "cancelled"
             };
             set_attempts(service, &row, &status);
-            let why = status.message.clone().unwrap_or_else(|| outcome.to_string());
+            let why = status
+                .message
+                .clone()
+                .unwrap_or_else(|| outcome.to_string());
             if matches!(row.state.as_str(), "queued" | "running") {
                 let _ = service.db.set_failure(&row.id, &why);
             }
             if transition(service, &row, outcome) {
-                let detail = if outcome == "failed" { why.as_str() } else { "" };
-                service.audit(&row.tenant, "ward", &format!("job.{outcome}"), &row.id, detail);
+                let detail = if outcome == "failed" {
+                    why.as_str()
+                } else {
+                    ""
+                };
+                service.audit(
+                    &row.tenant,
+                    "ward",
+                    &format!("job.{outcome}"),
+                    &row.id,
+                    detail,
+                );
                 finished(&row, &status, outcome, Some(&why));
                 if status.attempt > 0 {
                     let attempt = service.attempt_dir(&row.id, i64::from(status.attempt));
@@ -157,7 +175,11 @@ async fn mark_cancelled<A: ClusterApi>(api: &A, link: &Link, job: &WardJob) {
     let answer = api.replace_job_status(&ended).await;
     link.answered(&answer);
     match answer {
-        Ok(_) | Err(ward_cluster::ApiError::Conflict(_)) | Err(ward_cluster::ApiError::NotFound(_)) => {}
-        Err(e) => tracing::warn!(job = ?job.metadata.name, error = %e, "cannot end the cancelled WardJob"),
+        Ok(_)
+        | Err(ward_cluster::ApiError::Conflict(_))
+        | Err(ward_cluster::ApiError::NotFound(_)) => {}
+        Err(e) => {
+            tracing::warn!(job = ?job.metadata.name, error = %e, "cannot end the cancelled WardJob")
+        }
     }
 }

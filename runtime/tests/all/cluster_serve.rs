@@ -4,7 +4,7 @@
 //! pipeline's name (`ok` succeeds, `fails` fails, `holds` runs until cancelled, `waits` is
 //! never claimed).
 
-use crate::service::{hash, RAD_OP};
+use crate::service::{hash, RAD_ADMIN, RAD_OP};
 use crate::support::tempdir;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -63,10 +63,12 @@ tenants:
   - name: radiology
     tokens:
       - {{name: operator, role: operator, sha256: {o}}}
+      - {{name: admin, role: admin, sha256: {a}}}
 ",
                 state = dir.path().join("state").display(),
                 components = components.display(),
                 o = hash(RAD_OP),
+                a = hash(RAD_ADMIN),
             ),
         )
         .unwrap();
@@ -109,8 +111,19 @@ tenants:
 
 impl ControlPlane {
     fn call(&self, method: &str, path: &str, body: Option<&[u8]>, kind: &str) -> (u16, Value) {
+        self.call_as(RAD_OP, method, path, body, kind)
+    }
+
+    fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        kind: &str,
+    ) -> (u16, Value) {
         let req = ureq::request(method, &format!("{}{path}", self.url))
-            .set("Authorization", &format!("Bearer {RAD_OP}"))
+            .set("Authorization", &format!("Bearer {token}"))
             .set("Content-Type", kind);
         let answer = match body {
             Some(b) => req.send_bytes(b),
@@ -168,7 +181,9 @@ operators:
         let job = self.ok(
             "POST",
             "/v1/jobs",
-            Some(json!({"pipeline": pipeline, "payload": payload, "start": true, "max_attempts": 2})),
+            Some(
+                json!({"pipeline": pipeline, "payload": payload, "start": true, "max_attempts": 2}),
+            ),
         );
         (job["id"].as_str().unwrap().to_string(), payload)
     }
@@ -186,7 +201,14 @@ operators:
     }
 
     fn audit_actions(&self, id: &str) -> Vec<String> {
-        let page = self.ok("GET", "/v1/audit?limit=1000", None);
+        let (code, page) = self.call_as(
+            RAD_ADMIN,
+            "GET",
+            "/v1/audit?limit=1000",
+            None,
+            "application/json",
+        );
+        assert_eq!(code, 200, "{page}");
         page["items"]
             .as_array()
             .unwrap()
@@ -276,7 +298,8 @@ async fn finish_as_told(client: &FakeClient, job: &WardJob) {
     let status = WardJobStatus {
         phase,
         attempt,
-        message: (phase == JobPhase::Failed).then(|| "stage 'stage': the fake node failed it".into()),
+        message: (phase == JobPhase::Failed)
+            .then(|| "stage 'stage': the fake node failed it".into()),
         result: Some(dir.display().to_string()),
         ..Default::default()
     };
@@ -315,7 +338,9 @@ fn cluster_a_job_submitted_through_the_api_runs_as_a_ward_job_on_a_node() {
         job.spec.payload.path,
         absolute(&cp.state.join("payloads").join(&payload))
     );
-    assert!(Path::new(&job.spec.payload.path).join("image.dcm").is_file());
+    assert!(Path::new(&job.spec.payload.path)
+        .join("image.dcm")
+        .is_file());
     assert_eq!(job.spec.results, absolute(&cp.state.join("jobs").join(&id)));
     assert_eq!(job.spec.requests.memory_bytes, 64 << 20);
     assert_eq!(job.spec.requests.cpu, 1);
@@ -355,7 +380,10 @@ fn cluster_a_job_submitted_through_the_api_runs_as_a_ward_job_on_a_node() {
         "job.running",
         "job.succeeded",
     ] {
-        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
     }
 }
 
