@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use ward::engine::{Engine, EngineOptions};
 use ward::service::config::{token_hash, ServeConfig};
-use ward::service::{api, audit, db::Db, http, Service};
+use ward::service::{api, audit, cluster_dispatch, db::Db, http, Mode, Service};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -22,6 +22,15 @@ pub struct ServeArgs {
     /// Binds no socket and writes nothing.
     #[arg(long, value_name = "CONFIG")]
     check: Option<PathBuf>,
+    /// Runs as the control plane of Ward on Kubernetes: the same API, STOW-RS and DICOM
+    /// adapter, but each job becomes a WardJob that a node runtime (`ward node`) claims and
+    /// runs. The state directory must be on the volume every node mounts at the same path.
+    #[arg(long, conflicts_with = "check")]
+    cluster: bool,
+    /// The namespace of the WardJobs (default: the pod's own namespace, or the kubeconfig
+    /// context's).
+    #[arg(long, env = "WARD_NAMESPACE", requires = "cluster")]
+    namespace: Option<String>,
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
@@ -47,8 +56,15 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    let service = Service::open(config, engine)?;
-    service.start();
+    let mode = if args.cluster {
+        Mode::Cluster
+    } else {
+        Mode::Embedded
+    };
+    let service = Service::open_in(config, engine, mode)?;
+    if mode == Mode::Embedded {
+        service.start();
+    }
     if let Some(adapter) = service.dicom.clone() {
         host_dicom(service.clone(), adapter)?;
     }
@@ -57,6 +73,14 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         .build()
         .context("starting the HTTP runtime")?;
     runtime.block_on(async move {
+        if mode == Mode::Cluster {
+            let api = ward_cluster::KubeApi::infer(args.namespace.as_deref())
+                .await
+                .context("connecting to the Kubernetes API server (in a pod: its service account; elsewhere: KUBECONFIG)")?;
+            let namespace = shown_namespace(args.namespace.as_deref());
+            cluster_dispatch::start(&service, api, &namespace);
+            out!("ward serve: control plane of namespace {namespace}");
+        }
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -77,6 +101,17 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         anyhow::Ok(())
     })?;
     Ok(0)
+}
+
+/// The namespace the client was made for, as the health answer and the log name it: the one
+/// asked for, else the pod's own (the client infers the same), else the kubeconfig's.
+fn shown_namespace(asked: Option<&str>) -> String {
+    const POD_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+    asked
+        .map(str::to_string)
+        .or_else(|| std::fs::read_to_string(POD_NAMESPACE).ok())
+        .map(|n| n.trim().to_string())
+        .unwrap_or_else(|| "(the kubeconfig context's)".into())
 }
 
 /// `ward serve --check`: one line per problem on stderr.

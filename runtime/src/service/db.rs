@@ -686,6 +686,16 @@ impl Db {
         }
     }
 
+    /// Sets how many attempts job `id` has made: in cluster mode the node running it counts
+    /// them (a node lost mid-attempt counts one), and the record follows.
+    pub fn set_attempts(&self, id: &str, attempts: i64) -> Result<(), DbError> {
+        self.lock().execute(
+            "UPDATE jobs SET attempts = ?2 WHERE id = ?1",
+            params![id, attempts],
+        )?;
+        Ok(())
+    }
+
     pub fn set_failure(&self, id: &str, failure: &str) -> Result<(), DbError> {
         self.lock().execute(
             "UPDATE jobs SET failure = ?2 WHERE id = ?1",

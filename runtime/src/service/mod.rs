@@ -7,6 +7,8 @@
 pub mod api;
 pub mod archive;
 pub mod audit;
+pub mod cluster_dispatch;
+mod cluster_status;
 pub mod components;
 pub mod config;
 pub mod config_check;
@@ -51,6 +53,20 @@ pub struct Service {
     pub storage: storage::StorageLedger,
     /// The registry client and the store of verified registry components.
     pub components: components::Components,
+    /// How jobs run: here (embedded) or as WardJobs on Kubernetes nodes (cluster).
+    pub mode: Mode,
+    /// The cluster dispatcher's side of the service, once it started (cluster mode only).
+    pub cluster: std::sync::OnceLock<Arc<cluster_dispatch::Link>>,
+}
+
+/// Where a service's jobs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// By this process's scheduler and workers (`ward serve`).
+    #[default]
+    Embedded,
+    /// By node runtimes, as WardJobs the service creates (`ward serve --cluster`).
+    Cluster,
 }
 
 /// Counters for `/metrics` that the database does not hold.
@@ -92,6 +108,16 @@ impl Service {
     /// Opens the state directory, recovering from whatever a crash left: half-written
     /// payloads are removed, jobs that were running go back to the queue.
     pub fn open(config: ServeConfig, engine: Arc<Engine>) -> Result<Arc<Service>, ServiceError> {
+        Self::open_in(config, engine, Mode::Embedded)
+    }
+
+    /// As [`Service::open`], for jobs run in `mode`: in cluster mode a job that was running
+    /// is held by a node and stays running (its WardJob's status says how it ends).
+    pub fn open_in(
+        config: ServeConfig,
+        engine: Arc<Engine>,
+        mode: Mode,
+    ) -> Result<Arc<Service>, ServiceError> {
         for dir in [
             config.state.clone(),
             config.state.join("payloads"),
@@ -130,6 +156,8 @@ impl Service {
             metrics: Mutex::new(Metrics::default()),
             storage: storage::StorageLedger::default(),
             components,
+            mode,
+            cluster: std::sync::OnceLock::new(),
         });
         service.recover()?;
         for tenant in &service.config.tenants {
@@ -155,6 +183,9 @@ impl Service {
                 let _ = std::fs::remove_dir_all(e.path());
                 let _ = std::fs::remove_file(e.path());
             }
+        }
+        if self.mode == Mode::Cluster {
+            return Ok(());
         }
         for job in self.db.running()? {
             if self.db.transition(&job.id, &["running"], "queued")? {
@@ -228,6 +259,9 @@ impl Service {
         let (flag, cv) = &self.wake;
         *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
         cv.notify_all();
+        if let Some(link) = self.cluster.get() {
+            link.wake();
+        }
     }
 
     /// Asks a running job to stop.
@@ -240,6 +274,15 @@ impl Service {
         {
             flag.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        self.cancel_dispatched(id);
+    }
+
+    /// Asks for job `id`'s WardJob to be stopped, in cluster mode (a job cancelled while
+    /// queued may already have been handed to the cluster).
+    pub fn cancel_dispatched(&self, id: &str) {
+        if let Some(link) = self.cluster.get() {
+            link.cancel(id);
+        }
     }
 
     /// Starts the scheduler on a thread of its own.
@@ -249,6 +292,11 @@ impl Service {
             .name("scheduler".into())
             .spawn(move || scheduler::run(me))
             .expect("the scheduler thread starts");
+        self.start_housekeeping();
+    }
+
+    /// Starts what runs in either mode beside the jobs: the recorder of refused requests.
+    pub fn start_housekeeping(self: &Arc<Self>) {
         let me = self.clone();
         std::thread::Builder::new()
             .name("audit-refusals".into())

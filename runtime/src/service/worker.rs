@@ -174,7 +174,7 @@ fn run(service: &Service, job: &JobRow) {
 /// The payload directory a job's stages see: its payload, or for a job on several, a
 /// directory with one subdirectory per payload (hard links: nothing is copied, and the
 /// stages see it read-only like any payload).
-fn job_payload(service: &Service, job: &JobRow) -> Result<std::path::PathBuf, String> {
+pub(super) fn job_payload(service: &Service, job: &JobRow) -> Result<std::path::PathBuf, String> {
     let ids = service
         .db
         .job_payloads(&job.id)

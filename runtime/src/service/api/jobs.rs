@@ -174,6 +174,17 @@ pub async fn start(
     principal.require(Role::Operator)?;
     blocking(move || {
         let job = job_of(&service, &principal, &id)?;
+        // A WardJob is one run, named by its job: a finished one is not started again.
+        if service.mode == crate::service::Mode::Cluster && job.state != "created" {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "bad-state",
+                format!(
+                    "job '{id}' is {}; in cluster mode only a created job can be started (submit a new job to run it again)",
+                    job.state
+                ),
+            ));
+        }
         // A failed or cancelled job runs again from its untouched payload.
         if !service
             .db
@@ -209,6 +220,7 @@ pub async fn cancel(
             .transition(&job.id, &["created", "queued"], "cancelled")?
         {
             service.audit(&principal.tenant, &principal.name, "job.cancelled", &id, "");
+            service.cancel_dispatched(&id);
         } else if job.state == "running" {
             service.cancel_running(&id);
             service.audit(

@@ -18,7 +18,15 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub async fn healthz(State(service): State<Arc<Service>>) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let version = service.db.schema_version()?;
-        Ok(Json(json!({"status": "ok", "schema_version": version})))
+        let mut health = json!({"status": "ok", "schema_version": version});
+        // In cluster mode (embedded mode answers as it always did), where the jobs go and whether the API server answers: the
+        // service itself is healthy either way (it keeps accepting and queueing).
+        if let Some(link) = service.cluster.get() {
+            health["mode"] = json!("cluster");
+            health["namespace"] = json!(link.namespace);
+            health["kubernetes_api_reachable"] = json!(link.api_reachable());
+        }
+        Ok(Json(health))
     })
     .await
 }
