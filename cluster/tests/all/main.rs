@@ -1,0 +1,3 @@
+//! ward-cluster's integration tests, one binary with a module per area.
+
+mod chart;
