@@ -26,6 +26,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 /// The Kubernetes API server, in one namespace. Cloning shares the connection pool.
 #[derive(Clone)]
 pub struct KubeApi {
+    namespace: String,
     jobs: Api<WardJob>,
     pipelines: Api<WardPipeline>,
     leases: Api<Lease>,
@@ -35,10 +36,16 @@ impl KubeApi {
     /// Ward's resources in `namespace`, through `client`.
     pub fn new(client: kube::Client, namespace: &str) -> KubeApi {
         KubeApi {
+            namespace: namespace.to_string(),
             jobs: Api::namespaced(client.clone(), namespace),
             pipelines: Api::namespaced(client.clone(), namespace),
             leases: Api::namespaced(client, namespace),
         }
+    }
+
+    /// The namespace of the resources this client reads and writes.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// The API server this process was given: inside a pod its service account, elsewhere

@@ -30,7 +30,7 @@ use leases::LeaseTracker;
 use status::StopReason;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -87,6 +87,10 @@ pub struct NodeStats {
     pub reclaims: AtomicU64,
     /// Runs stopped because another node took the job.
     pub lost_runs: AtomicU64,
+    /// Whether the node holds its Lease and claims jobs (what its readiness reports).
+    pub ready: AtomicBool,
+    /// Jobs running on this node now.
+    pub running: AtomicU64,
 }
 
 /// A node runtime could not start.
@@ -213,12 +217,15 @@ impl<A: ClusterApi, E: JobExecutor> NodeRuntime<A, E> {
             claimed_here: HashMap::new(),
             runs: HashMap::new(),
             tasks: JoinSet::new(),
+            task_jobs: HashMap::new(),
             free_tx,
             dirty: true,
             jobs_listed: false,
             job_list: None,
         };
+        self.stats.ready.store(true, Ordering::Relaxed);
         node.main_loop(shutdown).await;
+        self.stats.ready.store(false, Ordering::Relaxed);
         tracing::info!("node stopped; no longer renewing its Lease");
         background.abort_all();
         Ok(())
@@ -238,6 +245,8 @@ struct Node<A: ClusterApi, E: JobExecutor> {
     /// The runs' tasks: dropped with the node, so a node that is killed takes its runs with
     /// it.
     tasks: JoinSet<String>,
+    /// The job each run task is for, so a task that panicked still frees its capacity.
+    task_jobs: HashMap<tokio::task::Id, String>,
     free_tx: watch::Sender<Capacity>,
     /// Whether something changed that may make a claim possible.
     dirty: bool,
@@ -271,7 +280,7 @@ impl<A: ClusterApi, E: JobExecutor> Node<A, E> {
                         None => lease_watch = self.api.watch_leases(),
                     }
                 }
-                while let Some(Some(done)) = self.tasks.join_next().now_or_never() {
+                while let Some(Some(done)) = self.tasks.join_next_with_id().now_or_never() {
                     any = true;
                     self.on_run_ended(done);
                 }
@@ -312,7 +321,7 @@ impl<A: ClusterApi, E: JobExecutor> Node<A, E> {
                     Some(event) => self.on_lease_event(event),
                     None => lease_watch = self.api.watch_leases(),
                 },
-                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.on_run_ended(done),
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.on_run_ended(done),
                 () = async { tokio::time::sleep_until(next_expiry.unwrap_or_else(Instant::now)).await },
                     if next_expiry.is_some() => {}
             }
@@ -453,11 +462,22 @@ impl<A: ClusterApi, E: JobExecutor> Node<A, E> {
         }
     }
 
-    fn on_run_ended(&mut self, done: Result<String, tokio::task::JoinError>) {
-        let Ok(name) = done else {
+    fn on_run_ended(&mut self, done: Result<(tokio::task::Id, String), tokio::task::JoinError>) {
+        let id = match &done {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let Some(name) = self.task_jobs.remove(&id) else {
             return;
         };
+        if let Err(e) = done {
+            // The job keeps the status last written; its capacity is free again.
+            tracing::error!(job = %name, error = %e, "the run's task ended abnormally");
+        }
         self.runs.remove(&name);
+        self.stats
+            .running
+            .store(self.runs.len() as u64, Ordering::Relaxed);
         let _ = self.free_tx.send(self.free());
         self.dirty = true;
     }
@@ -555,13 +575,17 @@ impl<A: ClusterApi, E: JobExecutor> Node<A, E> {
             stop_rx,
         };
         let task_name = name.clone();
-        self.tasks.spawn(
+        let task = self.tasks.spawn(
             async move {
                 job_run::run_job(cx).await;
                 task_name
             }
             .instrument(span),
         );
+        self.task_jobs.insert(task.id(), name);
+        self.stats
+            .running
+            .store(self.runs.len() as u64, Ordering::Relaxed);
         self.on_job(job);
     }
 }

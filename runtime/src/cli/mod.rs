@@ -24,6 +24,7 @@ mod dicom;
 mod inspect;
 mod key;
 mod new;
+mod node;
 mod nvrtc_child;
 mod progress;
 mod publish;
@@ -149,6 +150,8 @@ enum Command {
     /// Ward on Kubernetes: its CRDs, its RBAC rules, the scale simulation.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// The node runtime of Ward on Kubernetes (one per node): claims WardJobs and runs them.
+    Node(node::NodeArgs),
     /// The CUDA C compiler's child process, run by the host.
     #[command(name = "__nvrtc", hide = true)]
     NvrtcChild(nvrtc_child::NvrtcChildArgs),
@@ -163,7 +166,9 @@ pub fn main() -> i32 {
     // The long-running services say what they do (associations, payloads, jobs, exports);
     // one-shot commands only warn.
     let default_level = match &cli.command {
-        Command::Serve(_) | Command::Dicom(dicom::DicomCommand::Listen { .. }) => "info",
+        Command::Serve(_)
+        | Command::Node(_)
+        | Command::Dicom(dicom::DicomCommand::Listen { .. }) => "info",
         _ => "warn",
     };
     init_tracing(cli.log_format, default_level);
@@ -212,6 +217,7 @@ pub fn main() -> i32 {
         } => client::component(&connection, command),
         Command::NvrtcChild(args) => nvrtc_child::run(args),
         Command::Cluster(cmd) => cluster::run(cmd),
+        Command::Node(args) => node::run(args),
     };
     match result {
         Ok(code) => code,

@@ -142,7 +142,7 @@ fn prepare(
         .map(|(name, dir)| Ok((name.clone(), shared.check("dataset", dir)?)))
         .collect::<Result<_, _>>()
         .map_err(failed)?;
-    let mut pipeline = stored_pipeline(assignment, &components, registry)?;
+    let pipeline = stored_pipeline(assignment, &components, registry)?;
     // A directory left by this attempt on a node that died before it reported is not
     // reused: the attempt starts over in it.
     if job_dir.exists() {

@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod client;
 mod cluster_cli;
+mod cluster_nodes;
 mod cluster_serve;
 mod conformance;
 mod convert_clara;
