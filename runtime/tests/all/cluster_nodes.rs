@@ -422,3 +422,172 @@ fn cluster_sigterm_lets_a_short_job_finish_and_releases_a_long_one() {
         "{status:?}"
     );
 }
+
+/// `ward serve --cluster` as a process of its own, talking to the FAKE API server over HTTP.
+struct ControlPlaneProcess {
+    url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ControlPlaneProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Cluster {
+    /// Starts the control plane with its state and components on the shared volume.
+    fn control_plane(&self) -> ControlPlaneProcess {
+        use crate::service::{hash, RAD_OP};
+        use std::io::BufRead;
+        let dir = tempdir();
+        let kubeconfig = dir.path().join("kubeconfig");
+        ward_cluster::fake_http::write_kubeconfig(
+            &kubeconfig,
+            &self.url,
+            "control-plane",
+            NAMESPACE,
+        )
+        .unwrap();
+        let config = dir.path().join("serve.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:0
+state: {state}
+components: {components}
+capacity: {{memory: 1Gi, jobs: 2}}
+tenants:
+  - name: radiology
+    tokens:
+      - {{name: operator, role: operator, sha256: {o}}}
+",
+                state = self.shared.path().join("state").display(),
+                components = self.shared.path().join("components").display(),
+                o = hash(RAD_OP),
+            ),
+        )
+        .unwrap();
+        let mut child = ward()
+            .args(["serve", "--cluster", "--config"])
+            .arg(&config)
+            .env("KUBECONFIG", &kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("ward serve starts");
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let url = stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.strip_prefix("ward serve: listening on ")
+                    .map(str::to_string)
+            })
+            .expect("ward serve says where it listens");
+        ControlPlaneProcess {
+            url,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl ControlPlaneProcess {
+    fn call(&self, method: &str, path: &str, body: &[u8], kind: &str) -> Value {
+        let req = ureq::request(method, &format!("{}{path}", self.url))
+            .set(
+                "Authorization",
+                &format!("Bearer {}", crate::service::RAD_OP),
+            )
+            .set("Content-Type", kind);
+        let answer = if method == "GET" {
+            req.call()
+        } else {
+            req.send_bytes(body)
+        };
+        match answer {
+            Ok(r) => r.into_json().unwrap_or(Value::Null),
+            Err(ureq::Error::Status(code, r)) => {
+                panic!(
+                    "{method} {path}: {code} {}",
+                    r.into_string().unwrap_or_default()
+                )
+            }
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn cluster_a_job_sent_to_the_control_plane_process_runs_on_a_node_process() {
+    let cluster = Cluster::start();
+    let cp = cluster.control_plane();
+    let node = cluster.node("node-a", &[]);
+    let health = cp.call("GET", "/healthz", b"", "application/json");
+    assert_eq!(health["mode"], "cluster", "{health}");
+    cp.call(
+        "POST",
+        "/v1/pipelines",
+        b"api-version: 0.1
+name: inventory
+operators:
+  - name: stage
+    component: {path: misbehave.wasm}
+    parameters: {behaviour: sleep, sleep-ms: 100}
+    input: [{path: /payload}]
+    requests: {memory: 64Mi}
+",
+        "application/yaml",
+    );
+    let payload_dir = tempdir();
+    std::fs::write(payload_dir.path().join("image.dcm"), b"a payload file").unwrap();
+    let tar = ward::service::archive::pack(payload_dir.path()).unwrap();
+    let payload = cp.call("POST", "/v1/payloads", &tar, "application/x-tar");
+    let body =
+        serde_json::json!({"pipeline": "inventory", "payload": payload["id"], "start": true});
+    let job = cp.call(
+        "POST",
+        "/v1/jobs",
+        body.to_string().as_bytes(),
+        "application/json",
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_for(&format!("job {id} to end"), &[&node], || {
+        let job = cp.call("GET", &format!("/v1/jobs/{id}"), b"", "application/json");
+        ["succeeded", "failed", "cancelled"]
+            .contains(&job["state"].as_str().unwrap_or_default())
+            .then_some(job)
+    });
+    assert_eq!(done["state"], "succeeded", "{done}\n{}", node.log());
+    assert_eq!(done["attempts"], 1, "{done}");
+    let ward_job = cluster.get(&id);
+    assert_eq!(
+        ward_job.status.as_ref().unwrap().node.as_deref(),
+        Some("node-a")
+    );
+    // What the node's stage wrote comes back through the control plane's API.
+    let tar = ureq::get(&format!("{}/v1/jobs/{id}/results", cp.url))
+        .set(
+            "Authorization",
+            &format!("Bearer {}", crate::service::RAD_OP),
+        )
+        .call()
+        .expect("the results");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut tar.into_reader(), &mut bytes).unwrap();
+    assert!(
+        contains(&bytes, b"inventory.json"),
+        "the stage's inventory is in the results"
+    );
+    assert!(
+        contains(&bytes, b"\"tenant\": \"radiology\""),
+        "the stage ran as the job's tenant"
+    );
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
