@@ -300,6 +300,8 @@ impl<A: ClusterApi, E: JobExecutor> Node<A, E> {
             tokio::select! {
                 () = &mut shutdown, if !shutting_down => {
                     shutting_down = true;
+                    // Not ready from here: the probes see the node stopping.
+                    self.stats.ready.store(false, Ordering::Relaxed);
                     let margin = (self.config.grace / 4).min(Duration::from_secs(3));
                     release_at = Some(Instant::now() + self.config.grace.saturating_sub(margin));
                     tracing::info!(running = self.runs.len(), "shutting down: no more claims");

@@ -32,6 +32,12 @@ pub enum ClusterCommand {
         /// Seed of the jobs' tenants, sizes, priorities and durations.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Round trip of each node's requests to the API server, in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        round_trip_ms: u64,
+        /// Delay from a change to its watch event reaching a node, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        watch_delay_ms: u64,
     },
 }
 
@@ -67,7 +73,13 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
             tenants,
             kill,
             seed,
+            round_trip_ms,
+            watch_delay_ms,
         } => {
+            let latency = simulate::latency::Latency {
+                round_trip: std::time::Duration::from_millis(round_trip_ms),
+                watch_delay: std::time::Duration::from_millis(watch_delay_ms),
+            };
             let mut reports = Vec::new();
             for n in nodes {
                 tracing::info!(nodes = n, jobs, "simulating");
@@ -77,12 +89,14 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
                     tenants,
                     kill,
                     seed,
+                    latency,
                 }));
             }
             out!(
                 "Scale simulation of Ward's node runtimes against Ward's FAKE in-process API \
-                 server (virtual time; the fake answers at once, so API latency and load are \
-                 not modelled):\n"
+                 server (virtual time; each request takes the round trip, each watch event \
+                 arrives after the watch delay; the API server's own load is not \
+                 modelled):\n"
             );
             out!("{}", simulate::table(&reports).trim_end());
         }

@@ -13,8 +13,12 @@ fn cluster_simulate_runs_every_job_exactly_once() {
         .find(|l| l.starts_with("| 3 |"))
         .unwrap_or_else(|| panic!("no row for 3 nodes in:\n{}", out.stdout));
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    // | nodes | jobs | killed | ran once | ran twice+ | never ran | ...
-    assert_eq!(&cells[1..7], ["3", "200", "0", "200", "0", "0"], "{row}");
+    // | nodes | jobs | latency | killed | ran once | ran twice+ | never ran | ...
+    assert_eq!(
+        &cells[1..8],
+        ["3", "200", "20 / 100 ms", "0", "200", "0", "0"],
+        "{row}"
+    );
 }
 
 #[test]

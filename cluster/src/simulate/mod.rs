@@ -2,8 +2,12 @@
 //! node) against one FAKE API server, M jobs from several tenants with varied priority and
 //! size, run by an executor that only waits out each job's duration, optionally with k
 //! nodes killed mid-run — all in paused (virtual) time on one thread, so an hour of cluster
-//! time takes seconds. What it measures is the claim protocol and its API traffic; the fake
-//! API server answers at once, so latency and API server load are not modelled.
+//! time takes seconds. What it measures is the claim protocol and its API traffic. Each
+//! node reaches the fake through [`latency::Delayed`]: requests take a round trip and
+//! watch events arrive late, as on a real API server, which is what opens races between
+//! nodes; the API server's own load (its answers slowing as requests grow) is not modelled.
+
+pub mod latency;
 
 use crate::api::{ClusterApi, Event};
 use crate::executor::{Assignment, JobExecutor, Outcome, ProgressSender, StopReceiver};
@@ -15,6 +19,7 @@ use crate::resources::{
     WardPipelineSpec,
 };
 use futures_util::StreamExt;
+use latency::{Delayed, Latency};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -37,6 +42,8 @@ pub struct SimParams {
     /// Nodes killed (their tasks aborted) mid-run.
     pub kill: usize,
     pub seed: u64,
+    /// The way from each node to the API server.
+    pub latency: Latency,
 }
 
 /// What a simulation measured.
@@ -258,7 +265,7 @@ async fn simulate(params: SimParams) -> SimReport {
             gpu_memory_bytes: 0,
         };
         let node = NodeRuntime::new(
-            server.client(&name),
+            Delayed::new(server.client(&name), params.latency),
             SimExecutor {
                 node: name.clone(),
                 durations: durations.clone(),
@@ -401,17 +408,19 @@ fn percentages(shares: &[f64]) -> String {
 /// The reports as a Markdown table.
 pub fn table(reports: &[SimReport]) -> String {
     let mut out = String::from(
-        "| nodes | jobs | killed | ran once | ran twice+ | never ran | re-runs after node death \
+        "| nodes | jobs | latency (round trip / watch) | killed | ran once | ran twice+ | never ran | re-runs after node death \
          | claim conflicts per job | requests per node per s | watch events per node per s \
          | makespan (virtual) | tenants: % submitted | % started in first half | wall time |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|\n",
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|\n",
     );
     for r in reports {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.2} | {:.1} | {:.0} s | {} | {} | {:.1} s |",
+            "| {} | {} | {} / {} ms | {} | {} | {} | {} | {} | {:.3} | {:.2} | {:.1} | {:.0} s | {} | {} | {:.1} s |",
             r.params.nodes,
             r.params.jobs,
+            r.params.latency.round_trip.as_millis(),
+            r.params.latency.watch_delay.as_millis(),
             r.params.kill,
             r.ran_once,
             r.ran_more_than_once,
@@ -441,12 +450,16 @@ mod tests {
             tenants: 3,
             kill: 0,
             seed: 7,
+            latency: Latency {
+                round_trip: Duration::from_millis(20),
+                watch_delay: Duration::from_millis(100),
+            },
         });
         assert_eq!(r.ran_once, 300, "{r:?}");
         assert_eq!((r.ran_more_than_once, r.never_ran), (0, 0));
         assert_eq!(r.jobs_succeeded, 300);
         assert!(r.makespan_s > 20.0);
-        assert!(table(&[r]).contains("| 5 | 300 | 0 | 300 | 0 | 0 |"));
+        assert!(table(&[r]).contains("| 5 | 300 | 20 / 100 ms | 0 | 300 | 0 | 0 |"));
     }
 
     #[test]
@@ -457,6 +470,7 @@ mod tests {
             tenants: 2,
             kill: 2,
             seed: 3,
+            latency: Latency::NONE,
         });
         assert!(r.reruns_after_node_death > 0, "{r:?}");
         assert_eq!(r.ran_once, 400, "{r:?}");
