@@ -9,6 +9,7 @@ mod dicom;
 mod pipeline;
 mod ports;
 mod registry;
+mod render;
 mod segment;
 mod service;
 pub mod stats;
@@ -17,6 +18,7 @@ pub use dicom::dimse_ingest;
 pub use pipeline::{compile_times, instantiate_time, trivial_pipeline_time};
 pub use ports::{ports_throughput, rate};
 pub use registry::registry_round_trip;
+pub use render::render_figures;
 pub use segment::segment_sandbox_vs_native;
 pub use service::service_load;
 

@@ -54,6 +54,10 @@ pub struct BenchArgs {
     registry_repeats: usize,
     #[command(flatten)]
     registry_args: super::registry_args::RegistryArgs,
+    /// Slices the render server draws for its figure (0 skips the render figures); the
+    /// volume is --size x --size x --slices.
+    #[arg(long, default_value_t = 200)]
+    render_slices: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -298,6 +302,61 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
                 "ms",
             )
             .baseline("skopeo copy", ms(&figures.skopeo_copy)),
+        );
+    }
+
+    if args.render_slices > 0 {
+        let r = bench::render_figures(
+            engine.clone(),
+            &components,
+            dims,
+            args.render_slices,
+            scratch.path(),
+        )?;
+        let ms = |s: &bench::stats::Summary| s.median_us / 1e3;
+        let [x, y, z] = r.dims;
+        rows.push(
+            Row::new(
+                format!("render server: {x}x{y} slice as PNG (window, overlay), p50"),
+                ms(&r.slice),
+                "ms",
+            )
+            .baseline("copy of the slice + PNG", ms(&r.slice_baseline)),
+        );
+        rows.push(
+            Row::new(
+                format!("render server: {x}x{y} slice as PNG, p99"),
+                r.slice.p99_us / 1e3,
+                "ms",
+            )
+            .baseline(
+                "copy of the slice + PNG, p99",
+                r.slice_baseline.p99_us / 1e3,
+            ),
+        );
+        rows.push(Row::new(
+            format!("render server: turning MIP of {x}x{y}x{z}, per angle, p50"),
+            ms(&r.mip),
+            "ms",
+        ));
+        rows.push(
+            Row::new(
+                "render server: job state change to its SSE event, p50",
+                ms(&r.sse),
+                "ms",
+            )
+            .baseline("HTTP round trip to /healthz", ms(&r.round_trip)),
+        );
+        rows.push(
+            Row::new(
+                "render server: job state change to its SSE event, p99",
+                r.sse.p99_us / 1e3,
+                "ms",
+            )
+            .baseline(
+                "HTTP round trip to /healthz, p99",
+                r.round_trip.p99_us / 1e3,
+            ),
         );
     }
 

@@ -630,3 +630,22 @@ pub fn verify(
         head,
     })
 }
+
+/// The payloads that DICOM associations made for `tenant`, newest first: (time, calling AE
+/// as the principal `dicom:<AE>`, the record's detail naming the called AE, payload id).
+pub fn dicom_receipts(
+    db: &Db,
+    tenant: &str,
+    limit: usize,
+) -> Result<Vec<(f64, String, String, String)>, DbError> {
+    let conn = db.lock();
+    let mut stmt = conn.prepare(
+        "SELECT time, principal, detail, object FROM audit
+         WHERE tenant = ?1 AND action = 'payload.created' AND principal LIKE 'dicom:%'
+         ORDER BY seq DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![tenant, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -100,6 +100,9 @@ pub enum DbError {
 
 pub struct Db {
     conn: Mutex<Connection>,
+    /// Bumped after every change to a job's row, so watchers (the UI's live updates) wake
+    /// on a change instead of polling the database.
+    job_changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// A job's priority, Clara's four levels; `immediate` drains first.
@@ -264,7 +267,17 @@ impl Db {
         }
         Ok(Db {
             conn: Mutex::new(conn),
+            job_changes: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// A receiver that sees a new value after each change to any job's row.
+    pub fn watch_jobs(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.job_changes.subscribe()
+    }
+
+    fn job_changed(&self) {
+        self.job_changes.send_modify(|n| *n += 1);
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -606,11 +619,14 @@ impl Db {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![id, tenant, pipeline_id, payload_id, priority as i64, state, max_attempts, memory as i64, now()],
         )?;
-        Ok(conn.query_row(
+        let row = conn.query_row(
             &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
             params![id],
             job_row,
-        )?)
+        )?;
+        drop(conn);
+        self.job_changed();
+        Ok(row)
     }
 
     pub fn job(&self, tenant: &str, id: &str) -> Result<Option<JobRow>, DbError> {
@@ -638,6 +654,101 @@ impl Db {
              ORDER BY seq LIMIT ?4"
         ))?;
         let rows = stmt.query_map(params![tenant, after, state, limit as i64], job_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A page of `tenant`'s jobs for the UI, newest first, with each one's pipeline name and
+    /// version, filtered by state, pipeline name and priority; and how many match in all.
+    pub fn jobs_for_ui(
+        &self,
+        tenant: &str,
+        state: Option<&str>,
+        pipeline: Option<&str>,
+        priority: Option<Priority>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<(JobRow, String, i64)>, usize), DbError> {
+        let conn = self.lock();
+        let columns: String = JOB_COLUMNS
+            .split(", ")
+            .map(|c| format!("j.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let filter = "j.tenant = ?1 AND (?2 IS NULL OR j.state = ?2) AND (?3 IS NULL OR p.name = ?3) AND (?4 IS NULL OR j.priority = ?4)";
+        let priority = priority.map(|p| p as i64);
+        let total: i64 = conn.query_row(
+            &format!("SELECT COUNT(*) FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id WHERE {filter}"),
+            params![tenant, state, pipeline, priority],
+            |r| r.get(0),
+        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {columns}, p.name, p.version FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id
+             WHERE {filter} ORDER BY j.seq DESC LIMIT ?5 OFFSET ?6"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                tenant,
+                state,
+                pipeline,
+                priority,
+                limit as i64,
+                offset as i64
+            ],
+            |r| Ok((job_row(r)?, r.get(14)?, r.get(15)?)),
+        )?;
+        Ok((rows.collect::<Result<_, _>>()?, total as usize))
+    }
+
+    /// The stored pipeline version with id `id`, if it is `tenant`'s.
+    pub fn pipeline_by_id(&self, tenant: &str, id: i64) -> Result<Option<PipelineRow>, DbError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT id, name, version, created, yaml FROM pipelines WHERE tenant = ?1 AND id = ?2",
+                params![tenant, id],
+                |r| {
+                    Ok(PipelineRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        version: r.get(2)?,
+                        created: r.get(3)?,
+                        yaml: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Per pipeline name of `tenant`: its jobs by state, and when one last started.
+    pub fn pipeline_activity(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(String, String, i64, Option<f64>)>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT p.name, j.state, COUNT(*), MAX(j.started) FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id
+             WHERE j.tenant = ?1 GROUP BY p.name, j.state ORDER BY p.name, j.state",
+        )?;
+        let rows = stmt.query_map(params![tenant], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The id, state and attempts of `tenant`'s newest `limit` jobs: what the UI's live list
+    /// compares to see which rows changed.
+    pub fn job_states(
+        &self,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String, i64)>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, state, attempts FROM jobs WHERE tenant = ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![tenant, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -680,6 +791,8 @@ impl Db {
                     &format!("UPDATE jobs SET {stamp} state = ?2 WHERE id = ?1"),
                     params![id, to, now()],
                 )?;
+                drop(conn);
+                self.job_changed();
                 Ok(true)
             }
             _ => Ok(false),
@@ -693,6 +806,7 @@ impl Db {
             "UPDATE jobs SET attempts = ?2 WHERE id = ?1",
             params![id, attempts],
         )?;
+        self.job_changed();
         Ok(())
     }
 
@@ -701,6 +815,7 @@ impl Db {
             "UPDATE jobs SET failure = ?2 WHERE id = ?1",
             params![id, failure],
         )?;
+        self.job_changed();
         Ok(())
     }
 

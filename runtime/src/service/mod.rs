@@ -20,10 +20,11 @@ mod job_events;
 pub mod multipart;
 #[cfg(test)]
 mod mutation;
-mod scheduler;
+pub mod scheduler;
 pub mod storage;
 pub mod submit;
 pub mod tls;
+pub mod ui;
 mod worker;
 
 use crate::engine::Engine;
@@ -57,6 +58,8 @@ pub struct Service {
     pub mode: Mode,
     /// The cluster dispatcher's side of the service, once it started (cluster mode only).
     pub cluster: std::sync::OnceLock<Arc<cluster_dispatch::Link>>,
+    /// The web UI's sessions and rendered pictures.
+    pub ui: ui::UiState,
 }
 
 /// Where a service's jobs run.
@@ -158,6 +161,7 @@ impl Service {
             components,
             mode,
             cluster: std::sync::OnceLock::new(),
+            ui: ui::UiState::default(),
         });
         service.recover()?;
         for tenant in &service.config.tenants {

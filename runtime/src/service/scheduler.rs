@@ -102,6 +102,52 @@ fn next(config: &ServeConfig, running: &[JobRow], queued: &[JobRow]) -> Option<J
     fits.then(|| (*head).clone())
 }
 
+/// Why queued job `id` has not started: its place in the queue (in the order `next` takes
+/// jobs) and which limit holds it, as the UI tells it.
+pub fn pending_reason(
+    config: &ServeConfig,
+    running: &[JobRow],
+    queued: &[JobRow],
+    id: &str,
+) -> Option<String> {
+    let mut per_tenant: HashMap<&str, usize> = HashMap::new();
+    for r in running {
+        *per_tenant.entry(r.tenant.as_str()).or_default() += 1;
+    }
+    let held = |t: &str| per_tenant.get(t).copied().unwrap_or(0);
+    let mut order: Vec<&JobRow> = queued.iter().collect();
+    order.sort_by_key(|j| (std::cmp::Reverse(j.priority), held(&j.tenant), j.seq));
+    let place = order.iter().position(|j| j.id == id)?;
+    let job = order[place];
+    let quota = config
+        .tenant(&job.tenant)
+        .map_or(0, |t| t.quotas.concurrent_jobs);
+    let memory_used: u64 = running.iter().map(|r| r.memory as u64).sum();
+    let why = if held(&job.tenant) >= quota {
+        format!(
+            "tenant {}'s quota of {quota} concurrent jobs is in use",
+            job.tenant
+        )
+    } else if running.len() >= config.capacity_jobs {
+        format!(
+            "all {} job slots of the node are in use",
+            config.capacity_jobs
+        )
+    } else if !running.is_empty() && memory_used + job.memory as u64 > config.capacity_memory {
+        format!(
+            "it needs {} MiB of memory; running jobs hold {} MiB of the node's {} MiB",
+            job.memory as u64 >> 20,
+            memory_used >> 20,
+            config.capacity_memory >> 20
+        )
+    } else if place > 0 {
+        format!("{place} jobs come before it")
+    } else {
+        "it starts next".to_string()
+    };
+    Some(format!("#{} in the queue: {why}", place + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,4 +34,7 @@ mod service_uploads;
 mod stow_clients;
 mod streaming;
 mod support;
+mod ui;
+mod ui_browser;
 mod validation;
+mod webdriver;

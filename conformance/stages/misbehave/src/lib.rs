@@ -44,6 +44,7 @@ impl ward_stage_sdk::Guest for Misbehave {
             "env" => report_environment(),
             "undeclared" => report_undeclared(),
             "sleep" => sleep(),
+            "tick" => tick(),
             "block-on-port" => blocking::block_on_port(),
             "random" => write_random(),
             other => Err(invalid_input!("unknown behaviour '{other}'")),
@@ -136,6 +137,17 @@ fn write_random() -> Result<(), StageError> {
 fn sleep() -> Result<(), StageError> {
     let ms: u64 = ward_stage_sdk::param("sleep-ms", 200)?;
     std::thread::sleep(std::time::Duration::from_millis(ms));
+    inventory()
+}
+
+/// Logs `tick N` every `sleep-ms` for `ticks` times: a log that grows while the stage runs.
+fn tick() -> Result<(), StageError> {
+    let ms: u64 = ward_stage_sdk::param("sleep-ms", 200)?;
+    let ticks: u64 = ward_stage_sdk::param("ticks", 10)?;
+    for n in 1..=ticks {
+        log_info!("tick {n}");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     inventory()
 }
 

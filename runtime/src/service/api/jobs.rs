@@ -108,7 +108,7 @@ pub async fn create(
     .await
 }
 
-fn job_of(service: &Service, principal: &Principal, id: &str) -> Result<JobRow, ApiError> {
+pub fn job_of(service: &Service, principal: &Principal, id: &str) -> Result<JobRow, ApiError> {
     service
         .db
         .job(&principal.tenant, id)?
@@ -172,39 +172,41 @@ pub async fn start(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Role::Operator)?;
-    blocking(move || {
-        let job = job_of(&service, &principal, &id)?;
-        // A WardJob is one run, named by its job: a finished one is not started again.
-        if service.mode == crate::service::Mode::Cluster && job.state != "created" {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "bad-state",
-                format!(
-                    "job '{id}' is {}; in cluster mode only a created job can be started (submit a new job to run it again)",
-                    job.state
-                ),
-            ));
-        }
-        // A failed or cancelled job runs again from its untouched payload.
-        if !service
-            .db
-            .transition(&job.id, &["created", "failed", "cancelled"], "queued")?
-        {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "bad-state",
-                format!(
-                    "job '{id}' is {}; only a created, failed or cancelled job can be started",
-                    job.state
-                ),
-            ));
-        }
-        service.audit(&principal.tenant, &principal.name, "job.queued", &id, "");
-        crate::service::job_events::queued(&id, &principal.tenant, &principal.name);
-        service.notify();
-        Ok(Json(json!(job_of(&service, &principal, &id)?)))
-    })
-    .await
+    blocking(move || Ok(Json(json!(start_job(&service, &principal, &id)?)))).await
+}
+
+/// Queues job `id` again (created, failed or cancelled): the API's and the UI's start.
+pub fn start_job(service: &Service, principal: &Principal, id: &str) -> Result<JobRow, ApiError> {
+    let job = job_of(service, principal, id)?;
+    // A WardJob is one run, named by its job: a finished one is not started again.
+    if service.mode == crate::service::Mode::Cluster && job.state != "created" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "bad-state",
+            format!(
+                "job '{id}' is {}; in cluster mode only a created job can be started (submit a new job to run it again)",
+                job.state
+            ),
+        ));
+    }
+    // A failed or cancelled job runs again from its untouched payload.
+    if !service
+        .db
+        .transition(&job.id, &["created", "failed", "cancelled"], "queued")?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "bad-state",
+            format!(
+                "job '{id}' is {}; only a created, failed or cancelled job can be started",
+                job.state
+            ),
+        ));
+    }
+    service.audit(&principal.tenant, &principal.name, "job.queued", id, "");
+    crate::service::job_events::queued(id, &principal.tenant, &principal.name);
+    service.notify();
+    job_of(service, principal, id)
 }
 
 pub async fn cancel(
@@ -213,33 +215,35 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Role::Operator)?;
-    blocking(move || {
-        let job = job_of(&service, &principal, &id)?;
-        if service
-            .db
-            .transition(&job.id, &["created", "queued"], "cancelled")?
-        {
-            service.audit(&principal.tenant, &principal.name, "job.cancelled", &id, "");
-            service.cancel_dispatched(&id);
-        } else if job.state == "running" {
-            service.cancel_running(&id);
-            service.audit(
-                &principal.tenant,
-                &principal.name,
-                "job.cancel-requested",
-                &id,
-                "",
-            );
-        } else {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "bad-state",
-                format!("job '{id}' is {}: nothing to cancel", job.state),
-            ));
-        }
-        Ok(Json(json!(job_of(&service, &principal, &id)?)))
-    })
-    .await
+    blocking(move || Ok(Json(json!(cancel_job(&service, &principal, &id)?)))).await
+}
+
+/// Cancels job `id` (queued, or running: its stages are stopped): the API's and the UI's.
+pub fn cancel_job(service: &Service, principal: &Principal, id: &str) -> Result<JobRow, ApiError> {
+    let job = job_of(service, principal, id)?;
+    if service
+        .db
+        .transition(&job.id, &["created", "queued"], "cancelled")?
+    {
+        service.audit(&principal.tenant, &principal.name, "job.cancelled", id, "");
+        service.cancel_dispatched(id);
+    } else if job.state == "running" {
+        service.cancel_running(id);
+        service.audit(
+            &principal.tenant,
+            &principal.name,
+            "job.cancel-requested",
+            id,
+            "",
+        );
+    } else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "bad-state",
+            format!("job '{id}' is {}: nothing to cancel", job.state),
+        ));
+    }
+    job_of(service, principal, id)
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@
 //! `/metrics` and recorded at most once a minute per source (see `refusals`).
 
 mod components;
-mod jobs;
+pub mod jobs;
 mod ops;
 mod payloads;
 mod pipelines;
@@ -154,7 +154,12 @@ fn scraper_of(service: &Service, req: &Request) -> Option<MetricsScraper> {
 /// The caller's principal, from the bearer token (compared by its SHA-256; the token itself
 /// is never stored or logged).
 fn principal_of(service: &Service, req: &Request) -> Option<Principal> {
-    let hash = super::config::token_hash(bearer(req)?);
+    principal_of_hash(service, &super::config::token_hash(bearer(req)?))
+}
+
+/// The principal of the token whose SHA-256 is `hash`, if it is one of the configuration's
+/// and unexpired (the UI's sessions hold the hash and ask again on every request).
+pub fn principal_of_hash(service: &Service, hash: &str) -> Option<Principal> {
     let now = super::db::now();
     // An expired token is no principal.
     service.config.tenants.iter().find_map(|t| {
@@ -263,6 +268,8 @@ pub fn router(service: Arc<Service>) -> Router {
             service.clone(),
             authenticate_and_audit,
         ))
+        // The web UI: signed in by its session cookie, not by the API's bearer token.
+        .merge(super::ui::router())
         .with_state(service)
 }
 
