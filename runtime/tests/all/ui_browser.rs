@@ -128,7 +128,14 @@ fn ui_in_a_browser_jobs_live_graph_viewer_and_scope() {
     b.goto(&format!("{}/ui/jobs/{id}", server.url));
     b.find("svg.dag");
     for stage in ["dicom-reader", "segment", "render"] {
-        let text = b.text(&b.find(&format!("#dag-{stage} text.state")));
+        // Read in one script: the live updates may swap the graph in between two calls.
+        let text = b.wait_until(
+            &format!("{stage}'s box in the graph"),
+            &format!(
+                "var t = document.querySelector('#dag-{stage} text.state'); return t && t.textContent;"
+            ),
+        );
+        let text = text.as_str().unwrap();
         assert!(text.contains("succeeded"), "{stage}: {text}");
         assert!(text.contains('✓'), "{stage}: the state has an icon: {text}");
     }

@@ -70,6 +70,9 @@ struct JobsPage {
 #[template(path = "ui/job_rows.html")]
 struct RowsFragment {
     jobs: Vec<JobItem>,
+    total: usize,
+    first: usize,
+    last: usize,
 }
 
 #[derive(Template)]
@@ -249,8 +252,13 @@ pub async fn rows(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, UiError> {
     blocking_ui(move || {
-        let (jobs, _, _) = list_items(&service, signed.principal(), &q)?;
-        page(&RowsFragment { jobs })
+        let (jobs, total, page_no) = list_items(&service, signed.principal(), &q)?;
+        page(&RowsFragment {
+            first: page_no * PAGE + 1,
+            last: page_no * PAGE + jobs.len(),
+            total,
+            jobs,
+        })
     })
     .await
 }
@@ -324,6 +332,8 @@ pub struct StagesFragment {
 struct JobPage {
     chrome: Chrome,
     id: String,
+    /// The digest of the stages fragment as rendered, for the live updates.
+    seen: String,
     state: String,
     icon: &'static str,
     class: &'static str,
@@ -624,6 +634,7 @@ pub async fn show(
         };
         let operator = signed.principal().role >= Role::Operator;
         let fragment = v.stages_fragment();
+        let seen = super::live::digest(&fragment.render().map_err(UiError::internal)?);
         let outputs = outputs_of(&v.summary, v.attempt_dir.as_ref());
         let mut payloads = service.db.job_payloads(&job.id)?;
         if payloads.is_empty() {
@@ -658,6 +669,7 @@ pub async fn show(
         let cluster = service.mode == crate::service::Mode::Cluster;
         page(&JobPage {
             chrome: signed.chrome(&service, "jobs"),
+            seen,
             id: job.id.clone(),
             state: job.state.clone(),
             icon,

@@ -94,10 +94,24 @@ pub async fn jobs(State(service): State<Arc<Service>>, signed: Signed) -> Respon
 
 /// `GET /ui/jobs/{id}/events`: the job's graph and stages, sent whenever its summary or its
 /// row changes.
+#[derive(Deserialize)]
+pub struct Seen {
+    /// The digest of the fragment the page was rendered with.
+    #[serde(default)]
+    seen: Option<String>,
+}
+
+/// A short digest of a fragment, so a page can say which one it shows.
+pub fn digest(html: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(html.as_bytes())[..12])
+}
+
 pub async fn job(
     State(service): State<Arc<Service>>,
     signed: Signed,
     Path(id): Path<String>,
+    Query(q): Query<Seen>,
 ) -> Result<Response, UiError> {
     let principal = signed.0.principal.clone();
     {
@@ -105,7 +119,8 @@ pub async fn job(
         blocking_ui(move || job_view(&s, &p, &i).map(|_| ())).await?;
     }
     let changes = service.db.watch_jobs();
-    let state = (service, principal, id, changes, String::new());
+    // What the page already shows is not sent again.
+    let state = (service, principal, id, changes, q.seen.unwrap_or_default());
     Ok(sse(stream::unfold(
         state,
         |(service, principal, id, mut changes, last)| async move {
@@ -118,9 +133,10 @@ pub async fn job(
                 })
                 .await
                 .ok()??;
-                if html != last {
-                    let event = Event::default().event("stages").data(html.clone());
-                    return Some((Ok(event), (service, principal, id, changes, html)));
+                let now = digest(&html);
+                if now != last {
+                    let event = Event::default().event("stages").data(html);
+                    return Some((Ok(event), (service, principal, id, changes, now)));
                 }
                 // The summary is a file: look again soon, or at once on a row change.
                 let _ = tokio::time::timeout(FILE_POLL, changes.changed()).await;
