@@ -189,6 +189,24 @@ fn ui_sign_in_gives_a_strict_http_only_cookie_and_refuses_bad_tokens_and_forms()
     let (code, _) = ui.post("/ui/logout", &ui.csrf.clone());
     assert_eq!(code, 303);
     assert_eq!(ui.get("/ui/jobs").0, 303);
+    // An address that keeps guessing is held back for the minute, even with a good token.
+    let form = response(a.get(&format!("{}/ui/login", server.url)).call());
+    let (login_cookie, _) = set_cookie(&form, "ward_login").unwrap();
+    let csrf = csrf_of(&form.into_string().unwrap());
+    let attempt = |token: &str| {
+        response(
+            a.post(&format!("{}/ui/login", server.url))
+                .set("Cookie", &login_cookie)
+                .send_form(&[("token", token), ("csrf", &csrf)]),
+        )
+        .status()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(attempt("a-guess"));
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(attempt(RAD_OP), 429);
     // The sign-ins are in the tenant's audit trail, and no token is in the log of it.
     let audit = server.audit(crate::service::RAD_ADMIN);
     assert!(

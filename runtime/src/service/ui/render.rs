@@ -159,7 +159,8 @@ fn apply(lut: &[u8], image: &Image<i16>) -> Image<u8> {
 /// patient's long axis for an axial series), from anterior (0) towards the patient's left.
 /// Every voxel is scattered into the column its position projects to, so each image row
 /// (a k, superior at the top) is the maximum along the turned ray.
-pub fn mip_turned<T: Copy + Ord + Default>(volume: &Volume<T>, angle: f64) -> Image<T> {
+/// Columns no voxel projects to stay `floor` (the type's least value: black).
+pub fn mip_turned<T: Copy + Ord>(volume: &Volume<T>, angle: f64, floor: T) -> Image<T> {
     let [nx, ny, nz] = volume.dims;
     let [sx, sy, sz] = volume.spacing;
     let (sin, cos) = angle.sin_cos();
@@ -177,18 +178,14 @@ pub fn mip_turned<T: Copy + Ord + Default>(volume: &Volume<T>, angle: f64) -> Im
             })
         })
         .collect();
-    let mut data = vec![T::default(); width * nz];
-    let mut filled = vec![false; width * nz];
+    let mut data = vec![floor; width * nz];
     for k in 0..nz {
         let row = nz - 1 - k;
         let out = &mut data[row * width..(row + 1) * width];
-        let seen = &mut filled[row * width..(row + 1) * width];
         let plane = &volume.data[k * nx * ny..(k + 1) * nx * ny];
         for (&u, &v) in column.iter().zip(plane) {
-            if !seen[u] || v > out[u] {
-                out[u] = v;
-                seen[u] = true;
-            }
+            let o = &mut out[u];
+            *o = (*o).max(v);
         }
     }
     Image {
@@ -232,9 +229,9 @@ pub fn draw(loaded: &Loaded, picture: &Picture) -> Result<Vec<u8>, ViewError> {
         }
         View::Mip(step) => {
             let angle = (step % MIP_ANGLES) as f64 * std::f64::consts::TAU / MIP_ANGLES as f64;
-            let ct = mip_turned(&loaded.ct, angle);
+            let ct = mip_turned(&loaded.ct, angle, i16::MIN);
             let labels = (picture.opacity > 0)
-                .then(|| loaded.labels.as_ref().map(|l| mip_turned(l, angle)))
+                .then(|| loaded.labels.as_ref().map(|l| mip_turned(l, angle, 0)))
                 .flatten();
             (apply(&lut, &ct), labels)
         }
@@ -490,12 +487,12 @@ mod tests {
         let dims = [9, 9, 2];
         let mut v = Volume::filled(dims, 0i16);
         v.set(0, 4, 1, 1000);
-        let front = mip_turned(&v, 0.0);
-        let side = mip_turned(&v, std::f64::consts::FRAC_PI_2);
+        let front = mip_turned(&v, 0.0, i16::MIN);
+        let side = mip_turned(&v, std::f64::consts::FRAC_PI_2, i16::MIN);
         let col = |img: &Image<i16>| (0..img.width).find(|&x| img.get(x, 0) == 1000).unwrap();
         assert!(col(&front) < front.width / 2 - 2, "{}", col(&front));
         assert!(col(&side).abs_diff(side.width / 2) <= 1, "{}", col(&side));
         // Row 0 is the top: the highest k.
-        assert!((0..front.width).all(|x| front.get(x, 1) == 0));
+        assert!((0..front.width).all(|x| front.get(x, 1) <= 0));
     }
 }

@@ -41,7 +41,14 @@ pub struct Session {
 #[derive(Default)]
 pub struct Sessions {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Failed sign-ins per source address in the current minute.
+    failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
 }
+
+/// Failed sign-ins one address may make in a minute before it is refused for the rest of it.
+pub const MAX_FAILURES_PER_MINUTE: u32 = 10;
+/// Addresses whose failures are counted at once (the oldest window is dropped for a new one).
+const MAX_COUNTED: usize = 10_000;
 
 /// 32 random bytes as hex: session ids and CSRF tokens.
 pub fn random_token() -> String {
@@ -134,6 +141,43 @@ impl Sessions {
         })
     }
 
+    /// Whether `source` has used up its failed sign-ins for this minute.
+    pub fn sign_in_refused(&self, source: Option<std::net::IpAddr>) -> bool {
+        let Some(source) = source else {
+            return false;
+        };
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.get(&source).is_some_and(|(n, since)| {
+            *n >= MAX_FAILURES_PER_MINUTE && since.elapsed() < Duration::from_secs(60)
+        })
+    }
+
+    /// Counts a failed sign-in from `source`.
+    pub fn sign_in_failed(&self, source: Option<std::net::IpAddr>) {
+        let Some(source) = source else {
+            return;
+        };
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if failures.len() >= MAX_COUNTED && !failures.contains_key(&source) {
+            failures.retain(|_, (_, since)| now.duration_since(*since) < Duration::from_secs(60));
+            if failures.len() >= MAX_COUNTED {
+                if let Some(oldest) = failures
+                    .iter()
+                    .min_by_key(|(_, (_, t))| *t)
+                    .map(|(k, _)| *k)
+                {
+                    failures.remove(&oldest);
+                }
+            }
+        }
+        let entry = failures.entry(source).or_insert((0, now));
+        if now.duration_since(entry.1) >= Duration::from_secs(60) {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
     pub fn end(&self, id: &str) {
         self.entries
             .lock()
@@ -170,6 +214,19 @@ mod tests {
         assert!(same_secret("abcd", "abcd"));
         assert!(!same_secret("abcd", "abce"));
         assert!(!same_secret("abc", "abcd"));
+    }
+
+    #[test]
+    fn an_address_that_keeps_failing_is_refused_for_the_minute() {
+        let s = Sessions::default();
+        let a = Some("10.0.0.1".parse().unwrap());
+        let b = Some("10.0.0.2".parse().unwrap());
+        for _ in 0..MAX_FAILURES_PER_MINUTE {
+            assert!(!s.sign_in_refused(a));
+            s.sign_in_failed(a);
+        }
+        assert!(s.sign_in_refused(a));
+        assert!(!s.sign_in_refused(b), "other addresses are not held back");
     }
 
     #[test]

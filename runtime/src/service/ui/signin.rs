@@ -88,8 +88,17 @@ pub async fn sign_in(
             StatusCode::FORBIDDEN,
         );
     }
+    if service.ui.sessions.sign_in_refused(peer) {
+        tracing::warn!(source = ?peer, "UI sign-in refused: too many failed sign-ins from this address");
+        return login_page(
+            &service,
+            Some("Too many failed sign-ins from this address: wait a minute.".into()),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
     let hash = crate::service::config::token_hash(form.token.trim());
     let Some(principal) = crate::service::api::principal_of_hash(&service, &hash) else {
+        service.ui.sessions.sign_in_failed(peer);
         // The token is never logged; the source address is.
         tracing::warn!(source = ?peer, "UI sign-in refused: not a valid, unexpired token");
         return login_page(
