@@ -408,7 +408,12 @@ impl<A: ClusterApi, E: JobExecutor> Node<A, E> {
             || (job.attempt() == run.attempt
                 && job.phase().is_held()
                 && job.holder() != Some(self.config.name.as_str()));
-        if taken && stop_reason_of(run) != Some(StopReason::Lost) {
+        // The run's own status writer may have seen the loss first (a 409 and a fresh read)
+        // and marked it lost, but it cannot stop the run: until the stop is signalled as
+        // lost, it is signalled here (once).
+        let stopped_as_lost =
+            *run.stop_tx.borrow() && stop_reason_of(run) == Some(StopReason::Lost);
+        if taken && !stopped_as_lost {
             tracing::warn!(job = %name, attempt = run.attempt, holder = ?job.holder(),
                 "job was re-claimed by another node; stopping this run");
             self.stats.lost_runs.fetch_add(1, Ordering::Relaxed);
