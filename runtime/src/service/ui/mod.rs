@@ -1,8 +1,8 @@
 //! The web UI under `/ui`, served by `ward serve` itself: jobs live, a job's graph, stages,
 //! logs and results, the render server's viewer, pipelines, DICOM activity and the node.
 //! Pages are server-rendered (askama templates in `runtime/templates/ui`); htmx and its SSE
-//! extension (vendored, embedded) add live updates, and a small script the viewer's keys and
-//! drags. Everything works without JavaScript but those.
+//! extension (vendored, embedded) add live updates, and a small script of Ward's own adds the
+//! viewer's keys and drags. Everything works without JavaScript but those.
 //!
 //! A person signs in with an API token, exchanged for a session cookie (`session`); every
 //! page is scoped to the token's tenant and role exactly as the API is — another tenant's
