@@ -10,10 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ward::engine::Engine;
-use ward::service::config::{token_hash, ServeConfig};
+use ward::service::config::token_hash;
 use ward::service::db::Priority;
 use ward::service::ui::render::{self, Loaded, Picture, View, Window, MIP_ANGLES};
-use ward::service::{api, Service};
 
 pub struct RenderFigures {
     pub dims: [usize; 3],
@@ -149,22 +148,15 @@ fn sse_delay(
     scratch: &Path,
     n: usize,
 ) -> anyhow::Result<(Summary, Summary)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let config_path = scratch.join("render-bench.yaml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "listen: 127.0.0.1:{port}\nstate: render-bench-state\ncomponents: {}\ntenants:\n  - name: bench\n    tokens: [{{name: bench, role: operator, sha256: {}}}]\n",
-            components.display(),
-            token_hash(TOKEN)
-        ),
-    )?;
-    let config = ServeConfig::load(&config_path)?;
-    let listen = config.listen.clone();
     // The scheduler is not started: the job only moves when this benchmark moves it.
-    let service = Service::open(config, engine)?;
+    let (url, service) = super::service::serve_in_process(
+        engine,
+        components,
+        scratch,
+        "render-bench",
+        TOKEN,
+        false,
+    )?;
     let yaml = "api-version: 0.1\nname: still\noperators:\n  - name: noop\n    component: {path: misbehave.wasm}\n    input: [{path: /payload}]\n";
     let pipeline = service.db.add_pipeline("bench", "still", yaml)?;
     service.db.begin_payload("bench", "pl-bench")?;
@@ -180,17 +172,6 @@ fn sse_delay(
         0,
     )?;
     let session = service.ui.sessions.create(token_hash(TOKEN));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(&listen))?;
-    let s = service.clone();
-    std::thread::spawn(move || {
-        runtime.block_on(async move {
-            let _ = axum::serve(listener, api::router(s)).await;
-        })
-    });
-    let url = format!("http://{listen}");
     let stream = ureq::get(&format!("{url}/ui/events"))
         .set("Cookie", &format!("ward_session={session}"))
         .call()

@@ -22,34 +22,46 @@ pub struct ServiceLoad {
 
 const TOKEN: &str = "bench-token";
 
-/// Starts the service on a free port; returns its URL.
-fn start(engine: Arc<Engine>, components: &Path, scratch: &Path) -> anyhow::Result<String> {
+/// Starts a `ward serve` in this process on a free port, with one tenant `bench` whose
+/// operator token is `token`, its state in `scratch/<name>-state`; its scheduler runs only
+/// when `schedule`. Returns its URL and the service.
+pub fn serve_in_process(
+    engine: Arc<Engine>,
+    components: &Path,
+    scratch: &Path,
+    name: &str,
+    token: &str,
+    schedule: bool,
+) -> anyhow::Result<(String, Arc<Service>)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let config_path = scratch.join("serve-bench.yaml");
+    let config_path = scratch.join(format!("{name}.yaml"));
     std::fs::write(
         &config_path,
         format!(
-            "listen: 127.0.0.1:{port}\nstate: serve-bench-state\ncomponents: {}\ntenants:\n  - name: bench\n    tokens: [{{name: bench, role: operator, sha256: {}}}]\n",
+            "listen: 127.0.0.1:{port}\nstate: {name}-state\ncomponents: {}\ntenants:\n  - name: bench\n    tokens: [{{name: bench, role: operator, sha256: {}}}]\n",
             components.display(),
-            token_hash(TOKEN)
+            token_hash(token)
         ),
     )?;
     let config = ServeConfig::load(&config_path)?;
     let listen = config.listen.clone();
     let service = Service::open(config, engine)?;
-    service.start();
+    if schedule {
+        service.start();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(&listen))?;
+    let served = service.clone();
     std::thread::spawn(move || {
         runtime.block_on(async move {
-            let _ = axum::serve(listener, api::router(service)).await;
+            let _ = axum::serve(listener, api::router(served)).await;
         })
     });
-    Ok(format!("http://{listen}"))
+    Ok((format!("http://{listen}"), service))
 }
 
 fn call(method: &str, url: &str, body: Option<Value>) -> anyhow::Result<Value> {
@@ -70,7 +82,7 @@ pub fn service_load(
     clients: usize,
     scratch: &Path,
 ) -> anyhow::Result<ServiceLoad> {
-    let url = start(engine, components, scratch)?;
+    let (url, _) = serve_in_process(engine, components, scratch, "serve-bench", TOKEN, true)?;
     let yaml = "api-version: 0.1\nname: trivial\noperators:\n  - name: noop\n    component: {path: misbehave.wasm}\n    parameters: {behaviour: noop}\n    input: [{path: /payload}]\n";
     let r = ureq::post(&format!("{url}/v1/pipelines"))
         .set("Authorization", &format!("Bearer {TOKEN}"))

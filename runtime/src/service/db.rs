@@ -230,6 +230,17 @@ fn payload_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PayloadRow> {
     })
 }
 
+/// A row of `SELECT id, name, version, created, yaml FROM pipelines`.
+fn pipeline_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PipelineRow> {
+    Ok(PipelineRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        version: r.get(2)?,
+        created: r.get(3)?,
+        yaml: r.get(4)?,
+    })
+}
+
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
         seq: r.get(0)?,
@@ -345,15 +356,7 @@ impl Db {
         let mut stmt = conn.prepare(
             "SELECT id, name, version, created, yaml FROM pipelines WHERE tenant = ?1 ORDER BY name, version",
         )?;
-        let rows = stmt.query_map(params![tenant], |r| {
-            Ok(PipelineRow {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                version: r.get(2)?,
-                created: r.get(3)?,
-                yaml: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![tenant], pipeline_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -699,22 +702,15 @@ impl Db {
         Ok((rows.collect::<Result<_, _>>()?, total as usize))
     }
 
-    /// The stored pipeline version with id `id`, if it is `tenant`'s.
+    /// The stored pipeline version with id `id`, if it is `tenant`'s: one row, where
+    /// `pipeline` reads all the tenant's versions (the live list asks once per event).
     pub fn pipeline_by_id(&self, tenant: &str, id: i64) -> Result<Option<PipelineRow>, DbError> {
         Ok(self
             .lock()
             .query_row(
                 "SELECT id, name, version, created, yaml FROM pipelines WHERE tenant = ?1 AND id = ?2",
                 params![tenant, id],
-                |r| {
-                    Ok(PipelineRow {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        version: r.get(2)?,
-                        created: r.get(3)?,
-                        yaml: r.get(4)?,
-                    })
-                },
+                pipeline_row,
             )
             .optional()?)
     }

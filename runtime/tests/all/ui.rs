@@ -4,7 +4,6 @@
 
 use crate::service::{Server, CARD_OP, RAD_OP, RAD_VIEW};
 use crate::support::*;
-use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
@@ -115,24 +114,11 @@ operators:
     requests: {{memory: 64Mi}}
 "
     );
-    let (code, v) = server.send_raw(
-        "POST",
-        "/v1/pipelines",
-        RAD_OP,
-        "application/yaml",
-        yaml.as_bytes(),
-    );
-    assert_eq!(code, 201, "{v}");
+    crate::ui_browser::store(server, &yaml);
     let dir = tempdir();
     std::fs::write(dir.path().join("a.txt"), b"payload").unwrap();
     let payload = server.payload(RAD_OP, dir.path());
-    let job = server.ok(
-        "POST",
-        "/v1/jobs",
-        RAD_OP,
-        Some(json!({"pipeline": name, "payload": payload, "start": true})),
-    );
-    job["id"].as_str().unwrap().to_string()
+    crate::ui_browser::start_job(server, name, &payload)
 }
 
 #[test]

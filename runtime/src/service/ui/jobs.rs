@@ -789,11 +789,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
-    signed.check_post(&form.csrf, Role::Operator)?;
-    blocking(move || cancel_job(&service, signed.principal(), &id).map(|j| j.id))
-        .await
-        .map(|id| Redirect::to(&format!("/ui/jobs/{id}")).into_response())
-        .map_err(UiError::from)
+    change(service, signed, id, form, cancel_job).await
 }
 
 pub async fn start(
@@ -802,11 +798,20 @@ pub async fn start(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
+    change(service, signed, id, form, start_job).await
+}
+
+/// A confirmed cancel or start: the API's own function, then back to the job's page.
+async fn change(
+    service: Arc<Service>,
+    signed: Signed,
+    id: String,
+    form: CsrfForm,
+    act: fn(&Service, &Principal, &str) -> Result<JobRow, crate::service::api::ApiError>,
+) -> Result<Response, UiError> {
     signed.check_post(&form.csrf, Role::Operator)?;
-    blocking(move || start_job(&service, signed.principal(), &id).map(|j| j.id))
-        .await
-        .map(|id| Redirect::to(&format!("/ui/jobs/{id}")).into_response())
-        .map_err(UiError::from)
+    let id = blocking(move || act(&service, signed.principal(), &id).map(|j| j.id)).await?;
+    Ok(Redirect::to(&format!("/ui/jobs/{id}")).into_response())
 }
 
 /// The most of a log a page shows (its end); the download has it all.
