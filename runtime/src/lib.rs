@@ -11,6 +11,7 @@ pub mod dicom;
 pub mod engine;
 pub mod host;
 pub mod jobs;
+pub mod nn;
 pub mod pipeline;
 pub mod ports;
 pub mod registry;

@@ -70,6 +70,8 @@ pub use context::Level;
 pub use volumes::{Volume, VolumeKind};
 
 mod logging;
+#[cfg(feature = "inference")]
+pub mod nn;
 mod params;
 mod streams;
 mod vols;

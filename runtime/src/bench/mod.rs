@@ -62,6 +62,7 @@ fn invocation<'a>(
         ports: None,
         cancel: None,
         gpu_memory: 0,
+        inference: None,
     }
 }
 

@@ -92,6 +92,11 @@ pub struct EngineOptions {
     pub limits: EngineLimits,
     /// A setting from the environment that could not be read: `Engine::new` refuses it.
     pub environment_error: Option<String>,
+    /// The ONNX Runtime library stages' inference runs on (`WARD_ONNXRUNTIME`); None: stages
+    /// that ask for inference are answered `unavailable`.
+    pub onnxruntime: Option<PathBuf>,
+    /// The largest model file a stage may load.
+    pub max_model_bytes: u64,
 }
 
 /// The compile cache's default size bound.
@@ -138,6 +143,8 @@ impl Default for EngineOptions {
             }),
             limits: EngineLimits::default(),
             environment_error: (!errors.is_empty()).then(|| errors.join("; ")),
+            onnxruntime: ward_nn::library_from_env(),
+            max_model_bytes: crate::nn::DEFAULT_MAX_MODEL_BYTES,
         }
     }
 }
@@ -193,6 +200,8 @@ pub struct Engine {
     /// This node's GPU, found when a stage first needs it (none without a driver or a
     /// device): opening a CUDA context is not work for `ward validate` or a CPU-only job.
     gpu: std::sync::OnceLock<gpu_host::Gpu>,
+    /// ONNX Runtime (loaded when a stage first infers) and the models stages share.
+    inference: Arc<crate::nn::InferenceHost>,
     _epoch: EpochTicker,
 }
 
@@ -223,8 +232,17 @@ impl Engine {
             max_ports_budget: options.limits.max_ports_budget,
             slots: StageSlots::new(options.limits.max_concurrent_stages),
             gpu: std::sync::OnceLock::new(),
+            inference: Arc::new(crate::nn::InferenceHost::new(
+                options.onnxruntime,
+                options.max_model_bytes,
+            )),
             _epoch: epoch,
         })
+    }
+
+    /// This node's inference: its ONNX Runtime and shared models.
+    pub fn inference(&self) -> &Arc<crate::nn::InferenceHost> {
+        &self.inference
     }
 
     /// This node's GPU, if it has one.

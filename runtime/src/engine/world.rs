@@ -10,6 +10,9 @@ pub const CONTRACT_VERSION: (u64, u64, u64) = (0, 2, 0);
 /// The same version as written in interface names (`ward:stage/ports@0.2.0`).
 pub const CONTRACT_VERSION_TEXT: &str = "0.2.0";
 
+/// The `wasi:nn` version this host implements (wit/deps/wasi-nn).
+pub const WASI_NN_VERSION: &str = "0.2.0-rc-2024-10-28";
+
 /// Interfaces a stage may import, by package prefix, with the versions granted.
 const GRANTED_WASI: &[&str] = &[
     "wasi:io/",
@@ -45,6 +48,16 @@ impl ComponentWorld {
                 .map(|(n, i)| describe(n, &i.ty))
                 .collect(),
         }
+    }
+}
+
+impl ComponentWorld {
+    /// The first `wasi:nn` interface the component imports: it needs `requests.inference`.
+    pub fn inference_import(&self) -> Option<&str> {
+        self.imports
+            .iter()
+            .map(String::as_str)
+            .find(|i| i.starts_with("wasi:nn/"))
     }
 }
 
@@ -103,6 +116,19 @@ fn check_import(name: &str) -> Result<(), WorldMismatch> {
         }
         return Ok(());
     }
+    if let Some(iface) = path.strip_prefix("wasi:nn/") {
+        if version != Some(WASI_NN_VERSION) {
+            return forbid(format!(
+                "this host implements wasi:nn@{WASI_NN_VERSION}, not {}",
+                version.unwrap_or("an unversioned wasi:nn")
+            ));
+        }
+        if !["tensor", "graph", "inference", "errors"].contains(&iface) {
+            return forbid(format!("wasi:nn has no interface '{iface}'"));
+        }
+        // Granted per stage: the job refuses a stage that has not declared it.
+        return Ok(());
+    }
     if path.starts_with("wasi:sockets/") {
         return forbid("stages have no network access".into());
     }
@@ -136,6 +162,9 @@ mod tests {
         assert!(check_import("ward:stage/secrets@0.2.0").is_err());
         assert!(check_import("acme:evil/thing").is_err());
         assert!(check_import("wasi:cli/environment@0.3.0").is_err());
+        assert!(check_import("wasi:nn/graph@0.2.0-rc-2024-10-28").is_ok());
+        assert!(check_import("wasi:nn/graph@0.2.0-rc-2024-08-19").is_err());
+        assert!(check_import("wasi:nn/training@0.2.0-rc-2024-10-28").is_err());
     }
 
     #[test]

@@ -27,9 +27,32 @@ impl StageLimiter {
         self.memory_cap
     }
 
-    /// The most linear memory the stage held at once, all memories together.
+    /// The most linear memory the stage held at once, all memories together (with what
+    /// the host held for it: see [`StageLimiter::charge`]).
     pub fn memory_peak(&self) -> u64 {
         self.memory_peak
+    }
+
+    /// Counts `bytes` the host holds for the stage (its tensors and models for inference)
+    /// in the stage's memory; false, and nothing counted, when that would pass the cap.
+    pub fn charge(&mut self, bytes: u64) -> bool {
+        let wanted = self.memory_used.saturating_add(bytes);
+        if wanted > self.memory_cap {
+            return false;
+        }
+        self.memory_used = wanted;
+        self.memory_peak = self.memory_peak.max(wanted);
+        true
+    }
+
+    /// Gives back what [`StageLimiter::charge`] counted.
+    pub fn release(&mut self, bytes: u64) {
+        self.memory_used = self.memory_used.saturating_sub(bytes);
+    }
+
+    /// What the stage holds now, its memories and what the host holds for it.
+    pub fn memory_used(&self) -> u64 {
+        self.memory_used
     }
 }
 

@@ -39,6 +39,8 @@ pub struct StageState {
     pub ports: ports::StagePorts,
     /// The stage's GPU buffers and modules, freed with the store.
     pub gpu: gpu_host::Session,
+    /// What the stage may do with `wasi:nn`.
+    pub nn: crate::nn::StageInference,
 }
 
 impl WasiView for StageState {

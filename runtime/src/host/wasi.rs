@@ -4,7 +4,8 @@
 //! so a stage waiting in one yields to the runtime and its deadline can end it.
 //!
 //! Granted: filesystem (only the volume preopens), clocks, random, stdio (stdout/stderr into
-//! the stage log, empty stdin), exit, environment (only what the pipeline gives). Not
+//! the stage log, empty stdin), exit, environment (only what the pipeline gives), and
+//! `wasi:nn` to stages that declare `requests.inference`. Not
 //! granted: `wasi:sockets` and anything else; a component importing them is refused when
 //! it is loaded, before it runs.
 
@@ -52,6 +53,9 @@ pub fn add_to_linker(linker: &mut Linker<StageState>) -> wasmtime::Result<()> {
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
     super::Stage::add_to_linker::<T, HasSelf<T>>(l, |t| t)?;
+    // Linked for every stage; a stage that imports it without declaring requests.inference
+    // is refused before it runs (jobs::runner).
+    crate::nn::bindings::Ml::add_to_linker::<T, HasSelf<T>>(l, |t| t)?;
     super::context::link_log_in_place(l)?;
     super::ports::link_send_in_place(l)?;
     Ok(())

@@ -54,6 +54,18 @@ pub enum JobError {
         operator: String,
         gpus: u32,
     },
+    #[error("{location}: operator '{operator}': the component imports {import}, but the stage does not declare requests.inference: true; declare it to grant wasi:nn, or use a component without it")]
+    InferenceNotDeclared {
+        location: Location,
+        operator: String,
+        import: String,
+    },
+    #[error("{location}: model '{model}': dataset '{dataset}' is not given to this job (ward run --dataset {dataset}=DIR, or the tenant's datasets)")]
+    ModelDataset {
+        location: Location,
+        model: String,
+        dataset: String,
+    },
     #[error("{location}: ports-budget {budget} bytes is over this host's limit of {limit} bytes for a job's port channels (ward run --max-ports-budget); lower ports-budget")]
     PortsBudget {
         location: Location,

@@ -8,12 +8,14 @@ use super::summary::{JobFailure, JobStatus, JobSummary, SummaryFile};
 use crate::engine::{Engine, StageComponent};
 use crate::host::bindings::context::JobInfo;
 use crate::host::{ProgressFn, StageLog};
+use crate::nn::{DeclaredModel, InferenceGrant};
 use crate::pipeline::{Location, Pipeline, StageSpec};
 use crate::ports::PortNetwork;
 use crate::volumes::{
     abbreviate, clear_dir, plan_mounts, remove_escaping_symlinks, tree_digest, JobLayout, Mount,
     VolumeError, VolumeKind, WalkError,
 };
+use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,6 +53,7 @@ pub fn run_job(
     }
     check_ports_budget(engine, &req.pipeline)?;
     let components = load_components(engine, &req.pipeline)?;
+    let inference = inference_grants(engine, req, &components)?;
     observer.components_ready();
     let layout = JobLayout {
         root: req.job_dir.clone(),
@@ -133,6 +136,7 @@ pub fn run_job(
                     let mut invocation =
                         invocation(req, i, &components[i], &mounts[i], log.clone(), &observer);
                     invocation.ports = network.clone().map(|n| (n, i));
+                    invocation.inference = inference[i].clone();
                     let tx = done_tx.clone();
                     let stage_span =
                         tracing::info_span!(parent: &job_span, "stage", stage = %stages[i].name);
@@ -494,7 +498,70 @@ fn invocation<'a>(
         ports: None,
         cancel: req.cancel.clone(),
         gpu_memory: spec.requests.gpu_memory_bytes,
+        inference: None,
     }
+}
+
+/// What each stage may do with `wasi:nn`: nothing unless it declares `requests.inference`
+/// (a component that imports `wasi:nn` without it is refused here, before any stage runs),
+/// and the pipeline's models resolved against the job's datasets.
+fn inference_grants(
+    engine: &Engine,
+    req: &JobRequest,
+    components: &[Arc<StageComponent>],
+) -> Result<Vec<Option<Arc<InferenceGrant>>>, JobError> {
+    let pipeline = &req.pipeline;
+    for (spec, component) in pipeline.stages.iter().zip(components) {
+        if let Some(import) = component.world.inference_import() {
+            if !spec.requests.inference {
+                return Err(JobError::InferenceNotDeclared {
+                    location: spec.location.clone(),
+                    operator: spec.name.clone(),
+                    import: import.to_string(),
+                });
+            }
+        }
+    }
+    if !pipeline.stages.iter().any(|s| s.requests.inference) {
+        return Ok(vec![None; pipeline.stages.len()]);
+    }
+    let mut models = BTreeMap::new();
+    for m in &pipeline.models {
+        let dir = req
+            .datasets
+            .get(&m.dataset)
+            .ok_or_else(|| JobError::ModelDataset {
+                location: m.location.clone(),
+                model: m.name.clone(),
+                dataset: m.dataset.clone(),
+            })?;
+        models.insert(
+            m.name.clone(),
+            DeclaredModel {
+                path: dir.join(&m.path),
+                digest: m.digest.clone(),
+                target: if m.target == "gpu" {
+                    ward_nn::Target::Gpu
+                } else {
+                    ward_nn::Target::Cpu
+                },
+            },
+        );
+    }
+    Ok(pipeline
+        .stages
+        .iter()
+        .map(|s| {
+            s.requests.inference.then(|| {
+                Arc::new(InferenceGrant {
+                    host: engine.inference().clone(),
+                    models: models.clone(),
+                    gpu_memory: s.requests.gpu_memory_bytes,
+                    threads: s.requests.cpu.max(1) as usize,
+                })
+            })
+        })
+        .collect())
 }
 
 /// A job whose stages share ports may buffer up to its channel budget in this host's memory:

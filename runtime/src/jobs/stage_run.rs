@@ -41,6 +41,8 @@ pub struct StageInvocation<'a> {
     pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// GPU memory the stage may allocate (`requests.gpu-memory`).
     pub gpu_memory: u64,
+    /// `wasi:nn` for a stage that declared `requests.inference`.
+    pub inference: Option<Arc<crate::nn::InferenceGrant>>,
 }
 
 /// The job was cancelled while this stage ran.
@@ -222,6 +224,9 @@ pub fn new_store(
         ports: match &inv.ports {
             Some((network, stage)) => StagePorts::of(network.clone(), *stage),
             None => StagePorts::none(),
+        },
+        nn: crate::nn::StageInference {
+            grant: inv.inference.clone(),
         },
     };
     let mut store = Store::new(engine.wasmtime(), state);

@@ -20,7 +20,26 @@ pub struct PipelineFile {
     /// Bytes all the job's port channels may hold at once (e.g. 256Mi); see `PortsBudget`.
     #[serde(default)]
     pub ports_budget: Option<Spanned<String>>,
+    /// Models stages load by name through `wasi:nn` (`load-by-name`).
+    #[serde(default)]
+    pub models: Vec<Spanned<ModelDef>>,
     pub operators: Vec<Spanned<OperatorDef>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ModelDef {
+    /// The name stages load it by.
+    pub name: Spanned<String>,
+    /// The dataset (read-only volume) that holds the model file.
+    pub dataset: Spanned<String>,
+    /// The file within the dataset.
+    pub path: Spanned<String>,
+    /// `sha256:<hex>` of the file.
+    pub digest: Spanned<String>,
+    /// `cpu` (the default) or `gpu`.
+    #[serde(default)]
+    pub execution_target: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +126,9 @@ pub struct RequestsDef {
     /// Files the stage may write to its results.
     #[serde(default)]
     pub files: Option<Spanned<String>>,
+    /// `true`: the stage may use `wasi:nn` (inference on the host).
+    #[serde(default)]
+    pub inference: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,7 @@
 //! file:line:col where it was written and the operator's name.
 
 use super::error::{PipelineError, Problem};
-use super::file_model::{ComponentDef, InputDef, OperatorDef, PipelineFile, RequestsDef};
+use super::file_model::{ComponentDef, InputDef, ModelDef, OperatorDef, PipelineFile, RequestsDef};
 use super::graph::order_stages;
 use super::located_yaml::{load_error_message, load_error_position};
 use super::model::*;
@@ -169,6 +169,7 @@ impl Validator {
             return None;
         }
         let pipeline_params = self.string_map(&file.parameters, None, "parameter");
+        let models = self.models(&file.models);
         if let Some(budget) = &file.ports_budget {
             self.ports_budget = self.ports_budget(budget);
         }
@@ -217,6 +218,7 @@ impl Validator {
                 file: self.file.clone(),
                 stages,
                 ports_budget: self.ports_budget.clone(),
+                models,
             }),
             Ok(_) => None,
             Err(cycle) => {
@@ -400,6 +402,82 @@ impl Validator {
         }
     }
 
+    fn models(&mut self, defs: &[Spanned<ModelDef>]) -> Vec<ModelSpec> {
+        let mut out: Vec<ModelSpec> = Vec::new();
+        for def in defs {
+            let name = def.name.as_str();
+            let problems = self.problems.len();
+            if let Err(why) = check_identifier(name) {
+                let loc = self.loc(&def.name);
+                self.problem(loc, None, format!("model name {why}"));
+            }
+            if let Some(first) = out.iter().find(|m| m.name == name) {
+                let loc = self.loc(&def.name);
+                let msg = format!(
+                    "model '{name}' is declared twice (first at {})",
+                    first.location
+                );
+                self.problem(loc, None, msg);
+            }
+            if let Err(why) = check_identifier(def.dataset.as_str()) {
+                let loc = self.loc(&def.dataset);
+                self.problem(loc, None, format!("model '{name}': dataset name {why}"));
+            }
+            let path = def.path.as_str();
+            let bad_path = path.is_empty()
+                || path.starts_with('/')
+                || path
+                    .split('/')
+                    .any(|part| part == ".." || part == "." || part.is_empty());
+            if bad_path {
+                let loc = self.loc(&def.path);
+                self.problem(
+                    loc,
+                    None,
+                    format!("model '{name}': path '{path}' must be a relative path inside the dataset (no '..', '.', or leading '/')"),
+                );
+            }
+            let digest = def.digest.as_str();
+            let hex = digest.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                let loc = self.loc(&def.digest);
+                self.problem(
+                    loc,
+                    None,
+                    format!("model '{name}': digest '{digest}' must be sha256: and 64 lowercase hex digits"),
+                );
+            }
+            let target = def
+                .execution_target
+                .as_ref()
+                .map_or("cpu", |t| t.as_str())
+                .to_string();
+            if !["cpu", "gpu"].contains(&target.as_str()) {
+                let loc = self.loc(def.execution_target.as_ref().expect("given"));
+                self.problem(
+                    loc,
+                    None,
+                    format!("model '{name}': execution-target '{target}' must be cpu or gpu"),
+                );
+            }
+            if self.problems.len() == problems {
+                out.push(ModelSpec {
+                    name: name.to_string(),
+                    dataset: def.dataset.to_string(),
+                    path: path.to_string(),
+                    digest: digest.to_string(),
+                    target,
+                    location: self.loc(&def.name),
+                });
+            }
+        }
+        out
+    }
+
     fn requests(&mut self, r: &Spanned<RequestsDef>, op: &str) -> Requests {
         let mut out = Requests::default();
         if let Some(m) = &r.memory {
@@ -449,6 +527,20 @@ impl Validator {
                 Err(why) => {
                     let loc = self.loc(g);
                     self.problem(loc, Some(op), format!("requests.gpu-memory {why}"));
+                }
+            }
+        }
+        if let Some(i) = &r.inference {
+            match i.as_str() {
+                "true" => out.inference = true,
+                "false" => out.inference = false,
+                other => {
+                    let loc = self.loc(i);
+                    self.problem(
+                        loc,
+                        Some(op),
+                        format!("requests.inference '{other}' must be true or false"),
+                    );
                 }
             }
         }

@@ -29,6 +29,22 @@ pub struct Pipeline {
     pub stages: Vec<StageSpec>,
     /// What the job's port channels may hold at once, all together (`ports-budget`).
     pub ports_budget: PortsBudget,
+    /// Models stages load by name (`models:`).
+    pub models: Vec<ModelSpec>,
+}
+
+/// A model the pipeline declares: a file in a dataset, of a known digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSpec {
+    pub name: String,
+    pub dataset: String,
+    /// Relative to the dataset's directory, without `..`.
+    pub path: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// `cpu` or `gpu`.
+    pub target: String,
+    pub location: Location,
 }
 
 impl Pipeline {
@@ -220,6 +236,8 @@ pub struct Requests {
     pub files: u64,
     /// GPU memory the stage may allocate, in bytes (0: none).
     pub gpu_memory_bytes: u64,
+    /// Whether the stage may use `wasi:nn` (`requests.inference`).
+    pub inference: bool,
 }
 
 impl Default for Requests {
@@ -232,6 +250,7 @@ impl Default for Requests {
             disk_bytes: DEFAULT_DISK,
             files: DEFAULT_FILES,
             gpu_memory_bytes: 0,
+            inference: false,
         }
     }
 }

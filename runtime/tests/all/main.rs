@@ -16,6 +16,7 @@ mod dicom_scu;
 mod engine;
 mod examples;
 mod gpu;
+mod inference;
 mod new_stage;
 mod ports;
 mod pynetdicom_peers;

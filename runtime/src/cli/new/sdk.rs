@@ -18,6 +18,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../../../guests/sdk/src/logging.rs"),
     ),
     (
+        "src/nn.rs",
+        include_str!("../../../../guests/sdk/src/nn.rs"),
+    ),
+    (
         "src/params.rs",
         include_str!("../../../../guests/sdk/src/params.rs"),
     ),
@@ -32,6 +36,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "wit/stage.wit",
         include_str!("../../../../guests/sdk/wit/stage.wit"),
+    ),
+    (
+        "wit/deps/wasi-nn/nn.wit",
+        include_str!("../../../../guests/sdk/wit/deps/wasi-nn/nn.wit"),
     ),
 ];
 

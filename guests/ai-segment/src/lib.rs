@@ -1,0 +1,181 @@
+//! Stage `ai-segment`: segments the CT volume from the upstream stage whose results hold
+//! `volume.json` with a 3D U-Net run on the host through `wasi:nn` (the pipeline declares the
+//! model under `models:` and grants `requests.inference: true`).
+//!
+//! The model (models/ai-segment/) takes `ct`, FP32 `[1, 1, Z, Y, X]` of HU / 1000 with each
+//! of Z, Y, X a multiple of 4, and answers `logits`, FP32 `[1, 4, Z, Y, X]` for background,
+//! bone, contrast and lesion. The stage pads the volume with air to those multiples, takes
+//! the most likely class of every voxel and writes `labels.raw`/`labels.json` (1 bone,
+//! 2 contrast, 3 lesion) and `stats.json`, as the threshold `segment` stage does, so the same
+//! render and dicom-writer stages follow it.
+//!
+//! Parameters: `model` (the declared model's name, `ct-structures`; `NAME:gpu` or `NAME:cpu`
+//! chooses where it runs), `fallback` (`cpu`: when the GPU is refused, run on the CPU;
+//! `none`: fail).
+
+use imaging::raw_io;
+use imaging::stats::{measure, LabelStats};
+use imaging::Volume;
+use serde::Serialize;
+use std::path::PathBuf;
+use ward_stage_sdk::nn::{Model, Tensor};
+use ward_stage_sdk::{self as sdk, failed, invalid_input, log_info, log_warn, Guest, StageError};
+
+/// The classes the model answers, after background.
+const STRUCTURES: [&str; 3] = ["bone", "contrast", "lesion"];
+/// Every axis of the model's input is a multiple of this (two 2× poolings).
+const MULTIPLE: usize = 4;
+/// HU of the padding: air.
+const PAD_HU: f32 = -1024.0;
+
+struct AiSegment;
+
+#[derive(Serialize)]
+struct StatsFile {
+    model: String,
+    structures: Vec<&'static str>,
+    total_voxels: usize,
+    total_ml: f64,
+    components: Vec<Structure>,
+}
+
+#[derive(Serialize)]
+struct Structure {
+    name: &'static str,
+    #[serde(flatten)]
+    stats: LabelStats,
+}
+
+fn padded(n: usize) -> usize {
+    n.div_ceil(MULTIPLE) * MULTIPLE
+}
+
+/// The model's input: the volume padded with air, as HU / 1000, clipped to the CT range.
+fn input_tensor(ct: &Volume<i16>) -> (Tensor, [usize; 3]) {
+    let [nx, ny, nz] = ct.dims;
+    let [px, py, pz] = [padded(nx), padded(ny), padded(nz)];
+    let mut values = vec![PAD_HU / 1000.0; px * py * pz];
+    for k in 0..nz {
+        for j in 0..ny {
+            let row = &ct.data[ct.index(0, j, k)..ct.index(0, j, k) + nx];
+            let at = (k * py + j) * px;
+            for (v, &hu) in values[at..at + nx].iter_mut().zip(row) {
+                *v = f32::from(hu).clamp(-1024.0, 3071.0) / 1000.0;
+            }
+        }
+    }
+    let dims = vec![1, 1, pz as u32, py as u32, px as u32];
+    (Tensor::f32(dims, &values), [px, py, pz])
+}
+
+/// The most likely class of each voxel of the unpadded volume (ties go to the lower class).
+fn labels_of(logits: &[f32], ct: &Volume<i16>, [px, py, pz]: [usize; 3]) -> Vec<u16> {
+    let [nx, ny, nz] = ct.dims;
+    let plane = px * py * pz;
+    let mut labels = vec![0u16; ct.len()];
+    for k in 0..nz {
+        for j in 0..ny {
+            for i in 0..nx {
+                let at = (k * py + j) * px + i;
+                let mut best = (0u16, logits[at]);
+                for c in 1..=STRUCTURES.len() {
+                    let v = logits[c * plane + at];
+                    if v > best.1 {
+                        best = (c as u16, v);
+                    }
+                }
+                labels[ct.index(i, j, k)] = best.0;
+            }
+        }
+    }
+    labels
+}
+
+fn open_model(name: &str, fallback: &str) -> Result<Model, StageError> {
+    match Model::by_name(name) {
+        Ok(m) => Ok(m),
+        Err(e) if name.ends_with(":gpu") && fallback == "cpu" => {
+            let cpu = format!("{}:cpu", name.trim_end_matches(":gpu"));
+            log_warn!("{e:?}; running on the CPU instead ('fallback' = cpu)");
+            Model::by_name(&cpu)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Guest for AiSegment {
+    fn run() -> Result<(), StageError> {
+        let model_name = sdk::param("model", "ct-structures".to_string())?;
+        let fallback = sdk::param_choice("fallback", &["cpu", "none"], "cpu")?;
+        let (_, dir) = sdk::input_containing("volume.json")?;
+        let (ct, _) = raw_io::read_volume::<i16>(&dir, "volume")
+            .map_err(|e| StageError::InvalidInput(e.to_string()))?;
+        if ct.is_empty() {
+            return Err(invalid_input!("the CT volume has no voxels"));
+        }
+        let out = PathBuf::from(sdk::results()?.path);
+
+        sdk::progress(0.05, "loading the model");
+        let model = open_model(&model_name, &fallback)?;
+        let (input, dims) = input_tensor(&ct);
+        sdk::progress(0.1, "inference");
+        let outputs = model.run(vec![("ct", input)])?;
+        let Some((_, logits)) = outputs.iter().find(|(n, _)| n == "logits") else {
+            let names: Vec<&str> = outputs.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(failed!(
+                "model '{model_name}' answered no 'logits' output (it answered {names:?})"
+            ));
+        };
+        let [px, py, pz] = dims;
+        let want = [
+            1,
+            1 + STRUCTURES.len() as u32,
+            pz as u32,
+            py as u32,
+            px as u32,
+        ];
+        if logits.dims != want {
+            return Err(failed!(
+                "model '{model_name}': 'logits' is {:?}, expected {want:?}",
+                logits.dims
+            ));
+        }
+        let logits = logits.to_f32()?;
+        sdk::progress(0.8, "labels");
+        let labels = ct.with_data(labels_of(&logits, &ct, dims));
+        let stats = measure(&labels, &ct, STRUCTURES.len());
+        for s in &stats {
+            log_info!(
+                "{}: {} voxels, {:.2} ml, mean {:.0} HU",
+                STRUCTURES[usize::from(s.label) - 1],
+                s.voxels,
+                s.volume_ml,
+                s.mean_hu
+            );
+        }
+
+        sdk::progress(0.9, "writing labels");
+        let failed = |e: raw_io::RawIoError| StageError::Failed(e.to_string());
+        let mut extra = serde_json::Map::new();
+        extra.insert("labels".into(), serde_json::json!(STRUCTURES.len()));
+        extra.insert("names".into(), serde_json::json!(STRUCTURES));
+        raw_io::write_volume(&out, "labels", &labels, extra).map_err(failed)?;
+        let stats_file = StatsFile {
+            model: model_name,
+            structures: STRUCTURES.to_vec(),
+            total_voxels: stats.iter().map(|s| s.voxels).sum(),
+            total_ml: stats.iter().map(|s| s.volume_ml).sum(),
+            components: stats
+                .into_iter()
+                .map(|s| Structure {
+                    name: STRUCTURES[usize::from(s.label) - 1],
+                    stats: s,
+                })
+                .collect(),
+        };
+        raw_io::write_json(&out.join("stats.json"), &stats_file).map_err(failed)?;
+        Ok(())
+    }
+}
+
+sdk::export!(AiSegment);
