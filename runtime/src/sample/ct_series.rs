@@ -15,7 +15,7 @@ use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::InMemDicomObject;
 use sha2::{Digest, Sha256};
 
-use super::phantom::hu_at;
+use super::phantom::Phantom;
 
 /// Fixed UID identifying Ward as the writer of a file (random, generated once).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.204954129467483188632605172369101258611";
@@ -41,6 +41,9 @@ pub struct CtSeriesOptions {
     pub slice_thickness_mm: f64,
     /// Seed of every UID: same seed, same files.
     pub seed: String,
+    /// What is imaged: [`Phantom::standard`] by default. Its noise, if any, is
+    /// added per voxel after sampling the analytic HU at the voxel centre.
+    pub phantom: Phantom,
 }
 
 impl Default for CtSeriesOptions {
@@ -51,6 +54,7 @@ impl Default for CtSeriesOptions {
             fov_mm: 400.0,
             slice_thickness_mm: 2.5,
             seed: "ward-phantom".to_owned(),
+            phantom: Phantom::standard(),
         }
     }
 }
@@ -174,6 +178,33 @@ pub fn slice_origin_mm(opts: &CtSeriesOptions, k: u32) -> [f64; 3] {
     [xy0, xy0, z]
 }
 
+/// Patient position of the centre of voxel (`col`, `row`, `slice`), 0-based:
+/// the point whose phantom HU the series stores there. Columns run along +x,
+/// rows along +y, slices along +z.
+pub fn voxel_center_mm(opts: &CtSeriesOptions, col: u32, row: u32, slice: u32) -> [f64; 3] {
+    let spacing = opts.fov_mm / f64::from(opts.size);
+    let origin = slice_origin_mm(opts, slice);
+    [
+        origin[0] + f64::from(col) * spacing,
+        origin[1] + f64::from(row) * spacing,
+        origin[2],
+    ]
+}
+
+/// The HU stored at voxel (`col`, `row`, `slice`): the phantom's analytic HU at
+/// [`voxel_center_mm`] plus its noise for the voxel index
+/// `(slice * size + row) * size + col`, rounded and kept within -1024…3071.
+pub fn voxel_hu(opts: &CtSeriesOptions, col: u32, row: u32, slice: u32) -> i16 {
+    let hu = opts.phantom.hu_at(voxel_center_mm(opts, col, row, slice));
+    if opts.phantom.noise_hu <= 0.0 {
+        return hu;
+    }
+    let n = u64::from(opts.size);
+    let index = (u64::from(slice) * n + u64::from(row)) * n + u64::from(col);
+    let noisy = (f64::from(hu) + opts.phantom.noise_at(index)).round();
+    noisy.clamp(-1024.0, 3071.0) as i16
+}
+
 /// `2.25.<128-bit integer>` from sha256 of seed, role and slice index.
 fn uid(seed: &str, role: &str, index: Option<u32>) -> String {
     let mut h = Sha256::new();
@@ -234,15 +265,11 @@ fn slice_object(
     let origin = slice_origin_mm(opts, k);
     let n = opts.size as usize;
     let mut pixels = Vec::with_capacity(n * n);
-    for row in 0..n {
-        for col in 0..n {
+    for row in 0..opts.size {
+        for col in 0..opts.size {
             // Rows run along +y, columns along +x (ImageOrientationPatient 1\0\0\0\1\0).
-            let p = [
-                origin[0] + col as f64 * spacing,
-                origin[1] + row as f64 * spacing,
-                origin[2],
-            ];
-            pixels.push((i32::from(hu_at(p)) - RESCALE_INTERCEPT) as u16);
+            let hu = voxel_hu(opts, col, row, k);
+            pixels.push((i32::from(hu) - RESCALE_INTERCEPT) as u16);
         }
     }
 
@@ -355,7 +382,7 @@ fn slice_object(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::phantom::{AIR_HU, SPHERES};
+    use crate::sample::phantom::{hu_at, AIR_HU, SPHERES};
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
     use dicom_core::header::Header;
     use dicom_object::{open_file, DefaultDicomObject, StandardDataDictionary};
@@ -569,6 +596,77 @@ mod tests {
             std::fs::read(&sa.files[0]).unwrap(),
             std::fs::read(&sc.files[0]).unwrap()
         );
+    }
+
+    #[test]
+    fn varied_series_stores_the_phantom_at_voxel_centres() {
+        let dir = tempfile::tempdir().unwrap();
+        let clean = Phantom {
+            noise_hu: 0.0,
+            ..Phantom::varied(11)
+        };
+        let opts = CtSeriesOptions {
+            slices: 6,
+            size: 48,
+            fov_mm: 330.0,
+            slice_thickness_mm: 3.5,
+            phantom: clean.clone(),
+            ..CtSeriesOptions::default()
+        };
+        let sum = write_ct_series(dir.path(), &opts).unwrap();
+        let mut labels = [0usize; 4];
+        for (k, path) in sum.files.iter().enumerate() {
+            let obj = open_file(path).unwrap();
+            let pos = floats(&obj, tags::IMAGE_POSITION_PATIENT);
+            let sp = floats(&obj, tags::PIXEL_SPACING)[0];
+            let hu = hu_pixels(&obj);
+            for r in 0..48u32 {
+                for c in 0..48u32 {
+                    let p = voxel_center_mm(&opts, c, r, k as u32);
+                    let from_file = [
+                        pos[0] + f64::from(c) * sp,
+                        pos[1] + f64::from(r) * sp,
+                        pos[2],
+                    ];
+                    for i in 0..3 {
+                        assert!((p[i] - from_file[i]).abs() < 1e-9, "{p:?} {from_file:?}");
+                    }
+                    assert_eq!(hu[(r * 48 + c) as usize], i32::from(clean.hu_at(p)));
+                    labels[usize::from(clean.label_at(p))] += 1;
+                }
+            }
+        }
+        assert!(labels[0] > 0 && labels[1] > 0, "{labels:?}");
+
+        // With noise: the same series plus a deterministic per-voxel draw.
+        let noisy = CtSeriesOptions {
+            phantom: Phantom {
+                noise_hu: 7.0,
+                noise_seed: 5,
+                ..clean
+            },
+            ..opts.clone()
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let sa = write_ct_series(a.path(), &noisy).unwrap();
+        let sb = write_ct_series(b.path(), &noisy).unwrap();
+        assert_eq!(
+            std::fs::read(&sa.files[2]).unwrap(),
+            std::fs::read(&sb.files[2]).unwrap()
+        );
+        let obj = open_file(&sa.files[2]).unwrap();
+        let hu = hu_pixels(&obj);
+        let mut diff = 0.0;
+        for r in 0..48u32 {
+            for c in 0..48u32 {
+                let v = hu[(r * 48 + c) as usize];
+                assert_eq!(v, i32::from(voxel_hu(&noisy, c, r, 2)));
+                let clean_hu = noisy.phantom.hu_at(voxel_center_mm(&noisy, c, r, 2));
+                diff += (f64::from(v) - f64::from(clean_hu)).powi(2);
+            }
+        }
+        let sd = (diff / (48.0 * 48.0)).sqrt();
+        assert!((sd - 7.0).abs() < 1.0, "{sd}");
     }
 
     /// DCMTK must parse every file without a warning or error, both in the
