@@ -4,10 +4,10 @@
 //!
 //! The model (models/ai-segment/) takes `ct`, FP32 `[1, 1, Z, Y, X]` of HU / 1000 with each
 //! of Z, Y, X a multiple of 4, and answers `logits`, FP32 `[1, 4, Z, Y, X]` for background,
-//! bone, contrast and lesion. The stage pads the volume with air to those multiples, takes
-//! the most likely class of every voxel and writes `labels.raw`/`labels.json` (1 bone,
-//! 2 contrast, 3 lesion) and `stats.json`, as the threshold `segment` stage does, so the same
-//! render and dicom-writer stages follow it.
+//! bone, contrast and lesion. The stage pads the volume to those multiples with its edge
+//! voxels, takes the most likely class of every voxel and writes `labels.raw`/`labels.json`
+//! (1 bone, 2 contrast, 3 lesion, named in `names`) and `stats.json`, as the threshold
+//! `segment` stage does, so the same render and dicom-writer stages follow it.
 //!
 //! Parameters: `model` (the declared model's name, `ct-structures`; `NAME:gpu` or `NAME:cpu`
 //! chooses where it runs), `fallback` (`cpu`: when the GPU is refused, run on the CPU;
@@ -25,8 +25,6 @@ use ward_stage_sdk::{self as sdk, failed, invalid_input, log_info, log_warn, Gue
 const STRUCTURES: [&str; 3] = ["bone", "contrast", "lesion"];
 /// Every axis of the model's input is a multiple of this (two 2× poolings).
 const MULTIPLE: usize = 4;
-/// HU of the padding: air.
-const PAD_HU: f32 = -1024.0;
 
 struct AiSegment;
 
@@ -50,17 +48,18 @@ fn padded(n: usize) -> usize {
     n.div_ceil(MULTIPLE) * MULTIPLE
 }
 
-/// The model's input: the volume padded with air, as HU / 1000, clipped to the CT range.
+/// The model's input: the volume as HU / 1000, clipped to the CT range, padded to the
+/// model's multiples by repeating the edge voxels (as the model was trained).
 fn input_tensor(ct: &Volume<i16>) -> (Tensor, [usize; 3]) {
     let [nx, ny, nz] = ct.dims;
     let [px, py, pz] = [padded(nx), padded(ny), padded(nz)];
-    let mut values = vec![PAD_HU / 1000.0; px * py * pz];
-    for k in 0..nz {
-        for j in 0..ny {
-            let row = &ct.data[ct.index(0, j, k)..ct.index(0, j, k) + nx];
-            let at = (k * py + j) * px;
-            for (v, &hu) in values[at..at + nx].iter_mut().zip(row) {
-                *v = f32::from(hu).clamp(-1024.0, 3071.0) / 1000.0;
+    let mut values = Vec::with_capacity(px * py * pz);
+    for k in 0..pz {
+        for j in 0..py {
+            let row = ct.index(0, j.min(ny - 1), k.min(nz - 1));
+            for i in 0..px {
+                let hu = ct.data[row + i.min(nx - 1)];
+                values.push(f32::from(hu).clamp(-1024.0, 3071.0) / 1000.0);
             }
         }
     }

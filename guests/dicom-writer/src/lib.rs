@@ -81,7 +81,20 @@ impl Guest for DicomWriter {
             dimension_organization_uid: seed("dimension-organization"),
             implementation_class_uid: uid::derive(&[b"ward dicom-writer implementation"]),
         };
-        let built = seg::build(&labels, &source, segments, &ids).map_err(|e| failed!("{e}"))?;
+        // A segmenter that knows what it found names its labels (`names` in labels.json).
+        let names: Vec<String> = labels_header
+            .extra
+            .get("names")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str())
+                    .map(|n| n.chars().take(64).collect())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let built =
+            seg::build(&labels, &source, segments, &names, &ids).map_err(|e| failed!("{e}"))?;
 
         let mut files = Vec::new();
         match built {

@@ -39,12 +39,14 @@ pub struct Ids {
 /// The encoded file and the segments it holds.
 pub type Built = (Vec<u8>, Vec<SegmentInfo>);
 
-/// Builds the SEG for labels `1..=segments` of `labels`. Returns None when no segment has a
+/// Builds the SEG for labels `1..=segments` of `labels`, segment `s` labelled `names[s - 1]`
+/// where the labels name it (`Component s` where not). Returns None when no segment has a
 /// voxel (a SEG needs at least one frame).
 pub fn build(
     labels: &Volume<u16>,
     source: &Source,
     segments: u16,
+    names: &[String],
     ids: &Ids,
 ) -> Result<Option<Built>, String> {
     let [nx, ny, nz] = labels.dims;
@@ -72,7 +74,10 @@ pub fn build(
         frames.extend(slices.iter().map(|&k| (s, k)));
         infos.push(SegmentInfo {
             segment_number: s,
-            label: format!("Component {s}"),
+            label: names
+                .get(usize::from(s) - 1)
+                .cloned()
+                .unwrap_or_else(|| format!("Component {s}")),
             frames: slices.len(),
             slices,
         });
@@ -540,11 +545,16 @@ mod tests {
         labels.set(2, 2, 3, 2);
         labels.set(3, 0, 0, 3); // beyond `segments`
         let src = source(4);
-        let (bytes, infos) = build(&labels, &src, 2, &ids()).unwrap().unwrap();
+        let (bytes, infos) = build(&labels, &src, 2, &[], &ids()).unwrap().unwrap();
         assert_eq!(infos.len(), 2);
         assert_eq!(infos[0].slices, vec![1, 2]);
         assert_eq!(infos[1].slices, vec![3]);
-        let (again, _) = build(&labels, &src, 2, &ids()).unwrap().unwrap();
+        assert_eq!(infos[0].label, "Component 1");
+        let (again, _) = build(&labels, &src, 2, &[], &ids()).unwrap().unwrap();
+        let named = ["bone".to_string()];
+        let (_, infos) = build(&labels, &src, 2, &named, &ids()).unwrap().unwrap();
+        assert_eq!(infos[0].label, "bone", "a named label");
+        assert_eq!(infos[1].label, "Component 2", "an unnamed one");
         assert_eq!(bytes, again);
 
         if let Ok(path) = std::env::var("WARD_SEG_DUMP") {
@@ -572,7 +582,9 @@ mod tests {
     #[test]
     fn no_labelled_voxels_gives_no_seg() {
         let labels = Volume::new([2, 2, 1], [1.0; 3], [0.0; 3], vec![0u16; 4]);
-        assert!(build(&labels, &source(1), 8, &ids()).unwrap().is_none());
+        assert!(build(&labels, &source(1), 8, &[], &ids())
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! pulling a component through a registry against skopeo.
 
 mod dicom;
+mod inference;
 mod pipeline;
 mod ports;
 mod registry;
@@ -15,6 +16,7 @@ mod service;
 pub mod stats;
 
 pub use dicom::dimse_ingest;
+pub use inference::inference_figures;
 pub use pipeline::{compile_times, instantiate_time, trivial_pipeline_time};
 pub use ports::{ports_throughput, rate};
 pub use registry::registry_round_trip;

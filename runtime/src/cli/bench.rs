@@ -58,6 +58,28 @@ pub struct BenchArgs {
     /// volume is --size x --size x --slices.
     #[arg(long, default_value_t = 200)]
     render_slices: usize,
+    /// The model of the inference figures (none there: they are skipped).
+    #[arg(
+        long,
+        default_value = "examples/ct-ai-segmentation/model/ai-segment.onnx"
+    )]
+    inference_model: PathBuf,
+    /// Inferences of each kind for the inference figures (0 skips them).
+    #[arg(long, default_value_t = 5)]
+    inference_runs: usize,
+    /// Rows = columns of the inference figures' volume (the phantom).
+    #[arg(long, default_value_t = 256)]
+    inference_size: usize,
+    /// Slices of that volume.
+    #[arg(long, default_value_t = 64)]
+    inference_slices: usize,
+    /// ONNX Runtime threads of one inference, Ward's and Python's alike.
+    #[arg(long, default_value_t = 2)]
+    inference_threads: usize,
+    /// A stage that evaluates the model inside the sandbox by itself, without the host
+    /// (built from bench-stages/tract-infer; none: that figure is skipped).
+    #[arg(long)]
+    in_sandbox_inference: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -303,6 +325,48 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             )
             .baseline("skopeo copy", ms(&figures.skopeo_copy)),
         );
+    }
+
+    if args.inference_runs > 0 && args.inference_model.is_file() {
+        let f = bench::inference_figures(
+            &engine,
+            &component("nn_probe"),
+            args.in_sandbox_inference.as_deref(),
+            &args.inference_model,
+            args.inference_size,
+            args.inference_slices,
+            args.inference_runs,
+            args.inference_threads,
+            scratch.path(),
+        )?;
+        let ms = |s: &bench::stats::Summary| s.median_us / 1e3;
+        let [_, _, z, y, x] = f.dims;
+        let what = format!(
+            "inference: {} on {x}x{y}x{z}, {} threads",
+            args.inference_model
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            f.threads
+        );
+        rows.push(
+            Row::new(
+                format!("{what}, through wasi:nn, median"),
+                ms(&f.ward),
+                "ms",
+            )
+            .baseline("onnxruntime in Python", ms(&f.python))
+            .goal("ratio <= 1.10"),
+        );
+        if let Some(s) = &f.in_sandbox {
+            rows.push(
+                Row::new(
+                    format!("{what}, in the sandbox without the host, median"),
+                    ms(s),
+                    "ms",
+                )
+                .baseline("through wasi:nn", ms(&f.ward)),
+            );
+        }
     }
 
     if args.render_slices > 0 {

@@ -45,7 +45,19 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     let engine = Engine::new(EngineOptions::default())?;
     let mut operators = Vec::new();
     for stage in &pipeline.stages {
-        match engine.load_component(&stage.component.path, stage.component.digest.as_deref()) {
+        let loaded = engine
+            .load_component(&stage.component.path, stage.component.digest.as_deref())
+            .map_err(|e| {
+                format!(
+                    "{}: operator '{}': {e}",
+                    stage.component.location, stage.name
+                )
+            })
+            .and_then(|c| match ward::jobs::inference_refusal(stage, &c) {
+                Some(refused) => Err(refused.to_string()),
+                None => Ok(c),
+            });
+        match loaded {
             Ok(c) => {
                 if !args.json {
                     out!("{:<16} {}  {}", stage.name, c.digest, c.path.display());
@@ -53,11 +65,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
                 operators
                     .push(json!({"name": stage.name, "digest": c.digest, "component": c.path}));
             }
-            Err(e) => {
-                let error = format!(
-                    "{}: operator '{}': {e}",
-                    stage.component.location, stage.name
-                );
+            Err(error) => {
                 if !args.json {
                     eprintln!("{error}");
                 }

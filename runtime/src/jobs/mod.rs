@@ -10,5 +10,7 @@ mod summary;
 
 pub use id::{new_job_id, rfc3339_utc};
 pub use outcome::{FailureKind, FailureReason, StageStatus};
-pub use runner::{run_job, JobError, JobObserver, JobRequest, NoObserver, LOG_BUDGET_BYTES};
+pub use runner::{
+    inference_refusal, run_job, JobError, JobObserver, JobRequest, NoObserver, LOG_BUDGET_BYTES,
+};
 pub use summary::{JobFailure, JobStatus, JobSummary, PayloadRecord, StageRecord};

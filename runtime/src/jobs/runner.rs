@@ -502,6 +502,17 @@ fn invocation<'a>(
     }
 }
 
+/// The refusal of a stage whose component imports `wasi:nn` without the stage declaring
+/// `requests.inference` (also what `ward validate` says of it).
+pub fn inference_refusal(spec: &StageSpec, component: &StageComponent) -> Option<JobError> {
+    let import = component.world.inference_import()?;
+    (!spec.requests.inference).then(|| JobError::InferenceNotDeclared {
+        location: spec.location.clone(),
+        operator: spec.name.clone(),
+        import: import.to_string(),
+    })
+}
+
 /// What each stage may do with `wasi:nn`: nothing unless it declares `requests.inference`
 /// (a component that imports `wasi:nn` without it is refused here, before any stage runs),
 /// and the pipeline's models resolved against the job's datasets.
@@ -512,14 +523,8 @@ fn inference_grants(
 ) -> Result<Vec<Option<Arc<InferenceGrant>>>, JobError> {
     let pipeline = &req.pipeline;
     for (spec, component) in pipeline.stages.iter().zip(components) {
-        if let Some(import) = component.world.inference_import() {
-            if !spec.requests.inference {
-                return Err(JobError::InferenceNotDeclared {
-                    location: spec.location.clone(),
-                    operator: spec.name.clone(),
-                    import: import.to_string(),
-                });
-            }
+        if let Some(refused) = inference_refusal(spec, component) {
+            return Err(refused);
         }
     }
     if !pipeline.stages.iter().any(|s| s.requests.inference) {

@@ -10,8 +10,17 @@ fn bench_runs_every_measurement() {
     let scratch = tempdir();
     let config = crate::registry_support::write_registry_config(scratch.path(), &[&registry]);
     let host = registry.host();
+    let model = repo_root().join("examples/ct-ai-segmentation/model/ai-segment.onnx");
     let out = run_ward(&[
         "bench",
+        "--inference-model",
+        model.to_str().unwrap(),
+        "--inference-size",
+        "32",
+        "--inference-slices",
+        "8",
+        "--inference-runs",
+        "1",
         "--registry",
         &host,
         "--registry-repeats",
@@ -59,6 +68,7 @@ fn bench_runs_every_measurement() {
         "registry: publish segment",
         "registry: pull and verify segment",
         "registry: cold start of segment",
+        "inference: ai-segment.onnx on 32x32x8, 2 threads, through wasi:nn, median",
     ] {
         assert!(
             what.iter().any(|w| w.starts_with(needle)),
@@ -84,6 +94,14 @@ fn bench_runs_every_measurement() {
                 .starts_with("registry: pull and verify")
         })
         .unwrap();
+    let inference = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["what"].as_str().unwrap().starts_with("inference: "))
+        .unwrap();
+    assert_eq!(inference["baseline"][0], "onnxruntime in Python");
+    assert!(inference["baseline"][1].as_f64().unwrap() > 0.0);
     assert_eq!(pull["baseline"][0], "skopeo copy");
     assert!(pull["baseline"][1].as_f64().unwrap() > 0.0);
 }

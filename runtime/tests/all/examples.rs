@@ -16,6 +16,8 @@ enum Kind {
     ServiceConfig,
     /// The DICOM adapter's configuration, checked by its own tests.
     AdapterConfig,
+    /// An ONNX model an example loads as a dataset, run by the ai_segment tests.
+    Model,
 }
 
 fn top_level_keys(text: &str) -> Vec<&str> {
@@ -29,6 +31,9 @@ fn kind_of(path: &Path) -> Option<Kind> {
     let name = path.file_name()?.to_str()?;
     if name == "adapter.yaml" {
         return Some(Kind::AdapterConfig);
+    }
+    if name.ends_with(".onnx") {
+        return Some(Kind::Model);
     }
     if !name.ends_with(".yaml") {
         return None;
@@ -108,7 +113,7 @@ fn every_example_loads() {
             panic!("{shown}: not a pipeline, service or adapter configuration; teach this test to load it")
         });
         let out = match kind {
-            Kind::AdapterConfig => continue,
+            Kind::AdapterConfig | Kind::Model => continue,
             Kind::ClaraPipeline => {
                 assert_eq!(
                     shown, "examples/clara/liver-segmentation.yaml",

@@ -10,9 +10,11 @@
 //! - `elements`: how many FP32 values the tensor really carries (default: the product of
 //!   `dims`), so a tensor can claim more than it holds.
 //! - `value`: every element's value (`1`).
+//! - `data`: a file of little-endian FP32 values to send instead (exactly `elements` of them).
 //! - `runs`: how many times to run it (`1`).
 //!
-//! Writes `outputs.json`: per output its name, dimensions, the sum and the first values.
+//! Writes `outputs.json`: per output its name, dimensions, the sum and the first values, and
+//! `times.json`: each run's time as the stage sees it (tensors in and out included), in ms.
 //! A `wasi:nn` error fails the stage with the host's message.
 
 use std::path::Path;
@@ -36,6 +38,22 @@ impl Guest for NnProbe {
         let elements: u64 = sdk::param("elements", product)?;
         let value: f32 = sdk::param("value", 1.0)?;
         let runs: u32 = sdk::param("runs", 1)?;
+        let data_file = sdk::param_opt("data");
+        let data = match &data_file {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|e| failed!("cannot read {path}: {e}"))?;
+                if bytes.len() as u64 != elements * 4 {
+                    return Err(invalid_input!(
+                        "{path} holds {} bytes, not the {elements} FP32 values 'elements' says",
+                        bytes.len()
+                    ));
+                }
+                bytes
+            }
+            None => std::iter::repeat_n(value.to_le_bytes(), elements as usize)
+                .flatten()
+                .collect(),
+        };
 
         let loaded = if let Some(path) = model.strip_prefix("file:") {
             let bytes = std::fs::read(path).map_err(|e| failed!("cannot read {path}: {e}"))?;
@@ -53,15 +71,16 @@ impl Guest for NnProbe {
             ));
         };
         let mut report = Vec::new();
+        let mut times = Vec::new();
         for _ in 0..runs {
             let tensor = Tensor {
                 dims: dims.clone(),
                 ty: TensorType::Fp32,
-                data: std::iter::repeat_n(value.to_le_bytes(), elements as usize)
-                    .flatten()
-                    .collect(),
+                data: data.clone(),
             };
+            let started = std::time::Instant::now();
             let outputs = loaded.run(vec![(input.as_str(), tensor)])?;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
             report = outputs
                 .iter()
                 .map(|(name, t)| {
@@ -78,6 +97,8 @@ impl Guest for NnProbe {
         let results = sdk::results()?;
         let text = serde_json::to_vec_pretty(&report).map_err(|e| failed!("{e}"))?;
         sdk::write_file(Path::new(&results.path), "outputs.json", &text)?;
+        let text = serde_json::to_vec(&times).map_err(|e| failed!("{e}"))?;
+        sdk::write_file(Path::new(&results.path), "times.json", &text)?;
         Ok(())
     }
 }
