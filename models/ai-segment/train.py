@@ -36,6 +36,8 @@ CLASSES = ["background", "bone", "contrast", "lesion"]
 LABEL_OF = {"bone": 1, "contrast": 2, "lesion": 3}
 TRAIN_SEEDS = range(0, 48)
 HELDOUT_SEEDS = range(1000, 1012)
+# The lesion's HU range in `ward sample ct --vary` (Phantom::varied).
+LESION_HU = (40.0, 120.0)
 CROP = (16, 48, 48)  # z, y, x; multiples of 4, within the smallest series
 BATCH = 2
 
@@ -208,6 +210,12 @@ def random_crop(rng, hu, lab):
         x0 = min(max(fg[2] - cx // 2 + rng.randint(-cx // 4, cx // 4), 0), X - cx)
     h = hu[z0:z0 + cz, y0:y0 + cy, x0:x0 + cx]
     lb = lab[z0:z0 + cz, y0:y0 + cy, x0:x0 + cx]
+    # The lesion is the faintest structure (40-120 HU over water's 0): half the crops that
+    # hold one give it another HU of its range, so faint lesions are as common as bright.
+    lesion = lb == 3
+    if lesion.any() and rng.random() < 0.5:
+        h = h.astype(np.float32, copy=True)
+        h[lesion] += rng.uniform(*LESION_HU) - float(h[lesion].mean())
     # Flips keep the phantom a phantom (spheres stay spheres).
     for ax in range(3):
         if rng.random() < 0.5:
@@ -236,7 +244,7 @@ def train(cases, minutes, log):
     step, losses, epochs = 0, [], 0
     steps_per_epoch = max(1, len(cases) // BATCH)
     # A fixed number of steps keeps the run deterministic; the time only caps it.
-    max_steps = int(os.environ.get("WARD_AI_STEPS", "700"))
+    max_steps = int(os.environ.get("WARD_AI_STEPS", "2400"))
     while step < max_steps and time.time() - start < budget:
         order = list(range(len(cases)))
         rng.shuffle(order)

@@ -2,6 +2,7 @@
 //! area. They drive real components built from `guests/` and `conformance/stages/` (built
 //! once per run), the real engine and the `ward` binary, and DCMTK's dcmdump.
 
+mod ai_segment;
 mod bench;
 mod cli;
 mod client;
