@@ -328,10 +328,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     }
 
     if args.inference_runs > 0 && args.inference_model.is_file() {
+        let in_sandbox = args
+            .in_sandbox_inference
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()?;
         let f = bench::inference_figures(
             &engine,
             &component("nn_probe"),
-            args.in_sandbox_inference.as_deref(),
+            in_sandbox.as_deref(),
             &args.inference_model,
             args.inference_size,
             args.inference_slices,
