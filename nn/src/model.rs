@@ -294,26 +294,57 @@ fn spec(name: &str, ty: &ValueType) -> TensorSpec {
     }
 }
 
-fn le_chunks<const N: usize, T>(data: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+/// The little-endian elements in `data` as `T`s (its length a multiple of `N`).
+fn from_le<const N: usize, T: Copy + Default>(data: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+    let n = data.len() / N;
+    if cfg!(target_endian = "little") {
+        // The bytes are already the elements' representation: one copy, not n conversions.
+        let mut out = vec![T::default(); n];
+        // SAFETY: `out` holds n elements of N = size_of::<T>() bytes each (asserted), every
+        // bit pattern is a valid f32/f64/i32/i64, and the regions do not overlap.
+        assert_eq!(std::mem::size_of::<T>(), N);
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), out.as_mut_ptr().cast::<u8>(), n * N);
+        }
+        return out;
+    }
     data.chunks_exact(N)
         .map(|c| from(c.try_into().expect("chunks_exact gives N bytes")))
         .collect()
+}
+
+/// `values` as little-endian bytes.
+fn to_le<const N: usize, T: Copy>(values: &[T], to: fn(T) -> [u8; N]) -> Vec<u8> {
+    if cfg!(target_endian = "little") {
+        assert_eq!(std::mem::size_of::<T>(), N);
+        let mut out = vec![0u8; values.len() * N];
+        // SAFETY: `out` holds exactly the bytes of `values`; the regions do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                values.as_ptr().cast::<u8>(),
+                out.as_mut_ptr(),
+                out.len(),
+            );
+        }
+        return out;
+    }
+    values.iter().flat_map(|&x| to(x)).collect()
 }
 
 fn to_value(t: HostTensor) -> ort::Result<DynValue> {
     let shape: Vec<i64> = t.dims.iter().map(|&d| i64::from(d)).collect();
     Ok(match t.ty {
         ElementType::F32 => {
-            Tensor::from_array((shape, le_chunks(&t.data, f32::from_le_bytes)))?.into_dyn()
+            Tensor::from_array((shape, from_le(&t.data, f32::from_le_bytes)))?.into_dyn()
         }
         ElementType::F64 => {
-            Tensor::from_array((shape, le_chunks(&t.data, f64::from_le_bytes)))?.into_dyn()
+            Tensor::from_array((shape, from_le(&t.data, f64::from_le_bytes)))?.into_dyn()
         }
         ElementType::I32 => {
-            Tensor::from_array((shape, le_chunks(&t.data, i32::from_le_bytes)))?.into_dyn()
+            Tensor::from_array((shape, from_le(&t.data, i32::from_le_bytes)))?.into_dyn()
         }
         ElementType::I64 => {
-            Tensor::from_array((shape, le_chunks(&t.data, i64::from_le_bytes)))?.into_dyn()
+            Tensor::from_array((shape, from_le(&t.data, i64::from_le_bytes)))?.into_dyn()
         }
         ElementType::U8 => Tensor::from_array((shape, t.data))?.into_dyn(),
         // check_inputs lets these through only for models that declare them; ort is built
@@ -352,23 +383,20 @@ fn from_value(
         model: model.into(),
         why: format!("output '{output}': {e}"),
     };
-    fn bytes_of<T: Copy, const N: usize>(v: &[T], to: fn(T) -> [u8; N]) -> Vec<u8> {
-        v.iter().flat_map(|&x| to(x)).collect()
-    }
     let data = match ty {
-        ElementType::F32 => bytes_of(
+        ElementType::F32 => to_le(
             value.try_extract_tensor::<f32>().map_err(failed)?.1,
             f32::to_le_bytes,
         ),
-        ElementType::F64 => bytes_of(
+        ElementType::F64 => to_le(
             value.try_extract_tensor::<f64>().map_err(failed)?.1,
             f64::to_le_bytes,
         ),
-        ElementType::I32 => bytes_of(
+        ElementType::I32 => to_le(
             value.try_extract_tensor::<i32>().map_err(failed)?.1,
             i32::to_le_bytes,
         ),
-        ElementType::I64 => bytes_of(
+        ElementType::I64 => to_le(
             value.try_extract_tensor::<i64>().map_err(failed)?.1,
             i64::to_le_bytes,
         ),

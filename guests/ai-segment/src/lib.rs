@@ -11,7 +11,8 @@
 //!
 //! Parameters: `model` (the declared model's name, `ct-structures`; `NAME:gpu` or `NAME:cpu`
 //! chooses where it runs), `fallback` (`cpu`: when the GPU is refused, run on the CPU;
-//! `none`: fail).
+//! `none`: fail), `slab-voxels` (the most voxels one inference takes, 16Mi: a larger volume
+//! is segmented in slabs of slices that overlap by 8 slices on each side).
 
 use imaging::raw_io;
 use imaging::stats::{measure, LabelStats};
@@ -25,6 +26,11 @@ use ward_stage_sdk::{self as sdk, failed, invalid_input, log_info, log_warn, Gue
 const STRUCTURES: [&str; 3] = ["bone", "contrast", "lesion"];
 /// Every axis of the model's input is a multiple of this (two 2× poolings).
 const MULTIPLE: usize = 4;
+/// Slices each slab of a large volume shares with each neighbour.
+const HALO: usize = 8;
+/// Voxels of one inference's input by default: 16 Mi (a 512x512x64 slab), about 64 MB of
+/// input and 256 MB of scores, well within the stage's memory.
+const DEFAULT_SLAB_VOXELS: usize = 16 << 20;
 
 struct AiSegment;
 
@@ -48,15 +54,16 @@ fn padded(n: usize) -> usize {
     n.div_ceil(MULTIPLE) * MULTIPLE
 }
 
-/// The model's input: the volume as HU / 1000, clipped to the CT range, padded to the
-/// model's multiples by repeating the edge voxels (as the model was trained).
-fn input_tensor(ct: &Volume<i16>) -> (Tensor, [usize; 3]) {
-    let [nx, ny, nz] = ct.dims;
-    let [px, py, pz] = [padded(nx), padded(ny), padded(nz)];
+/// Slices of `ct` from `z0` to `z1` (exclusive) as the model's input: HU / 1000, clipped to
+/// the CT range, padded to the model's multiples by repeating the edge voxels (as the model
+/// was trained).
+fn input_tensor(ct: &Volume<i16>, z0: usize, z1: usize) -> (Tensor, [usize; 3]) {
+    let [nx, ny, _] = ct.dims;
+    let [px, py, pz] = [padded(nx), padded(ny), padded(z1 - z0)];
     let mut values = Vec::with_capacity(px * py * pz);
     for k in 0..pz {
         for j in 0..py {
-            let row = ct.index(0, j.min(ny - 1), k.min(nz - 1));
+            let row = ct.index(0, j.min(ny - 1), z0 + k.min(z1 - z0 - 1));
             for i in 0..px {
                 let hu = ct.data[row + i.min(nx - 1)];
                 values.push(f32::from(hu).clamp(-1024.0, 3071.0) / 1000.0);
@@ -67,15 +74,45 @@ fn input_tensor(ct: &Volume<i16>) -> (Tensor, [usize; 3]) {
     (Tensor::f32(dims, &values), [px, py, pz])
 }
 
-/// The most likely class of each voxel of the unpadded volume (ties go to the lower class).
-fn labels_of(logits: &[f32], ct: &Volume<i16>, [px, py, pz]: [usize; 3]) -> Vec<u16> {
-    let [nx, ny, nz] = ct.dims;
+/// Runs the model on slices `z0..z1` and writes the most likely class of every voxel of
+/// slices `k0..k1` (within them) into `labels` (ties go to the lower class).
+#[allow(clippy::too_many_arguments)]
+fn segment_slab(
+    model: &Model,
+    name: &str,
+    ct: &Volume<i16>,
+    (z0, z1): (usize, usize),
+    (k0, k1): (usize, usize),
+    labels: &mut [u16],
+) -> Result<(), StageError> {
+    let (input, [px, py, pz]) = input_tensor(ct, z0, z1);
+    let outputs = model.run(vec![("ct", input)])?;
+    let Some((_, logits)) = outputs.iter().find(|(n, _)| n == "logits") else {
+        let names: Vec<&str> = outputs.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(failed!(
+            "model '{name}' answered no 'logits' output (it answered {names:?})"
+        ));
+    };
+    let want = [
+        1,
+        1 + STRUCTURES.len() as u32,
+        pz as u32,
+        py as u32,
+        px as u32,
+    ];
+    if logits.dims != want {
+        return Err(failed!(
+            "model '{name}': 'logits' is {:?}, expected {want:?}",
+            logits.dims
+        ));
+    }
+    let logits = logits.to_f32()?;
+    let [nx, ny, _] = ct.dims;
     let plane = px * py * pz;
-    let mut labels = vec![0u16; ct.len()];
-    for k in 0..nz {
+    for k in k0..k1 {
         for j in 0..ny {
             for i in 0..nx {
-                let at = (k * py + j) * px + i;
+                let at = ((k - z0) * py + j) * px + i;
                 let mut best = (0u16, logits[at]);
                 for c in 1..=STRUCTURES.len() {
                     let v = logits[c * plane + at];
@@ -87,7 +124,38 @@ fn labels_of(logits: &[f32], ct: &Volume<i16>, [px, py, pz]: [usize; 3]) -> Vec<
             }
         }
     }
-    labels
+    Ok(())
+}
+
+/// The slabs a volume is segmented in: (input slices, slices kept), each input at most
+/// `slab_voxels` once padded, overlapping its neighbours by [`HALO`] slices on each side so
+/// the kept slices see the context they would see in the whole volume.
+fn slabs(
+    dims: [usize; 3],
+    slab_voxels: usize,
+) -> Result<Vec<((usize, usize), (usize, usize))>, StageError> {
+    let [nx, ny, nz] = dims;
+    let plane = padded(nx) * padded(ny);
+    if padded(nz) * plane <= slab_voxels {
+        return Ok(vec![((0, nz), (0, nz))]);
+    }
+    let depth = slab_voxels / plane / MULTIPLE * MULTIPLE;
+    if depth <= 2 * HALO {
+        return Err(invalid_input!(
+            "parameter 'slab-voxels' = {slab_voxels}: a slab of {nx}x{ny} slices needs more than {} slices ({} voxels)",
+            2 * HALO,
+            (2 * HALO + MULTIPLE) * plane
+        ));
+    }
+    let core = depth - 2 * HALO;
+    let mut out = Vec::new();
+    let mut k0 = 0;
+    while k0 < nz {
+        let k1 = (k0 + core).min(nz);
+        out.push(((k0.saturating_sub(HALO), (k1 + HALO).min(nz)), (k0, k1)));
+        k0 = k1;
+    }
+    Ok(out)
 }
 
 fn open_model(name: &str, fallback: &str) -> Result<Model, StageError> {
@@ -106,6 +174,7 @@ impl Guest for AiSegment {
     fn run() -> Result<(), StageError> {
         let model_name = sdk::param("model", "ct-structures".to_string())?;
         let fallback = sdk::param_choice("fallback", &["cpu", "none"], "cpu")?;
+        let slab_voxels: usize = sdk::param("slab-voxels", DEFAULT_SLAB_VOXELS)?;
         let (_, dir) = sdk::input_containing("volume.json")?;
         let (ct, _) = raw_io::read_volume::<i16>(&dir, "volume")
             .map_err(|e| StageError::InvalidInput(e.to_string()))?;
@@ -116,32 +185,22 @@ impl Guest for AiSegment {
 
         sdk::progress(0.05, "loading the model");
         let model = open_model(&model_name, &fallback)?;
-        let (input, dims) = input_tensor(&ct);
-        sdk::progress(0.1, "inference");
-        let outputs = model.run(vec![("ct", input)])?;
-        let Some((_, logits)) = outputs.iter().find(|(n, _)| n == "logits") else {
-            let names: Vec<&str> = outputs.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(failed!(
-                "model '{model_name}' answered no 'logits' output (it answered {names:?})"
-            ));
-        };
-        let [px, py, pz] = dims;
-        let want = [
-            1,
-            1 + STRUCTURES.len() as u32,
-            pz as u32,
-            py as u32,
-            px as u32,
-        ];
-        if logits.dims != want {
-            return Err(failed!(
-                "model '{model_name}': 'logits' is {:?}, expected {want:?}",
-                logits.dims
-            ));
+        let slabs = slabs(ct.dims, slab_voxels)?;
+        if slabs.len() > 1 {
+            log_info!(
+                "{} slabs of at most {} slices, overlapping by {HALO} ('slab-voxels' = {slab_voxels})",
+                slabs.len(),
+                slabs.iter().map(|((z0, z1), _)| z1 - z0).max().unwrap_or(0)
+            );
         }
-        let logits = logits.to_f32()?;
+        let mut labels = vec![0u16; ct.len()];
+        for (n, &(input, kept)) in slabs.iter().enumerate() {
+            let done = n as f32 / slabs.len() as f32;
+            sdk::progress(0.1 + 0.7 * done, "inference");
+            segment_slab(&model, &model_name, &ct, input, kept, &mut labels)?;
+        }
         sdk::progress(0.8, "labels");
-        let labels = ct.with_data(labels_of(&logits, &ct, dims));
+        let labels = ct.with_data(labels);
         let stats = measure(&labels, &ct, STRUCTURES.len());
         for s in &stats {
             log_info!(

@@ -45,6 +45,13 @@ fn series(
 }
 
 fn run_example(payload: &Path) -> (ward::jobs::JobSummary, tempfile::TempDir) {
+    run_example_with(payload, &[])
+}
+
+fn run_example_with(
+    payload: &Path,
+    parameters: &[(&str, &str)],
+) -> (ward::jobs::JobSummary, tempfile::TempDir) {
     let jobs = tempdir();
     let request = JobRequest {
         pipeline: ward::pipeline::load(&example()).unwrap_or_else(|e| panic!("{e}")),
@@ -52,7 +59,10 @@ fn run_example(payload: &Path) -> (ward::jobs::JobSummary, tempfile::TempDir) {
         job_dir: jobs.path().join("job"),
         job_id: new_job_id(),
         tenant: "test".into(),
-        parameters: BTreeMap::new(),
+        parameters: parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
         datasets: [("ct-ai-model".to_string(), model_dir())].into(),
         cpu_slots: 2,
         cancel: None,
@@ -146,6 +156,35 @@ fn held_out_varied_series_are_segmented_to_the_phantom_s_truth() {
             &format!("seed {seed}"),
         );
     }
+}
+
+#[test]
+fn a_volume_larger_than_one_inference_is_segmented_in_overlapping_slabs() {
+    let payload = tempdir();
+    let options = series(
+        payload.path(),
+        Phantom::varied(910_001),
+        128,
+        40,
+        380.0,
+        3.0,
+    );
+    // 24 slices of 128x128 per inference: 5 slabs keeping 8 slices each.
+    let slab = (128 * 128 * 24).to_string();
+    let (summary, jobs) = run_example_with(payload.path(), &[("slab-voxels", &slab)]);
+    assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
+    let log = std::fs::read_to_string(jobs.path().join("job/logs/ai-segment.log")).unwrap();
+    assert!(
+        log.contains("5 slabs of at most 24 slices, overlapping by 8"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("inference: model 'ct-structures'").count(),
+        5,
+        "{log}"
+    );
+    let (labels, _) = labels(&jobs.path().join("job"));
+    assert_dice(&dice(&labels, &options), LEAST_DICE, "in slabs");
 }
 
 #[test]
