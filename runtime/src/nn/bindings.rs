@@ -4,11 +4,14 @@ wasmtime::component::bindgen!({
     path: "../wit/deps/wasi-nn",
     world: "ml",
     // Every call may end the stage with a trap (a stale handle, a full table); failures of
-    // the stage's own making are `wasi:nn` errors. An inference runs on its own thread; the
-    // stage awaits it as a future, so its deadline ends the wait, and the inference with it.
+    // the stage's own making are `wasi:nn` errors. Loading a model and an inference run on
+    // threads of their own; the stage awaits them as futures, so its deadline ends the wait
+    // (and the inference with it).
     imports: {
         default: trappable,
         "wasi:nn/inference.[method]graph-execution-context.compute": async | trappable,
+        "wasi:nn/graph.load": async | trappable,
+        "wasi:nn/graph.load-by-name": async | trappable,
     },
     with: {
         "wasi:nn/tensor.tensor": super::host::TensorHandle,

@@ -198,8 +198,30 @@ impl tensor::HostTensor for StageState {
     }
 }
 
+/// Runs `load` (a model read and committed to ONNX Runtime, or found in the cache) on a
+/// thread of its own and awaits it: a large model takes seconds to load, and the stage's
+/// deadline must still end the stage meanwhile (the load then finishes into the cache).
+async fn off_thread(
+    load: impl FnOnce() -> Result<Arc<Model>, NnError> + Send + 'static,
+) -> Result<Arc<Model>, NnError> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("ward-model-load".into())
+        .spawn(move || {
+            let _ = answer.send(load());
+        })
+        .map_err(|e| {
+            NnError::Unavailable(format!("cannot start a thread to load the model: {e}"))
+        })?;
+    answered.await.unwrap_or_else(|_| {
+        Err(NnError::Unavailable(
+            "the thread loading the model ended without an answer".into(),
+        ))
+    })
+}
+
 impl graph::Host for StageState {
-    fn load(
+    async fn load(
         &mut self,
         builder: Vec<Vec<u8>>,
         encoding: GraphEncoding,
@@ -227,33 +249,32 @@ impl graph::Host for StageState {
                 })
             }
         };
-        let [bytes] = builder.as_slice() else {
+        let Ok::<[Vec<u8>; 1], _>([bytes]) = builder.try_into() else {
             return self.nn_error(NnError::Load {
                 model: name.into(),
-                why: format!(
-                    "an ONNX model is one part, the stage gave {}",
-                    builder.len()
-                ),
+                why: "an ONNX model is one part, the stage gave another number".into(),
             });
         };
-        let digest = digest_of(bytes);
-        let short = format!("{}…", &digest[..19.min(digest.len())]);
         let options = Self::load_options(&grant);
-        let loaded = onnxruntime(grant.host.library.as_deref()).and_then(|rt| {
+        let loaded = off_thread(move || {
+            let rt = onnxruntime(grant.host.library.as_deref())?;
+            let digest = digest_of(&bytes);
+            let short = format!("{}…", &digest[..19.min(digest.len())]);
             grant
                 .host
                 .cache
                 .get_or_load(ModelKey { digest, target }, || {
-                    Model::load(rt, &short, bytes, target, &options)
+                    Model::load(rt, &short, &bytes, target, &options)
                 })
-        });
+        })
+        .await;
         match loaded {
             Ok(model) => self.open_graph(model),
             Err(e) => self.nn_error(e),
         }
     }
 
-    fn load_by_name(&mut self, name: String) -> Answer<Resource<GraphHandle>> {
+    async fn load_by_name(&mut self, name: String) -> Answer<Resource<GraphHandle>> {
         let grant = match self.nn_grant() {
             Ok(g) => g,
             Err(e) => return self.nn_error(e),
@@ -280,12 +301,14 @@ impl graph::Host for StageState {
             digest: declared.digest.clone(),
             target,
         };
-        let loaded = onnxruntime(grant.host.library.as_deref()).and_then(|rt| {
+        let loaded = off_thread(move || {
+            let rt = onnxruntime(grant.host.library.as_deref())?;
             grant.host.cache.get_or_load(key, || {
                 let bytes = read_model(&model_name, &declared, options.max_model_bytes)?;
                 Model::load(rt, &model_name, &bytes, target, &options)
             })
-        });
+        })
+        .await;
         match loaded {
             Ok(model) => self.open_graph(model),
             Err(e) => self.nn_error(e),
