@@ -155,14 +155,21 @@ class UNet3D(nn.Module):
 
     def __init__(self, c1=8, c2=16, c3=32):
         super().__init__()
-        self.enc1 = conv(1, c1)
+        # Two input channels: the HU scaled as given, and a soft-tissue window of it (HU / 100,
+        # clipped to ±1) computed inside the network, in which the lesion's 40-120 HU over
+        # water stands out as much as bone does in the first.
+        self.enc1 = conv(2, c1)
         self.enc2 = nn.Sequential(conv(c1, c2), conv(c2, c2))
         self.bottom = nn.Sequential(conv(c2, c3), conv(c3, c3))
         self.up2 = nn.ConvTranspose3d(c3, c2, 2, stride=2)
         self.dec2 = nn.Sequential(conv(2 * c2, c2), conv(c2, c2))
         self.up1 = nn.ConvTranspose3d(c2, c1, 2, stride=2)
-        self.dec1 = conv(2 * c1, c1)
-        self.head = nn.Conv3d(c1, len(CLASSES), 1)
+        # The full-resolution decoder also sees the input itself, so a voxel's own HU decides
+        # its class at a structure's edge rather than the smoothed HU around it.
+        self.dec1 = conv(2 * c1 + 2, c1)
+        # The head sees each voxel's own two input channels beside the decoder's features, so
+        # a structure's edge is decided by the voxel's HU, not by the smoothed HU around it.
+        self.head = nn.Conv3d(c1 + 2, len(CLASSES), 1)
         self.pool = nn.MaxPool3d(2)
         self.threshold_init()
 
@@ -180,13 +187,14 @@ class UNet3D(nn.Module):
             conv0.weight[c, 0] = k * kernel
             conv0.bias[c] = -k * t
 
-    def forward(self, x):
+    def forward(self, ct):
+        x = torch.cat([ct, torch.clamp(ct * 10.0, -1.0, 1.0)], 1)
         e1 = self.enc1(x)
         e2 = self.enc2(self.pool(e1))
         b = self.bottom(self.pool(e2))
         d2 = self.dec2(torch.cat([self.up2(b), e2], 1))
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
-        return self.head(d1)
+        d1 = self.dec1(torch.cat([self.up1(d2), e1, x], 1))
+        return self.head(torch.cat([d1, x], 1))
 
 
 # ---------------------------------------------------------------- training
@@ -244,7 +252,7 @@ def train(cases, minutes, log):
     step, losses, epochs = 0, [], 0
     steps_per_epoch = max(1, len(cases) // BATCH)
     # A fixed number of steps keeps the run deterministic; the time only caps it.
-    max_steps = int(os.environ.get("WARD_AI_STEPS", "2400"))
+    max_steps = int(os.environ.get("WARD_AI_STEPS", "4800"))
     while step < max_steps and time.time() - start < budget:
         order = list(range(len(cases)))
         rng.shuffle(order)
