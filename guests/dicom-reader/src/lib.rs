@@ -1,4 +1,10 @@
-//! Stage `dicom-reader`: reads the CT series of the payload into `volume.raw` + `volume.json`.
+//! Stage `dicom-reader`: reads the image series of the payload into `volume.raw` +
+//! `volume.json`: classic single-frame series, enhanced multi-frame CT/MR (each frame placed
+//! by its functional groups), multi-frame images without a place in the patient (ultrasound
+//! cine, NM, secondary capture: a frame stack, `geometry: frame-stack`), greyscale as
+//! rescaled values and colour as RGB. For a colour or palette series `volume.raw` holds the
+//! luma (0–255) and `rgb.raw` the RGB samples, interleaved, x fastest (`rgb` in
+//! `volume.json` gives its file and dtype).
 //!
 //! Parameters:
 //! - `on-bad-file` = `fail` (default) | `skip`: what a non-DICOM, truncated or undecodable
@@ -9,7 +15,7 @@
 //! When the operator declares an output port `slices`, the series is also streamed on it
 //! (`ward/ct-slice-v1`: header, then the axial slices in order) before the volume is written.
 
-use imaging::dicom_series::{self, BadFilePolicy, DicomError, Observer, ReadOptions};
+use imaging::dicom_series::{self, BadFilePolicy, DicomError, Observer, ReadOptions, Rgb};
 use imaging::raw_io::{self, VolumeHeader};
 use std::path::PathBuf;
 use ward_stage_sdk::{self as sdk, log_info, log_warn, Guest, StageError};
@@ -55,7 +61,20 @@ impl Guest for DicomReader {
             series.skipped.len(),
             series.other_series.len()
         );
-        let extra = series.header_extra();
+        let mut extra = series.header_extra();
+        if let Some(rgb) = &series.rgb {
+            extra.insert(
+                "rgb".into(),
+                serde_json::json!({"file": "rgb.raw", "dtype": rgb.dtype(), "samples": 3}),
+            );
+        }
+        if series.meta.geometry == "frame-stack" {
+            log_warn!(
+                "the frames have no place in the patient (no ImagePositionPatient): stacked in \
+                 frame and InstanceNumber order, {} mm apart nominally",
+                v.spacing[2]
+            );
+        }
         if streaming {
             let mut header = VolumeHeader::of(v);
             header.extra = extra.clone();
@@ -64,6 +83,14 @@ impl Guest for DicomReader {
         sdk::progress(1.0, "writing volume");
         raw_io::write_volume(&out, "volume", v, extra)
             .map_err(|e| StageError::Failed(e.to_string()))?;
+        if let Some(rgb) = &series.rgb {
+            let bytes = match rgb {
+                Rgb::U8(d) => raw_io::encode_samples(d),
+                Rgb::U16(d) => raw_io::encode_samples(d),
+            };
+            raw_io::write_bytes(&out.join("rgb.raw"), &bytes)
+                .map_err(|e| StageError::Failed(e.to_string()))?;
+        }
         Ok(())
     }
 }

@@ -50,9 +50,20 @@ impl Guest for DicomWriter {
         let volume_header = raw_io::read_header(&vol_dir.join("volume.json")).map_err(bad)?;
         let (labels, labels_header) =
             raw_io::read_volume::<u16>(&lab_dir, "labels").map_err(bad)?;
-        let source = Source::from_extra(&volume_header.extra)
+        let mut source = Source::from_extra(&volume_header.extra)
             .map_err(|e| invalid_input!("volume.json: {e}"))?;
         check_inputs(&volume_header, &labels, &source)?;
+        if source.frame_of_reference_uid.is_empty() {
+            // Real scanners' files sometimes lack (0020,0052); the SEG must have one, and one
+            // derived from the source series keeps two runs byte-identical.
+            source.frame_of_reference_uid =
+                uid::derive(&[b"frame-of-reference", source.series_instance_uid.as_bytes()]);
+            log_warn!(
+                "source series {} has no (0020,0052) FrameOfReferenceUID; the SEG gets a new one, {}",
+                source.series_instance_uid,
+                source.frame_of_reference_uid
+            );
+        }
         let out = PathBuf::from(sdk::results()?.path);
 
         let n_labels = labels_header
@@ -159,7 +170,6 @@ fn check_inputs(
     for (key, value) in [
         ("study_instance_uid", &source.study_instance_uid),
         ("series_instance_uid", &source.series_instance_uid),
-        ("frame_of_reference_uid", &source.frame_of_reference_uid),
         ("sop_class_uid", &source.sop_class_uid),
     ] {
         if value.is_empty() {

@@ -294,3 +294,44 @@ fn jpeg_baseline_from_dcmtk_decodes_like_dcmtk() {
     // Lossy, and really so: the copy is not the original's pixels.
     assert_ne!(values, pydicom_hu(&original), "JPEG baseline is lossy here");
 }
+
+/// A real CT without (0020,0052) FrameOfReferenceUID (DCMTK's dcmodify removes it) still
+/// gives a DICOM SEG: with a Frame of Reference of its own, and a warning in the writer's log.
+#[test]
+fn a_real_ct_without_a_frame_of_reference_still_gets_a_seg() {
+    let payload = tempdir();
+    let copy = payload.path().join("CT_small.dcm");
+    std::fs::copy(pydicom_files().join("CT_small.dcm"), &copy).unwrap();
+    let status = Command::new(dcmtk_tool("dcmodify"))
+        .args(["-nb", "-e", "(0020,0052)"])
+        .arg(&copy)
+        .status()
+        .unwrap_or_else(|e| panic!("dcmodify is needed (apt-get install -y dcmtk): {e}"));
+    assert!(status.success(), "dcmodify -e (0020,0052)");
+    assert!(!dcmdump(&[copy.to_str().unwrap()])
+        .stdout
+        .contains("(0020,0052)"));
+    components_dir();
+    let (summary, jobs) = run_pipeline(
+        &repo_root().join("examples/ct-segmentation/pipeline.yaml"),
+        payload.path(),
+        &[],
+    );
+    assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
+    let seg = jobs
+        .path()
+        .join("job/results/dicom-writer/seg/dicom/segmentation.dcm");
+    let dump = dcmdump(&["+E", seg.to_str().unwrap()]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    let line = dump
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("(0020,0052)"))
+        .unwrap_or_else(|| panic!("the SEG has a FrameOfReferenceUID: {}", dump.stdout));
+    assert!(line.contains("[2.25."), "{line}");
+    let log = std::fs::read_to_string(jobs.path().join("job/logs/dicom-writer.log")).unwrap();
+    assert!(
+        log.contains("no (0020,0052) FrameOfReferenceUID"),
+        "the writer warns: {log}"
+    );
+}

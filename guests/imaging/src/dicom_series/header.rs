@@ -1,15 +1,49 @@
-//! The first pass: what each file is, read without its pixel data.
+//! The first pass: what each file is, read without its pixel data. A file gives one
+//! [`SliceHeader`] per frame: a classic CT or MR file one, an enhanced multi-frame file
+//! (Enhanced CT/MR) one per frame with its own position, orientation, pixel measures and
+//! rescale from the functional groups, a cine or multi-frame image (US, NM, secondary
+//! capture) one per frame of a frame stack.
 
 use super::error::{chain, DicomError};
+use super::fields::Fields;
 use super::files::SourceFile;
-use dicom_core::Tag;
+use super::frames;
 use dicom_dictionary_std::tags;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_object::OpenFileOptions;
 
-/// What a slice needs to be placed in a volume, and the identity carried to the output.
+/// Segmentation Storage: a DICOM SEG has pixel data but is a result, not a source image.
+const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
+
+/// Where a frame sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Geometry {
+    /// In patient space (ImagePositionPatient/ImageOrientationPatient, or their functional
+    /// groups): frames are ordered along the slice normal and must be evenly spaced.
+    Patient,
+    /// No place in patient space (ultrasound cine, NM, secondary capture, a projection
+    /// radiograph): frames are stacked in frame and InstanceNumber order.
+    FrameStack,
+}
+
+/// How the stored samples make a colour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Photometric {
+    /// MONOCHROME1 or MONOCHROME2: one sample, a grey value.
+    Grey,
+    /// PALETTE COLOR: one sample, an index into the palette's red, green and blue tables.
+    Palette,
+    /// Three samples: RGB, YBR_FULL, YBR_FULL_422, YBR_ICT, YBR_RCT (as named).
+    Colour(String),
+}
+
+/// What a frame needs to be placed in a volume, and the identity carried to the output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SliceHeader {
     pub file: SourceFile,
+    /// The frame of the file this header is (0 for a single-frame file).
+    pub frame: u32,
+    /// NumberOfFrames of the file.
+    pub frames_in_file: u32,
     pub transfer_syntax: String,
     pub study_instance_uid: String,
     pub series_instance_uid: String,
@@ -20,15 +54,28 @@ pub struct SliceHeader {
     pub patient_name: String,
     pub modality: String,
     pub series_description: String,
+    pub instance_number: Option<i64>,
     /// Study-level identity, carried so derived objects (DICOM SEG) repeat the source study.
     pub study: StudyInfo,
     pub rows: usize,
     pub columns: usize,
+    pub photometric: Photometric,
+    pub geometry: Geometry,
     /// PixelSpacing as stored: [between rows (y), between columns (x)].
     pub pixel_spacing: [f64; 2],
     pub orientation: [f64; 6],
     pub position: [f64; 3],
     pub slice_thickness: Option<f64>,
+    /// SpacingBetweenSlices: the step of a frame stack.
+    pub spacing_between_slices: Option<f64>,
+    /// (slope, intercept) of this frame's Pixel Value Transformation functional group; None
+    /// for the file's own RescaleSlope/RescaleIntercept.
+    pub rescale: Option<(f64, f64)>,
+    /// The frames of an enhanced file that form one volume share a key (StackID and
+    /// TemporalPositionIndex); empty for other files.
+    pub stack: String,
+    /// FrameTime (ms) of a cine.
+    pub frame_time_ms: Option<f64>,
 }
 
 /// Study and patient attributes that a derived series must repeat; empty when absent.
@@ -47,11 +94,10 @@ pub struct StudyInfo {
 /// The outcome of reading one file's header.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scan {
-    Image(Box<SliceHeader>),
-    /// A DICOM object without an image (structured report, presentation state, ...).
-    NotImage {
-        sop_class_uid: String,
-    },
+    /// One header per frame, in frame order.
+    Image(Vec<SliceHeader>),
+    /// A DICOM object without an image (structured report, presentation state, SEG, ...).
+    NotImage { sop_class_uid: String },
 }
 
 /// Reads the header of `file` (up to the pixel data).
@@ -72,54 +118,33 @@ pub fn scan_header(file: &SourceFile) -> Result<Scan, DicomError> {
         obj: &obj,
         file: &file.name,
     };
-    if f.opt_str(tags::ROWS).is_none() {
-        return Ok(Scan::NotImage {
-            sop_class_uid: f.opt_str(tags::SOP_CLASS_UID).unwrap_or_default(),
-        });
+    let sop_class_uid = f.opt_str(tags::SOP_CLASS_UID).unwrap_or_default();
+    if f.opt_str(tags::ROWS).is_none() || sop_class_uid == SEGMENTATION_STORAGE {
+        return Ok(Scan::NotImage { sop_class_uid });
     }
-    if let Some(frames) = f.opt_str(tags::NUMBER_OF_FRAMES) {
-        if frames.parse::<u32>() != Ok(1) {
-            return Err(f.invalid(
-                tags::NUMBER_OF_FRAMES,
-                "NumberOfFrames",
-                frames,
-                "only single-frame images can be stacked into a volume",
-            ));
-        }
-    }
-    if let Some(spp) = f.opt_str(tags::SAMPLES_PER_PIXEL) {
-        if spp != "1" {
-            return Err(f.invalid(
-                tags::SAMPLES_PER_PIXEL,
-                "SamplesPerPixel",
-                spp,
-                "only greyscale (1 sample per pixel) images are supported",
-            ));
-        }
-    }
-    let spacing = f.floats::<2>(tags::PIXEL_SPACING, "PixelSpacing")?;
-    if spacing.iter().any(|&s| s <= 0.0) {
-        return Err(f.invalid(
-            tags::PIXEL_SPACING,
-            "PixelSpacing",
-            format!("{}\\{}", spacing[0], spacing[1]),
-            "must be positive",
-        ));
-    }
-    let orientation = f.floats::<6>(tags::IMAGE_ORIENTATION_PATIENT, "ImageOrientationPatient")?;
-    let n = crate::volume::normal_of(&orientation);
-    if (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]) < 0.5 {
-        return Err(f.invalid(
-            tags::IMAGE_ORIENTATION_PATIENT,
-            "ImageOrientationPatient",
-            format!("{orientation:?}"),
-            "row and column directions are parallel",
-        ));
-    }
+    let frames_in_file = match f.opt_str(tags::NUMBER_OF_FRAMES) {
+        None => 1,
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(f.invalid(
+                    tags::NUMBER_OF_FRAMES,
+                    "NumberOfFrames",
+                    text,
+                    "must be a positive integer",
+                ))
+            }
+        },
+    };
+    let photometric = photometric_of(&f)?;
     let rows = f.count(tags::ROWS, "Rows")?;
     let columns = f.count(tags::COLUMNS, "Columns")?;
-    Ok(Scan::Image(Box::new(SliceHeader {
+    let places = frames::places(&f, frames_in_file)?;
+
+    let first = SliceHeader {
         file: file.clone(),
+        frame: 0,
+        frames_in_file,
         transfer_syntax,
         study_instance_uid: f.req_str(tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?,
         series_instance_uid: f.req_str(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?,
@@ -130,6 +155,7 @@ pub fn scan_header(file: &SourceFile) -> Result<Scan, DicomError> {
         patient_name: f.opt_str(tags::PATIENT_NAME).unwrap_or_default(),
         modality: f.opt_str(tags::MODALITY).unwrap_or_default(),
         series_description: f.opt_str(tags::SERIES_DESCRIPTION).unwrap_or_default(),
+        instance_number: f.opt_int(tags::INSTANCE_NUMBER),
         study: StudyInfo {
             study_date: f.opt_str(tags::STUDY_DATE).unwrap_or_default(),
             study_time: f.opt_str(tags::STUDY_TIME).unwrap_or_default(),
@@ -144,102 +170,63 @@ pub fn scan_header(file: &SourceFile) -> Result<Scan, DicomError> {
         },
         rows,
         columns,
-        pixel_spacing: spacing,
-        orientation,
-        position: f.floats::<3>(tags::IMAGE_POSITION_PATIENT, "ImagePositionPatient")?,
-        slice_thickness: f
-            .opt_str(tags::SLICE_THICKNESS)
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|t| t.is_finite() && *t > 0.0),
-    })))
+        photometric,
+        geometry: Geometry::FrameStack,
+        pixel_spacing: [1.0; 2],
+        orientation: crate::volume::AXIAL_ORIENTATION,
+        position: [0.0; 3],
+        slice_thickness: None,
+        spacing_between_slices: f
+            .opt_float(tags::SPACING_BETWEEN_SLICES)
+            .filter(|s| *s > 0.0),
+        rescale: None,
+        stack: String::new(),
+        frame_time_ms: f.opt_float(tags::FRAME_TIME).filter(|t| *t > 0.0),
+    };
+    let headers = places
+        .into_iter()
+        .enumerate()
+        .map(|(n, place)| SliceHeader {
+            frame: n as u32,
+            geometry: place.geometry,
+            pixel_spacing: place.pixel_spacing,
+            orientation: place.orientation,
+            position: place.position,
+            slice_thickness: place.slice_thickness,
+            rescale: place.rescale,
+            stack: place.stack,
+            ..first.clone()
+        })
+        .collect();
+    Ok(Scan::Image(headers))
 }
 
-/// Typed access to a header's elements with errors naming the file and tag.
-pub(crate) struct Fields<'a> {
-    pub obj: &'a InMemDicomObject,
-    pub file: &'a str,
-}
-
-impl Fields<'_> {
-    /// The trimmed string value, or None if absent or empty.
-    pub fn opt_str(&self, tag: Tag) -> Option<String> {
-        let e = self.obj.get(tag)?;
-        let s = e.to_str().ok()?;
-        let s = s.trim_matches(|c: char| c == ' ' || c == '\0').to_string();
-        (!s.is_empty()).then_some(s)
-    }
-
-    pub fn req_str(&self, tag: Tag, name: &'static str) -> Result<String, DicomError> {
-        self.opt_str(tag).ok_or_else(|| self.missing(tag, name))
-    }
-
-    /// Exactly `N` finite numbers (a decimal string with `\` separators).
-    pub fn floats<const N: usize>(
-        &self,
-        tag: Tag,
-        name: &'static str,
-    ) -> Result<[f64; N], DicomError> {
-        let text = self.req_str(tag, name)?;
-        let parts: Vec<&str> = text.split('\\').collect();
-        if parts.len() != N {
-            return Err(self.invalid(tag, name, text, &format!("expected {N} values")));
+/// SamplesPerPixel and PhotometricInterpretation together, refused with the reason when
+/// Ward does not read that kind of image.
+fn photometric_of(f: &Fields) -> Result<Photometric, DicomError> {
+    let samples = f
+        .opt_str(tags::SAMPLES_PER_PIXEL)
+        .unwrap_or_else(|| "1".into());
+    let name = f
+        .opt_str(tags::PHOTOMETRIC_INTERPRETATION)
+        .unwrap_or_else(|| "MONOCHROME2".into());
+    match (samples.as_str(), name.as_str()) {
+        ("1", "MONOCHROME1" | "MONOCHROME2") => Ok(Photometric::Grey),
+        ("1", "PALETTE COLOR") => Ok(Photometric::Palette),
+        ("3", "RGB" | "YBR_FULL" | "YBR_FULL_422" | "YBR_ICT" | "YBR_RCT") => {
+            Ok(Photometric::Colour(name))
         }
-        let mut out = [0.0; N];
-        for (o, p) in out.iter_mut().zip(&parts) {
-            *o = match p.trim().parse::<f64>() {
-                Ok(v) if v.is_finite() => v,
-                _ => return Err(self.invalid(tag, name, text, "not a number")),
-            };
-        }
-        Ok(out)
-    }
-
-    /// A positive integer (Rows, Columns).
-    pub fn count(&self, tag: Tag, name: &'static str) -> Result<usize, DicomError> {
-        let e = self.obj.get(tag).ok_or_else(|| self.missing(tag, name))?;
-        match e.to_int::<u32>() {
-            Ok(n) if n > 0 => Ok(n as usize),
-            _ => Err(self.invalid(
-                tag,
-                name,
-                e.to_str().map(|s| s.into_owned()).unwrap_or_default(),
-                "must be a positive integer",
-            )),
-        }
-    }
-
-    /// A number with a default when absent (RescaleSlope/Intercept).
-    pub fn float_or(&self, tag: Tag, name: &'static str, default: f64) -> Result<f64, DicomError> {
-        match self.opt_str(tag) {
-            None => Ok(default),
-            Some(s) => match s.split('\\').next().unwrap_or("").trim().parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(v),
-                _ => Err(self.invalid(tag, name, s, "not a number")),
-            },
-        }
-    }
-
-    pub fn missing(&self, tag: Tag, name: &'static str) -> DicomError {
-        DicomError::Missing {
-            file: self.file.to_string(),
-            tag,
+        ("1" | "3", _) => Err(f.invalid(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            "PhotometricInterpretation",
             name,
-        }
-    }
-
-    pub fn invalid(
-        &self,
-        tag: Tag,
-        name: &'static str,
-        value: impl Into<String>,
-        reason: &str,
-    ) -> DicomError {
-        DicomError::Invalid {
-            file: self.file.to_string(),
-            tag,
-            name,
-            value: value.into(),
-            reason: reason.to_string(),
-        }
+            "not read: Ward reads MONOCHROME1/2, PALETTE COLOR, RGB and YBR_FULL/422/ICT/RCT",
+        )),
+        _ => Err(f.invalid(
+            tags::SAMPLES_PER_PIXEL,
+            "SamplesPerPixel",
+            samples,
+            "only greyscale or palette (1 sample) and colour (3 samples) images are read",
+        )),
     }
 }
