@@ -4,8 +4,8 @@
 //! slices where a segment is present get a frame. Every attribute is derived from the
 //! inputs, so equal inputs give equal bytes.
 
+use crate::elements::{code, non_empty, patient_and_study, seq, str, us};
 use crate::source::Source;
-use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
@@ -100,12 +100,7 @@ pub fn build(
     }
 
     let mut o = InMemDicomObject::new_empty();
-    let non_ascii = [&source.patient_name, &source.study_description]
-        .iter()
-        .any(|s| !s.is_ascii());
-    if non_ascii {
-        str(&mut o, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-    }
+    patient_and_study(&mut o, source);
     // SOP Common.
     str(&mut o, tags::SOP_CLASS_UID, VR::UI, SEG_STORAGE);
     str(
@@ -114,45 +109,6 @@ pub fn build(
         VR::UI,
         &ids.sop_instance_uid,
     );
-    // Patient and General Study: repeated from the source so the SEG files with its study.
-    str(&mut o, tags::PATIENT_NAME, VR::PN, &source.patient_name);
-    str(&mut o, tags::PATIENT_ID, VR::LO, &source.patient_id);
-    str(
-        &mut o,
-        tags::PATIENT_BIRTH_DATE,
-        VR::DA,
-        &source.patient_birth_date,
-    );
-    str(&mut o, tags::PATIENT_SEX, VR::CS, &source.patient_sex);
-    str(
-        &mut o,
-        tags::STUDY_INSTANCE_UID,
-        VR::UI,
-        &source.study_instance_uid,
-    );
-    str(&mut o, tags::STUDY_DATE, VR::DA, &source.study_date);
-    str(&mut o, tags::STUDY_TIME, VR::TM, &source.study_time);
-    str(
-        &mut o,
-        tags::REFERRING_PHYSICIAN_NAME,
-        VR::PN,
-        &source.referring_physician_name,
-    );
-    str(&mut o, tags::STUDY_ID, VR::SH, &source.study_id);
-    str(
-        &mut o,
-        tags::ACCESSION_NUMBER,
-        VR::SH,
-        &source.accession_number,
-    );
-    if !source.study_description.is_empty() {
-        str(
-            &mut o,
-            tags::STUDY_DESCRIPTION,
-            VR::LO,
-            &source.study_description,
-        );
-    }
     // Segmentation Series, Frame of Reference, Equipment.
     str(&mut o, tags::MODALITY, VR::CS, "SEG");
     str(
@@ -323,9 +279,11 @@ pub fn build(
     );
 
     // Common Instance Reference: the source instances the frames derive from.
+    // Frames of one multi-frame source share its instance: each instance is listed once.
     let mut referenced: Vec<usize> = frames.iter().map(|&(_, k)| k).collect();
     referenced.sort_unstable();
-    referenced.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    referenced.retain(|&k| seen.insert(source.sop_instance_uids[k].as_str()));
     let mut series = InMemDicomObject::new_empty();
     str(
         &mut series,
@@ -391,6 +349,15 @@ fn frame_item(labels: &Volume<u16>, source: &Source, segment: u16, k: usize) -> 
 
     let mut derivation = InMemDicomObject::new_empty();
     let mut src = sop_ref(source, k);
+    // A slice read from a multi-frame source is one frame of its instance.
+    if let Some(frame) = source.frame_numbers.get(k) {
+        str(
+            &mut src,
+            tags::REFERENCED_FRAME_NUMBER,
+            VR::IS,
+            &frame.to_string(),
+        );
+    }
     seq(
         &mut src,
         tags::PURPOSE_OF_REFERENCE_CODE_SEQUENCE,
@@ -451,39 +418,6 @@ fn sop_ref(source: &Source, k: usize) -> InMemDicomObject {
         &source.sop_instance_uids[k],
     );
     i
-}
-
-fn code(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
-    let mut i = InMemDicomObject::new_empty();
-    str(&mut i, tags::CODE_VALUE, VR::SH, value);
-    str(&mut i, tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme);
-    str(&mut i, tags::CODE_MEANING, VR::LO, meaning);
-    i
-}
-
-fn str(o: &mut InMemDicomObject, tag: Tag, vr: VR, value: &str) {
-    let v = if value.is_empty() {
-        PrimitiveValue::Empty
-    } else {
-        PrimitiveValue::from(value)
-    };
-    o.put(DataElement::new(tag, vr, v));
-}
-
-fn us(o: &mut InMemDicomObject, tag: Tag, value: u16) {
-    o.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
-}
-
-fn seq(o: &mut InMemDicomObject, tag: Tag, items: Vec<InMemDicomObject>) {
-    o.put(DataElement::new(tag, VR::SQ, DataSetSequence::from(items)));
-}
-
-fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
-    if value.is_empty() {
-        fallback
-    } else {
-        value
-    }
 }
 
 /// A decimal string of at most 16 characters (the DS limit), as precise as fits.

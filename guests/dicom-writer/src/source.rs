@@ -15,7 +15,15 @@ pub struct Source {
     pub patient_name: String,
     #[serde(default)]
     pub sop_class_uid: String,
+    #[serde(default)]
+    pub modality: String,
+    /// FrameTime (ms) of a cine source.
+    #[serde(default)]
+    pub frame_time_ms: Option<f64>,
     pub sop_instance_uids: Vec<String>,
+    /// The frame (1-based) of its instance each slice is, for a multi-frame source.
+    #[serde(default)]
+    pub frame_numbers: Vec<u32>,
     #[serde(default)]
     pub study_date: String,
     #[serde(default)]

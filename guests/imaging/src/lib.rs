@@ -4,18 +4,24 @@
 //! components and natively, where it is the baseline the host's benchmarks compare against.
 //! DICOM reading is behind the `dicom` feature so the host's path dependency stays light.
 
+pub mod apng;
+pub mod bias_field;
+pub mod cine;
 pub mod components;
 pub mod ct_slice;
 #[cfg(feature = "dicom")]
 pub mod dicom_series;
+pub mod head_mask;
 pub mod image;
 pub mod morphology;
+pub mod otsu;
 pub mod project;
 pub mod raw_io;
 pub mod reformat;
 pub mod render;
 pub mod segmentation;
 pub mod smooth;
+pub mod speckle;
 pub mod stats;
 pub mod threshold;
 pub mod volume;

@@ -13,15 +13,15 @@ use ward::dicom::scu::{self, FileOutcome, ScuError, ScuOptions, StoreResult};
 use ward::sample::ct_series::{write_ct_series, CtSeriesOptions};
 
 /// A DCMTK server process, killed when the test ends however it ends.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: PathBuf,
 }
 
 impl Server {
     /// Its output so far, for assertion messages.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -80,7 +80,7 @@ fn start(log_dir: &Path, command: impl Fn(u16) -> Command) -> Option<Server> {
 
 /// DCMTK's storescp as `STORESCP`, storing into `out` exactly what arrives (+B), with `extra`
 /// options; by default it accepts every transfer syntax it knows (+xa).
-fn storescp(log_dir: &Path, out: &Path, extra: &[&str]) -> Server {
+pub(crate) fn storescp(log_dir: &Path, out: &Path, extra: &[&str]) -> Server {
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let accept = if extra.iter().any(|a| a.starts_with("+x")) {
         vec![]

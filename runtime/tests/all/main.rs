@@ -6,6 +6,7 @@ mod ai_segment;
 mod bench;
 mod cli;
 mod client;
+mod clinical_workflows;
 mod cluster_cli;
 mod cluster_nodes;
 mod cluster_serve;

@@ -335,3 +335,62 @@ fn a_real_ct_without_a_frame_of_reference_still_gets_a_seg() {
         "the writer warns: {log}"
     );
 }
+
+/// The directory of the `pydicom-data` package's files (pip, by the test set-up).
+pub fn pydicom_data_files() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import os, data_store; print(os.path.join(os.path.dirname(data_store.__file__), 'data'))"])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "pydicom-data is needed (pip install pydicom-data): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// A real Enhanced CT (two frames placed by their functional groups, rescaled by the shared
+/// Pixel Value Transformation) goes through the CT pipeline inside the sandbox: the volume has
+/// both frames in patient space, and the SEG references each frame of the one source
+/// instance. (Its densest tissue is 172 HU, so the threshold is set to 100.)
+#[test]
+fn a_real_enhanced_ct_is_segmented_frame_by_frame() {
+    let payload = tempdir();
+    std::fs::copy(
+        pydicom_data_files().join("eCT_Supplemental.dcm"),
+        payload.path().join("eCT_Supplemental.dcm"),
+    )
+    .unwrap();
+    components_dir();
+    let (summary, jobs) = run_pipeline(
+        &repo_root().join("examples/ct-segmentation/pipeline.yaml"),
+        payload.path(),
+        &[("lower", "100")],
+    );
+    assert_eq!(summary.status, JobStatus::Succeeded, "{summary:#?}");
+    let volume = read_json(
+        &jobs
+            .path()
+            .join("job/results/dicom-reader/volume/volume.json"),
+    );
+    assert_eq!(volume["dims"], serde_json::json!([512, 512, 2]));
+    assert_eq!(volume["geometry"], "patient");
+    assert_eq!(volume["frame_numbers"].as_array().unwrap().len(), 2);
+    let dz = volume["spacing"][2].as_f64().unwrap();
+    assert!((dz - 10.0).abs() < 1e-6, "frames 10 mm apart: {dz}");
+    let seg = jobs
+        .path()
+        .join("job/results/dicom-writer/seg/dicom/segmentation.dcm");
+    let dump = dcmdump(&["+E", seg.to_str().unwrap()]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    for frame in ["[1]", "[2]"] {
+        assert!(
+            dump.stdout
+                .lines()
+                .any(|l| l.contains("(0008,1160)") && l.contains(frame)),
+            "ReferencedFrameNumber {frame}: {}",
+            dump.stdout
+        );
+    }
+}
