@@ -104,6 +104,7 @@ operators:
         .into(),
         cpu_slots: threads as u32,
         cancel: None,
+        preempted: None,
     };
     let summary = run_job(engine, &request, Arc::new(NoObserver))?;
     if summary.status != JobStatus::Succeeded {

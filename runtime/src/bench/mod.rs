@@ -63,6 +63,7 @@ fn invocation<'a>(
         progress,
         ports: None,
         cancel: None,
+        preempted: None,
         gpu_memory: 0,
         inference: None,
     }

@@ -106,6 +106,7 @@ operators:
             datasets: Default::default(),
             cpu_slots: 2,
             cancel: None,
+            preempted: None,
         };
         match run_job(engine, &request, Arc::new(NoObserver)) {
             Ok(s) if s.failure.is_none() => {}

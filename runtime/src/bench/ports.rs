@@ -64,6 +64,7 @@ operators:
             datasets: Default::default(),
             cpu_slots: 2,
             cancel: None,
+            preempted: None,
         };
         let summary = run_job(engine, &request, Arc::new(NoObserver))?;
         if let Some(f) = &summary.failure {

@@ -86,6 +86,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             .collect::<BTreeMap<_, _>>(),
         cpu_slots: cpus,
         cancel: None,
+        preempted: None,
     };
     let names: Vec<String> = request
         .pipeline

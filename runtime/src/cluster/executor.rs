@@ -167,6 +167,8 @@ fn prepare(
         datasets,
         cpu_slots: spec.requests.cpu.max(1),
         cancel: Some(cancel),
+        // Pre-emption is the embedded scheduler's; a node runs what the cluster gives it.
+        preempted: None,
     })
 }
 

@@ -112,6 +112,7 @@ fn run_once(
         datasets: BTreeMap::new(),
         cpu_slots: 1,
         cancel: None,
+        preempted: None,
     };
     let summary = run_job(engine, &request, Arc::new(NoObserver))?;
     Ok(Run {

@@ -224,6 +224,7 @@ impl Dispatcher {
             datasets: Default::default(),
             cpu_slots: self.cpu_slots,
             cancel: None,
+            preempted: None,
         };
         let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!(job = %job.job_id, payload = %payload_id(&job.payload), pipeline = %pipeline.name, calling = %job.calling, running, waiting = self.queue.waiting(), "job started");

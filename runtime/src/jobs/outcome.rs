@@ -48,6 +48,9 @@ pub enum FailureKind {
     Deadlock,
     /// The job was cancelled while the stage ran, or before it could start.
     Cancelled,
+    /// The job was ended to make room for a job of higher priority; it runs again from its
+    /// payload.
+    Preempted,
     /// It left symbolic links in its results that lead out of them (they were removed).
     Escape,
     /// It could not be loaded or instantiated.

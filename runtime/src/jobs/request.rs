@@ -21,6 +21,9 @@ pub struct JobRequest {
     pub cpu_slots: u32,
     /// Set to cancel the job: no further stage starts, running ones are stopped.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Set (before `cancel`) when the job is ended for a job of higher priority: its stages
+    /// end with kind `preempted` instead of `cancelled`.
+    pub preempted: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Hears about a job as it runs (progress bars, logs). Every method has a default.

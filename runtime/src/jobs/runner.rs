@@ -93,7 +93,11 @@ pub fn run_job(
                 .as_ref()
                 .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
             if cancelled {
-                cancel_pending(&mut summary, &mut status, &stages[..]);
+                let preempted = req
+                    .preempted
+                    .as_ref()
+                    .is_some_and(|p| p.load(std::sync::atomic::Ordering::Relaxed));
+                cancel_pending(&mut summary, &mut status, &stages[..], preempted);
             }
             for first in 0..stages.len() {
                 // A stage starts with every stage joined to it by ports, once all of them
@@ -497,6 +501,7 @@ fn invocation<'a>(
         progress,
         ports: None,
         cancel: req.cancel.clone(),
+        preempted: req.preempted.clone(),
         gpu_memory: spec.requests.gpu_memory_bytes,
         inference: None,
     }
@@ -638,22 +643,34 @@ fn skip_dependents(
     }
 }
 
-/// Marks every stage not yet started as cancelled.
-fn cancel_pending(summary: &mut JobSummary, status: &mut [StageStatus], stages: &[StageSpec]) {
+/// Marks every stage not yet started as cancelled (or pre-empted).
+fn cancel_pending(
+    summary: &mut JobSummary,
+    status: &mut [StageStatus],
+    stages: &[StageSpec],
+    preempted: bool,
+) {
+    let (kind, what) = match preempted {
+        true => (
+            FailureKind::Preempted,
+            "pre-empted for a job of higher priority",
+        ),
+        false => (FailureKind::Cancelled, "cancelled"),
+    };
     for (i, stage) in stages.iter().enumerate() {
         if status[i] == StageStatus::Pending {
             status[i] = StageStatus::Skipped;
             if let Some(record) = summary.stage_mut(&stage.name) {
                 record.status = StageStatus::Skipped;
                 record.reason = Some(FailureReason::new(
-                    FailureKind::Cancelled,
-                    "not run: the job was cancelled",
+                    kind,
+                    format!("not run: the job was {what}"),
                 ));
             }
             if summary.failure.is_none() {
                 summary.failure = Some(JobFailure {
                     stage: None,
-                    reason: FailureReason::new(FailureKind::Cancelled, "the job was cancelled"),
+                    reason: FailureReason::new(kind, format!("the job was {what}")),
                 });
             }
         }

@@ -39,6 +39,8 @@ pub struct StageInvocation<'a> {
     pub ports: Option<(Arc<PortNetwork>, usize)>,
     /// The job's cancellation flag.
     pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Set with `cancel` when the job is pre-empted.
+    pub preempted: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// GPU memory the stage may allocate (`requests.gpu-memory`).
     pub gpu_memory: u64,
     /// `wasi:nn` for a stage that declared `requests.inference`.
@@ -442,9 +444,19 @@ fn explain_error(
         .downcast_ref::<wasmtime::WasmBacktrace>()
         .map(|bt| bt.to_string());
     if e.downcast_ref::<Cancelled>().is_some() {
+        let preempted = inv
+            .preempted
+            .as_ref()
+            .is_some_and(|p| p.load(std::sync::atomic::Ordering::Relaxed));
         return Err(FailureReason {
-            kind: FailureKind::Cancelled,
-            message: Cancelled.to_string(),
+            kind: match preempted {
+                true => FailureKind::Preempted,
+                false => FailureKind::Cancelled,
+            },
+            message: match preempted {
+                true => "pre-empted: the job was ended for a job of higher priority".into(),
+                false => Cancelled.to_string(),
+            },
             backtrace,
         });
     }

@@ -23,6 +23,10 @@ pub struct PipelineFile {
     /// Models stages load by name through `wasi:nn` (`load-by-name`).
     #[serde(default)]
     pub models: Vec<Spanned<ModelDef>>,
+    /// `false`: a running job of this pipeline is never ended to make room for a job of
+    /// higher priority (the default is `true`).
+    #[serde(default)]
+    pub preemptible: Option<Spanned<String>>,
     pub operators: Vec<Spanned<OperatorDef>>,
 }
 

@@ -173,6 +173,19 @@ impl Validator {
         if let Some(budget) = &file.ports_budget {
             self.ports_budget = self.ports_budget(budget);
         }
+        let preemptible = match file.preemptible.as_ref().map(|p| p.as_str()) {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                let loc = self.loc(file.preemptible.as_ref().expect("matched Some"));
+                self.problem(
+                    loc,
+                    None,
+                    format!("preemptible: '{other}' is not true or false"),
+                );
+                true
+            }
+        };
 
         let mut drafts: Vec<Draft> = Vec::new();
         let mut seen: HashMap<String, Location> = HashMap::new();
@@ -219,6 +232,7 @@ impl Validator {
                 stages,
                 ports_budget: self.ports_budget.clone(),
                 models,
+                preemptible,
             }),
             Ok(_) => None,
             Err(cycle) => {

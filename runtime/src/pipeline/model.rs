@@ -31,6 +31,8 @@ pub struct Pipeline {
     pub ports_budget: PortsBudget,
     /// Models stages load by name (`models:`).
     pub models: Vec<ModelSpec>,
+    /// Whether a running job may be ended for a job of higher priority (`preemptible`).
+    pub preemptible: bool,
 }
 
 /// A model the pipeline declares: a file in a dataset, of a known digest.

@@ -488,3 +488,15 @@ fn corrupted_pipeline_files_never_panic() {
         assert!(outcome.is_ok(), "parsing panicked on:\n{text}");
     }
 }
+
+#[test]
+fn preemptible_is_true_by_default_and_only_true_or_false() {
+    assert!(check(GOOD).unwrap().preemptible);
+    let pinned = GOOD.replace("name: demo\n", "name: demo\npreemptible: false\n");
+    assert!(!check(&pinned).unwrap().preemptible);
+    let p = problems(&GOOD.replace("name: demo\n", "name: demo\npreemptible: sometimes\n"));
+    assert_eq!(
+        p,
+        vec!["pipeline.yaml:3:14: preemptible: 'sometimes' is not true or false"]
+    );
+}

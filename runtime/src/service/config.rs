@@ -134,6 +134,9 @@ pub struct ServeConfig {
     pub capacity_memory: u64,
     /// Jobs running at once on this node.
     pub capacity_jobs: usize,
+    /// A queued job of this priority or above that does not fit ends running jobs of lower
+    /// priority to make room (`capacity.preempt-from`: immediate or higher).
+    pub preempt_from: super::db::Priority,
     /// The most bytes one upload's body may have (payload, dataset, STOW-RS).
     pub max_upload: u64,
     /// The most parts one STOW-RS body may have.
@@ -340,6 +343,25 @@ impl ServeConfig {
             capacity.and_then(|c| c.jobs.as_ref()),
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         );
+        let preempt_written = capacity.and_then(|c| c.preempt_from.as_ref());
+        let mut preempt_from = priority(
+            &mut p,
+            "capacity.preempt-from".to_string(),
+            preempt_written,
+            super::db::Priority::Immediate,
+        );
+        if preempt_from < super::db::Priority::Higher {
+            if let Some(written) = preempt_written {
+                p.about(
+                    written,
+                    format!(
+                        "capacity.preempt-from '{}' must be higher or immediate: a job is only ended for one of higher priority",
+                        written.as_str()
+                    ),
+                );
+            }
+            preempt_from = super::db::Priority::Immediate;
+        }
         // Uploads are streamed to disk, so this bounds disk and time, not memory; 2 GiB
         // holds a thin-slice CT study.
         let max_upload = bytes(&mut p, "max-upload", file.max_upload.as_ref(), 2 << 30);
@@ -559,6 +581,7 @@ impl ServeConfig {
             components: base.join(file.components.as_str()),
             capacity_memory,
             capacity_jobs,
+            preempt_from,
             max_upload,
             max_stow_parts,
             tls: file

@@ -96,6 +96,10 @@ pub struct CapacityFile {
     pub memory: Option<Text>,
     #[serde(default)]
     pub jobs: Option<Text>,
+    /// The lowest priority that ends running jobs of lower priority when it does not fit:
+    /// `immediate` (the default) or `higher`.
+    #[serde(default)]
+    pub preempt_from: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

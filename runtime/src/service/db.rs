@@ -90,6 +90,10 @@ const MIGRATIONS: &[&str] = &[
         last_used REAL,
         PRIMARY KEY (tenant, reference, manifest_digest)
     );",
+    // 5: pre-emption: whether a running job may be ended for a job of higher priority
+    // (pipelines say `preemptible: false`), and how often it was.
+    "ALTER TABLE jobs ADD COLUMN preemptible INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE jobs ADD COLUMN preemptions INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +213,11 @@ pub struct JobRow {
     pub started: Option<f64>,
     pub finished: Option<f64>,
     pub failure: Option<String>,
+    /// False when its pipeline says `preemptible: false`: never ended for another job.
+    pub preemptible: bool,
+    /// Times it was ended for a job of higher priority and queued again (these attempts do
+    /// not count against `max_attempts`).
+    pub preemptions: i64,
 }
 
 pub fn now() -> f64 {
@@ -218,7 +227,7 @@ pub fn now() -> f64 {
         .as_secs_f64()
 }
 
-const JOB_COLUMNS: &str = "seq, id, tenant, pipeline_id, payload_id, priority, state, attempts, max_attempts, memory, created, started, finished, failure";
+const JOB_COLUMNS: &str = "seq, id, tenant, pipeline_id, payload_id, priority, state, attempts, max_attempts, memory, created, started, finished, failure, preemptible, preemptions";
 
 fn payload_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PayloadRow> {
     Ok(PayloadRow {
@@ -257,6 +266,8 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         started: r.get(11)?,
         finished: r.get(12)?,
         failure: r.get(13)?,
+        preemptible: r.get::<_, i64>(14)? != 0,
+        preemptions: r.get(15)?,
     })
 }
 
@@ -697,7 +708,7 @@ impl Db {
                 limit as i64,
                 offset as i64
             ],
-            |r| Ok((job_row(r)?, r.get(14)?, r.get(15)?)),
+            |r| Ok((job_row(r)?, r.get(16)?, r.get(17)?)),
         )?;
         Ok((rows.collect::<Result<_, _>>()?, total as usize))
     }
@@ -804,6 +815,28 @@ impl Db {
         )?;
         self.job_changed();
         Ok(())
+    }
+
+    /// Marks job `id` as one that pre-emption never ends.
+    pub fn set_not_preemptible(&self, id: &str) -> Result<(), DbError> {
+        self.lock()
+            .execute("UPDATE jobs SET preemptible = 0 WHERE id = ?1", params![id])?;
+        self.job_changed();
+        Ok(())
+    }
+
+    /// Queues running job `id` again after pre-emption ended its attempt: the attempt is
+    /// counted, and `max_attempts` grows by one so it is not counted against the job.
+    /// False when the job was not running.
+    pub fn requeue_preempted(&self, id: &str) -> Result<bool, DbError> {
+        let n = self.lock().execute(
+            "UPDATE jobs SET state = 'queued', finished = NULL, max_attempts = max_attempts + 1,
+                 preemptions = preemptions + 1
+             WHERE id = ?1 AND state = 'running'",
+            params![id],
+        )?;
+        self.job_changed();
+        Ok(n == 1)
     }
 
     pub fn set_failure(&self, id: &str, failure: &str) -> Result<(), DbError> {

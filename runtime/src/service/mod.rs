@@ -43,6 +43,10 @@ pub struct Service {
     wake: (Mutex<bool>, Condvar),
     /// Cancellation flags of the running jobs.
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Pre-emption flags of the running jobs, set with their cancellation flag when a job
+    /// is ended for one of higher priority; `preempting` holds those not yet ended.
+    pub(super) preempts: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    pub preempting: Mutex<std::collections::HashSet<String>>,
     pub metrics: Mutex<Metrics>,
     /// The DICOM adapter's configuration, when this service hosts it.
     pub dicom: Option<crate::dicom::config::AdapterConfig>,
@@ -86,6 +90,8 @@ pub struct Metrics {
     pub api_forbidden: u64,
     /// Connections closed on accept because `http.max-connections` were open.
     pub connections_refused: u64,
+    /// Running jobs ended to make room for a job of higher priority.
+    pub jobs_preempted: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +162,8 @@ impl Service {
             engine,
             wake: (Mutex::new(false), Condvar::new()),
             cancels: Mutex::new(HashMap::new()),
+            preempts: Mutex::new(HashMap::new()),
+            preempting: Mutex::new(std::collections::HashSet::new()),
             metrics: Mutex::new(Metrics::default()),
             storage: storage::StorageLedger::default(),
             components,
@@ -266,6 +274,34 @@ impl Service {
         if let Some(link) = self.cluster.get() {
             link.wake();
         }
+    }
+
+    /// Ends running job `id` to make room for a job of higher priority: its stages end as
+    /// `preempted` and its worker queues it again. False when it is not running here.
+    pub fn preempt_running(&self, id: &str) -> bool {
+        let Some(preempt) = self
+            .preempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+        else {
+            return false;
+        };
+        self.preempting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string());
+        preempt.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(flag) = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        true
     }
 
     /// Asks a running job to stop.

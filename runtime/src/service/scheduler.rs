@@ -4,6 +4,12 @@
 //! job slots and memory; when the job at the head does not fit, nothing behind it jumps
 //! ahead, so a big job waits for room instead of waiting forever. A job's memory is what it
 //! may hold at once ([`job_memory`]), port channels included.
+//!
+//! Pre-emption: when the job at the head is of priority `capacity.preempt-from` (immediate,
+//! or higher) or above and does not fit, the fewest running jobs of lower priority whose
+//! release makes it fit are ended (lowest priority first, the largest first within one),
+//! never one of equal or higher priority nor one whose pipeline says `preemptible: false`.
+//! Their workers queue them again; the head starts once they have ended.
 
 use super::config::ServeConfig;
 use super::db::JobRow;
@@ -37,6 +43,7 @@ fn start_what_fits(service: &Arc<Service>) -> Result<(), super::db::DbError> {
         let running = service.db.running()?;
         let queued = service.db.queued()?;
         let Some(job) = next(&service.config, &running, &queued) else {
+            preempt_for_the_head(service, &running, &queued);
             return Ok(());
         };
         if service.db.transition(&job.id, &["queued"], "running")? {
@@ -45,6 +52,94 @@ fn start_what_fits(service: &Arc<Service>) -> Result<(), super::db::DbError> {
             worker::spawn(service.clone(), job);
         }
     }
+}
+
+/// Ends the running jobs that must make room for the head of the queue, when it may
+/// pre-empt. Nothing is chosen while earlier victims are still ending.
+fn preempt_for_the_head(service: &Arc<Service>, running: &[JobRow], queued: &[JobRow]) {
+    let busy = !service
+        .preempting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_empty();
+    if busy {
+        return;
+    }
+    let Some((head, victims)) = victims(&service.config, running, queued) else {
+        return;
+    };
+    for victim in victims {
+        if service.preempt_running(&victim.id) {
+            let detail = format!(
+                "ended for job {} (priority {}); queued again",
+                head.id,
+                head.priority.name()
+            );
+            tracing::info!(job = %victim.id, for_job = %head.id, "pre-empted");
+            service.audit(&victim.tenant, "ward", "job.preempted", &victim.id, &detail);
+        }
+    }
+}
+
+/// The job at the head of the queue (in `next`'s order) and the running jobs to end so it
+/// fits the node and its tenant's quota, when it may pre-empt and ending them is enough.
+fn victims(
+    config: &ServeConfig,
+    running: &[JobRow],
+    queued: &[JobRow],
+) -> Option<(JobRow, Vec<JobRow>)> {
+    let mut per_tenant: HashMap<&str, usize> = HashMap::new();
+    for r in running {
+        *per_tenant.entry(r.tenant.as_str()).or_default() += 1;
+    }
+    let held = |t: &str| per_tenant.get(t).copied().unwrap_or(0);
+    let quota = |tenant: &str| {
+        config
+            .tenant(tenant)
+            .map_or(0, |t| t.quotas.concurrent_jobs)
+    };
+    let mut order: Vec<&JobRow> = queued.iter().collect();
+    order.sort_by_key(|j| (std::cmp::Reverse(j.priority), held(&j.tenant), j.seq));
+    let head = (*order.first()?).clone();
+    if head.priority < config.preempt_from || quota(&head.tenant) == 0 {
+        return None;
+    }
+    let mut eligible: Vec<&JobRow> = running
+        .iter()
+        .filter(|r| r.preemptible && r.priority < head.priority)
+        .collect();
+    // The head's own tenant's jobs first when its quota is what holds it; then the lowest
+    // priority, within one the largest (so the fewest end), then the newest.
+    let over_quota = held(&head.tenant) >= quota(&head.tenant);
+    eligible.sort_by_key(|r| {
+        (
+            !(over_quota && r.tenant == head.tenant),
+            r.priority,
+            std::cmp::Reverse(r.memory),
+            std::cmp::Reverse(r.seq),
+        )
+    });
+    let fits = |left: usize, memory: u64, own: usize| {
+        left < config.capacity_jobs
+            && own < quota(&head.tenant)
+            && (left == 0 || memory + head.memory as u64 <= config.capacity_memory)
+    };
+    let mut left = running.len();
+    let mut memory: u64 = running.iter().map(|r| r.memory as u64).sum();
+    let mut own = held(&head.tenant);
+    let mut chosen = Vec::new();
+    for r in eligible {
+        if fits(left, memory, own) {
+            break;
+        }
+        left -= 1;
+        memory -= r.memory as u64;
+        if r.tenant == head.tenant {
+            own -= 1;
+        }
+        chosen.push(r.clone());
+    }
+    (fits(left, memory, own) && !chosen.is_empty()).then_some((head, chosen))
 }
 
 /// The memory a job may hold at once: its largest stage, or all the stages joined by ports
@@ -175,6 +270,7 @@ mod tests {
             components: Default::default(),
             capacity_memory: memory,
             capacity_jobs: jobs,
+            preempt_from: Priority::Immediate,
             max_upload: 0,
             max_stow_parts: 1,
             tls: None,
@@ -209,6 +305,8 @@ mod tests {
             started: None,
             finished: None,
             failure: None,
+            preemptible: true,
+            preemptions: 0,
         }
     }
 
@@ -323,5 +421,83 @@ operators:
             job(4, "b", N, 1),
         ];
         assert!(next(&c, &full, &queued).is_none(), "no job slot left");
+    }
+
+    #[test]
+    fn an_immediate_job_ends_the_fewest_lower_jobs_that_make_it_fit() {
+        let c = config(3, 100, 4);
+        let lower = Priority::Lower;
+        let running = [
+            job(1, "a", lower, 20),
+            job(2, "a", lower, 50),
+            job(3, "b", N, 20),
+        ];
+        let urgent = [job(4, "b", Priority::Immediate, 60)];
+        let (head, ended) = victims(&c, &running, &urgent).unwrap();
+        assert_eq!(head.seq, 4);
+        let ids: Vec<i64> = ended.iter().map(|v| v.seq).collect();
+        assert_eq!(
+            ids,
+            vec![2],
+            "one lower job of 50 frees enough; the normal one stays"
+        );
+
+        // Needing 90: both lower jobs go before the normal one would.
+        let big = [job(4, "b", Priority::Immediate, 90)];
+        let (_, ended) = victims(&c, &running, &big).unwrap();
+        let mut ids: Vec<i64> = ended.iter().map(|v| v.seq).collect();
+        ids.sort();
+        assert_eq!(ids, vec![1, 2, 3]);
+
+        // Never a job of equal or higher priority, never a non-preemptible one.
+        let mut pinned = running.clone();
+        pinned[1].preemptible = false;
+        // Without the 50, the 20 alone is not enough and the normal job is not eligible.
+        assert!(victims(&c, &pinned, &urgent).is_none());
+        let peers = [job(5, "a", Priority::Immediate, 100)];
+        assert!(
+            victims(&c, &peers, &urgent).is_none(),
+            "equal priority stays"
+        );
+
+        // A higher job pre-empts only when configured to; a job that fits pre-empts nothing.
+        let higher = [job(4, "b", Priority::Higher, 60)];
+        assert!(victims(&c, &running, &higher).is_none());
+        let mut from_higher = config(3, 100, 4);
+        from_higher.preempt_from = Priority::Higher;
+        assert!(victims(&from_higher, &running, &higher).is_some());
+        let small = [job(4, "b", Priority::Immediate, 5)];
+        assert!(victims(&config(4, 100, 4), &running, &small).is_none());
+    }
+
+    #[test]
+    fn a_full_node_frees_a_slot_for_an_immediate_job() {
+        let c = config(1, 100, 4);
+        let running = [job(1, "a", Priority::Lower, 1)];
+        let urgent = [job(2, "b", Priority::Immediate, 1)];
+        let (_, ended) = victims(&c, &running, &urgent).unwrap();
+        assert_eq!(ended.len(), 1);
+        let mut pinned = running.clone();
+        pinned[0].preemptible = false;
+        assert!(victims(&c, &pinned, &urgent).is_none(), "it waits instead");
+    }
+
+    #[test]
+    fn a_tenant_at_its_quota_preempts_its_own_lower_job_first() {
+        // Room on the node, but tenant a may run one job: its own lower job makes way.
+        let c = config(4, 100, 1);
+        let running = [
+            job(1, "b", Priority::Lower, 1),
+            job(2, "a", Priority::Lower, 1),
+        ];
+        let urgent = [job(3, "a", Priority::Immediate, 1)];
+        let (_, ended) = victims(&c, &running, &urgent).unwrap();
+        let ids: Vec<i64> = ended.iter().map(|v| v.seq).collect();
+        assert_eq!(ids, vec![2], "b's job is not in a's way");
+        // One slot, one tenant at its quota of one.
+        let c = config(1, 4 << 30, 1);
+        let running = [job(1, "a", Priority::Lower, 1 << 30)];
+        let urgent = [job(2, "a", Priority::Immediate, 1 << 30)];
+        assert_eq!(victims(&c, &running, &urgent).unwrap().1.len(), 1);
     }
 }

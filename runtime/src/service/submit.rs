@@ -102,7 +102,7 @@ pub fn new_job(
     }
     let id = crate::jobs::new_job_id();
     let state = if start { "queued" } else { "created" };
-    let row = service.db.add_job(
+    let mut row = service.db.add_job(
         &id,
         &principal.tenant,
         pipeline.id,
@@ -112,6 +112,10 @@ pub fn new_job(
         max_attempts,
         memory,
     )?;
+    if !parsed.preemptible {
+        service.db.set_not_preemptible(&id)?;
+        row.preemptible = false;
+    }
     service.audit(
         &principal.tenant,
         &principal.name,

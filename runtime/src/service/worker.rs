@@ -73,11 +73,17 @@ fn run(service: &Service, job: &JobRow) {
         return fail(why);
     }
     let cancel = Arc::new(AtomicBool::new(false));
+    let preempted = Arc::new(AtomicBool::new(false));
     service
         .cancels
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(job.id.clone(), cancel.clone());
+    service
+        .preempts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(job.id.clone(), preempted.clone());
     let job_dir = service.attempt_dir(&job.id, attempt);
     // A directory left by an attempt that a crash interrupted is not reused.
     if job_dir.exists() {
@@ -107,6 +113,7 @@ fn run(service: &Service, job: &JobRow) {
         datasets,
         cpu_slots: 1,
         cancel: Some(cancel.clone()),
+        preempted: Some(preempted.clone()),
     };
     let outcome = run_job(&service.engine, &request, Arc::new(NoObserver));
     // What the attempt left (logs, results) counts in the tenant's storage from now on.
@@ -117,6 +124,18 @@ fn run(service: &Service, job: &JobRow) {
     service.storage.add_stored(&job.tenant, left);
     service
         .cancels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&job.id);
+    service
+        .preempts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&job.id);
+    // Whatever ended the attempt, a pre-emption asked of it is over: the scheduler may
+    // choose again.
+    let was_preempted = service
+        .preempting
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&job.id);
@@ -150,6 +169,22 @@ fn run(service: &Service, job: &JobRow) {
         })
         .unwrap_or_else(|| "failed".into());
     let kind = failure.map(|f| f.reason.kind);
+    if was_preempted && matches!(kind, Some(FailureKind::Preempted | FailureKind::Cancelled)) {
+        // Queued again, to run from its untouched payload once there is room; this attempt
+        // is not counted against max_attempts.
+        let _ = service.db.set_failure(&job.id, &why);
+        if let Ok(true) = service.db.requeue_preempted(&job.id) {
+            service
+                .metrics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .jobs_preempted += 1;
+            service.audit(&job.tenant, "ward", "job.requeued", &job.id, &why);
+            finished("preempted", Some(&why));
+            super::job_events::queued(&job.id, &job.tenant, "preemption");
+        }
+        return;
+    }
     if kind == Some(FailureKind::Cancelled) {
         let _ = service.db.set_failure(&job.id, &why);
         if let Ok(true) = service.db.transition(&job.id, &["running"], "cancelled") {

@@ -66,6 +66,7 @@ fn run_example_with(
         datasets: [("ct-ai-model".to_string(), model_dir())].into(),
         cpu_slots: 2,
         cancel: None,
+        preempted: None,
     };
     let summary =
         run_job(engine(), &request, Arc::new(NoObserver)).unwrap_or_else(|e| panic!("{e}"));

@@ -95,6 +95,7 @@ fn request(pipeline: &Path, jobs: &Path) -> JobRequest {
         datasets: [("test-models".to_string(), models().to_path_buf())].into(),
         cpu_slots: 2,
         cancel: None,
+        preempted: None,
     }
 }
 

@@ -32,6 +32,7 @@ mod service;
 mod service_config;
 mod service_events;
 mod service_limits;
+mod service_preemption;
 mod service_registry;
 mod service_uploads;
 mod stow_clients;

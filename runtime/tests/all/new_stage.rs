@@ -325,6 +325,7 @@ fn a_new_stage_builds_outside_the_repository_runs_and_passes_conformance() {
         datasets: Default::default(),
         cpu_slots: 1,
         cancel: None,
+        preempted: None,
     };
     let summary = run_job(engine(), &request, progress.clone()).expect("the job runs");
     assert_eq!(summary.status, JobStatus::Succeeded);

@@ -404,6 +404,7 @@ operators:
             datasets: Default::default(),
             cpu_slots: slots,
             cancel: None,
+            preempted: None,
         };
         let s = ward::jobs::run_job(
             engine(),

@@ -115,10 +115,16 @@ tenants:
     }
 
     pub fn launch(&mut self) {
+        // The service's log, kept beside its configuration for a failing test to show.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.config.with_file_name("serve.log"))
+            .unwrap();
         let child = ward()
             .args(["serve", "--config", self.config.to_str().unwrap()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();

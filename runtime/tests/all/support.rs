@@ -142,6 +142,7 @@ pub fn run_pipeline(
         datasets: Default::default(),
         cpu_slots: 2,
         cancel: None,
+        preempted: None,
     };
     let summary = run_job(engine(), &request, Arc::new(NoObserver))
         .unwrap_or_else(|e| panic!("job could not run: {e}"));

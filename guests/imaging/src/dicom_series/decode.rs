@@ -205,7 +205,7 @@ fn decode_frame(
     };
 
     match &header.photometric {
-        Photometric::Grey => {
+        Photometric::Grey(_) => {
             let (slope, intercept) = match header.rescale {
                 Some(r) => r,
                 None => (

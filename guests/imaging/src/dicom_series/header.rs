@@ -28,8 +28,8 @@ pub enum Geometry {
 /// How the stored samples make a colour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Photometric {
-    /// MONOCHROME1 or MONOCHROME2: one sample, a grey value.
-    Grey,
+    /// MONOCHROME1 or MONOCHROME2 (as named): one sample, a grey value.
+    Grey(String),
     /// PALETTE COLOR: one sample, an index into the palette's red, green and blue tables.
     Palette,
     /// Three samples: RGB, YBR_FULL, YBR_FULL_422, YBR_ICT, YBR_RCT (as named).
@@ -211,7 +211,7 @@ fn photometric_of(f: &Fields) -> Result<Photometric, DicomError> {
         .opt_str(tags::PHOTOMETRIC_INTERPRETATION)
         .unwrap_or_else(|| "MONOCHROME2".into());
     match (samples.as_str(), name.as_str()) {
-        ("1", "MONOCHROME1" | "MONOCHROME2") => Ok(Photometric::Grey),
+        ("1", "MONOCHROME1" | "MONOCHROME2") => Ok(Photometric::Grey(name)),
         ("1", "PALETTE COLOR") => Ok(Photometric::Palette),
         ("3", "RGB" | "YBR_FULL" | "YBR_FULL_422" | "YBR_ICT" | "YBR_RCT") => {
             Ok(Photometric::Colour(name))

@@ -340,7 +340,7 @@ pub fn read_series(
             Geometry::FrameStack => "frame-stack",
         },
         photometric_interpretation: match &first.photometric {
-            Photometric::Grey => "MONOCHROME2".to_string(),
+            Photometric::Grey(name) => name.clone(),
             Photometric::Palette => "PALETTE COLOR".to_string(),
             Photometric::Colour(name) => name.clone(),
         },

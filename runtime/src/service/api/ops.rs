@@ -132,6 +132,11 @@ fn node_metrics(service: &Service, out: &mut String) -> Result<(), ApiError> {
         "# HELP ward_api_unauthorized_total API requests refused for want of a valid token (401).\n# TYPE ward_api_unauthorized_total counter\nward_api_unauthorized_total {}\n# HELP ward_api_forbidden_total API requests refused to the caller's token (403).\n# TYPE ward_api_forbidden_total counter\nward_api_forbidden_total {}\n# HELP ward_api_connections_refused_total API connections closed because http.max-connections were open.\n# TYPE ward_api_connections_refused_total counter\nward_api_connections_refused_total {}",
         m.api_unauthorized, m.api_forbidden, m.connections_refused
     );
+    let _ = writeln!(
+        out,
+        "# HELP ward_jobs_preempted_total Running jobs ended to make room for a job of higher priority (each queued again).\n# TYPE ward_jobs_preempted_total counter\nward_jobs_preempted_total {}",
+        m.jobs_preempted
+    );
     Ok(())
 }
 
