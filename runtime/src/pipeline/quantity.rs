@@ -69,9 +69,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => 1.0,
         "m" | "min" => 60.0,
         "h" => 3600.0,
+        "d" => 86400.0,
         other => {
             return Err(format!(
-                "'{text}': unknown duration unit '{other}' (use ms, s, m or h)"
+                "'{text}': unknown duration unit '{other}' (use ms, s, m, h or d)"
             ))
         }
     };

@@ -103,6 +103,17 @@ pub struct Tenant {
     pub max_priority: super::db::Priority,
     /// The vendor keys whose registry components its pipelines may use.
     pub trust: crate::registry::TrustPolicy,
+    /// How long its finished jobs and unused payloads are kept; none: kept until deleted.
+    pub retention: Retention,
+}
+
+/// A tenant's retention (`retention: {jobs: 15d, payloads: 30d}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Retention {
+    /// A job that succeeded, failed or was cancelled this long ago is removed.
+    pub jobs: Option<std::time::Duration>,
+    /// A payload created this long ago that no job (of any state) still names is removed.
+    pub payloads: Option<std::time::Duration>,
 }
 
 /// The API server's bounds on connections.
@@ -500,6 +511,28 @@ impl ServeConfig {
                 }
             }
             let trust = trust_policy(&mut p, base, name, t.trust.as_ref());
+            let kept = |p: &mut Problems, what: &str, v: Option<&Text>| {
+                let v = v?;
+                match parse_duration(v) {
+                    Ok(d) if !d.is_zero() => Some(d),
+                    Ok(_) => {
+                        p.about(
+                            v,
+                            format!("tenant '{name}': retention.{what} must be above 0"),
+                        );
+                        None
+                    }
+                    Err(why) => {
+                        p.about(v, format!("tenant '{name}': retention.{what} {why}"));
+                        None
+                    }
+                }
+            };
+            let r = t.retention.as_ref();
+            let retention = Retention {
+                jobs: kept(&mut p, "jobs", r.and_then(|r| r.jobs.as_ref())),
+                payloads: kept(&mut p, "payloads", r.and_then(|r| r.payloads.as_ref())),
+            };
             tenants.push(Tenant {
                 name: name.to_string(),
                 tokens,
@@ -508,6 +541,7 @@ impl ServeConfig {
                 stow_priority,
                 max_priority,
                 trust,
+                retention,
             });
         }
         let mut metrics_tokens = Vec::new();

@@ -115,6 +115,18 @@ pub struct TenantFile {
     pub max_priority: Option<Text>,
     #[serde(default)]
     pub trust: Option<TrustFile>,
+    #[serde(default)]
+    pub retention: Option<RetentionFile>,
+}
+
+/// How long a tenant's finished jobs and unused payloads are kept (e.g. `15d`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RetentionFile {
+    #[serde(default)]
+    pub jobs: Option<Text>,
+    #[serde(default)]
+    pub payloads: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -220,6 +220,11 @@ pub struct JobRow {
     pub preemptions: i64,
 }
 
+/// No job names payload `p` as its payload or among several (`payloads`, a JSON list of
+/// ids).
+const UNUSED_PAYLOAD: &str = "NOT EXISTS (SELECT 1 FROM jobs j WHERE j.payload_id = p.id
+     OR instr(coalesce(j.payloads, ''), '\"' || p.id || '\"') > 0)";
+
 pub fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -815,6 +820,57 @@ impl Db {
         )?;
         self.job_changed();
         Ok(())
+    }
+
+    /// Jobs of `tenant` that ended (succeeded, failed, cancelled) before `before`, with the
+    /// bytes their attempts left: what retention removes.
+    pub fn expired_jobs(&self, tenant: &str, before: f64) -> Result<Vec<(String, u64)>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, stored_bytes FROM jobs WHERE tenant = ?1
+             AND state IN ('succeeded', 'failed', 'cancelled') AND finished < ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![tenant, before], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes job `id`'s record if it is still ended (a job started again is kept).
+    pub fn delete_ended_job(&self, id: &str) -> Result<bool, DbError> {
+        let n = self.lock().execute(
+            "DELETE FROM jobs WHERE id = ?1 AND state IN ('succeeded', 'failed', 'cancelled')",
+            params![id],
+        )?;
+        self.job_changed();
+        Ok(n == 1)
+    }
+
+    /// Complete payloads of `tenant` created before `before` that no job names (as its
+    /// payload or one of several), with their bytes.
+    pub fn expired_payloads(
+        &self,
+        tenant: &str,
+        before: f64,
+    ) -> Result<Vec<(String, u64)>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, bytes FROM payloads p WHERE tenant = ?1 AND state = 'complete'
+             AND created < ?2 AND {UNUSED_PAYLOAD} ORDER BY created"
+        ))?;
+        let rows = stmt.query_map(params![tenant, before], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes payload `id`'s record if still no job names it (one created meanwhile keeps it).
+    pub fn delete_unused_payload(&self, id: &str) -> Result<bool, DbError> {
+        let n = self.lock().execute(
+            &format!("DELETE FROM payloads AS p WHERE id = ?1 AND {UNUSED_PAYLOAD}"),
+            params![id],
+        )?;
+        Ok(n == 1)
     }
 
     /// Marks job `id` as one that pre-emption never ends.

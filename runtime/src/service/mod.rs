@@ -20,6 +20,7 @@ mod job_events;
 pub mod multipart;
 #[cfg(test)]
 mod mutation;
+pub mod retention;
 pub mod scheduler;
 pub mod storage;
 pub mod submit;
@@ -332,6 +333,11 @@ impl Service {
             .name("scheduler".into())
             .spawn(move || scheduler::run(me))
             .expect("the scheduler thread starts");
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("retention".into())
+            .spawn(move || retention::run(me))
+            .expect("the retention thread starts");
         self.start_housekeeping();
     }
 

@@ -263,6 +263,7 @@ mod tests {
             stow_priority: Priority::Normal,
             max_priority: Priority::Higher,
             trust: Default::default(),
+            retention: Default::default(),
         };
         ServeConfig {
             listen: String::new(),

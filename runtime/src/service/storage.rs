@@ -44,6 +44,13 @@ impl StorageLedger {
         u.stored = u.stored.saturating_add(bytes);
     }
 
+    /// Counts `bytes` fewer as stored by `tenant`: what retention removed.
+    pub fn remove_stored(&self, tenant: &str, bytes: u64) {
+        let mut all = self.lock();
+        let u = all.entry(tenant.to_string()).or_default();
+        u.stored = u.stored.saturating_sub(bytes);
+    }
+
     /// (stored, reserved) for `tenant`.
     pub fn usage(&self, tenant: &str) -> (u64, u64) {
         let u = self.lock().get(tenant).copied().unwrap_or_default();

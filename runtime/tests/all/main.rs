@@ -34,6 +34,7 @@ mod service_events;
 mod service_limits;
 mod service_preemption;
 mod service_registry;
+mod service_retention;
 mod service_uploads;
 mod stow_clients;
 mod streaming;
