@@ -145,6 +145,8 @@ pub struct ServeConfig {
     pub capacity_memory: u64,
     /// Jobs running at once on this node.
     pub capacity_jobs: usize,
+    /// The disk watermarks ingest stops above and resumes below (`disk`).
+    pub disk: super::disk::Watermarks,
     /// A queued job of this priority or above that does not fit ends running jobs of lower
     /// priority to make room (`capacity.preempt-from`: immediate or higher).
     pub preempt_from: super::db::Priority,
@@ -354,6 +356,55 @@ impl ServeConfig {
             capacity.and_then(|c| c.jobs.as_ref()),
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         );
+        let share = |p: &mut Problems, what: &str, v: Option<&Text>, default: f64| {
+            let Some(v) = v else {
+                return default;
+            };
+            let text = v.as_str().trim();
+            let parsed = match text.strip_suffix('%') {
+                Some(percent) => percent.trim().parse::<f64>().map(|x| x / 100.0),
+                None => text.parse::<f64>(),
+            };
+            match parsed {
+                Ok(x) if (0.0..=1.0).contains(&x) => x,
+                _ => {
+                    p.about(
+                        v,
+                        format!("{what} '{text}' must be a share of the disk, 0% to 100%"),
+                    );
+                    default
+                }
+            }
+        };
+        let marks = super::disk::Watermarks::default();
+        let disk_file = file.disk.as_ref();
+        let high = share(
+            &mut p,
+            "disk.high-watermark",
+            disk_file.and_then(|d| d.high_watermark.as_ref()),
+            marks.high,
+        );
+        let low_written = disk_file.and_then(|d| d.low_watermark.as_ref());
+        let mut low = share(
+            &mut p,
+            "disk.low-watermark",
+            low_written,
+            marks.low.min(high),
+        );
+        if low > high {
+            if let Some(v) = low_written {
+                p.about(
+                    v,
+                    format!(
+                        "disk.low-watermark '{}' is above the high watermark ({:.0}%)",
+                        v.as_str(),
+                        high * 100.0
+                    ),
+                );
+            }
+            low = high;
+        }
+        let disk = super::disk::Watermarks { high, low };
         let preempt_written = capacity.and_then(|c| c.preempt_from.as_ref());
         let mut preempt_from = priority(
             &mut p,
@@ -616,6 +667,7 @@ impl ServeConfig {
             capacity_memory,
             capacity_jobs,
             preempt_from,
+            disk,
             max_upload,
             max_stow_parts,
             tls: file

@@ -32,6 +32,8 @@ pub struct File {
     pub metrics: Option<MetricsFile>,
     #[serde(default)]
     pub registry: Option<RegistryFile>,
+    #[serde(default)]
+    pub disk: Option<DiskFile>,
     pub tenants: Spanned<Vec<TenantFile>>,
 }
 
@@ -117,6 +119,16 @@ pub struct TenantFile {
     pub trust: Option<TrustFile>,
     #[serde(default)]
     pub retention: Option<RetentionFile>,
+}
+
+/// The disk watermarks (`90%`, or a share such as `0.9`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DiskFile {
+    #[serde(default)]
+    pub high_watermark: Option<Text>,
+    #[serde(default)]
+    pub low_watermark: Option<Text>,
 }
 
 /// How long a tenant's finished jobs and unused payloads are kept (e.g. `15d`).

@@ -82,6 +82,11 @@ impl PayloadHandler for ServiceIntake {
     /// past the quota, its instances are refused (Out of Resources) and nothing is kept.
     fn admit(&self, called: &str, association: &str, bytes: u64) -> Result<(), Refused> {
         let service = &self.service;
+        // Above the disk's high watermark every instance is refused, transiently.
+        service.disk.admit().map_err(|why| Refused {
+            status: status::OUT_OF_RESOURCES,
+            message: why,
+        })?;
         let Some(tenant) = service
             .dicom
             .as_ref()

@@ -15,6 +15,7 @@ pub mod config_check;
 mod config_file;
 pub mod db;
 pub mod dicom;
+pub mod disk;
 pub mod http;
 mod job_events;
 pub mod multipart;
@@ -49,6 +50,8 @@ pub struct Service {
     pub(super) preempts: Mutex<HashMap<String, Arc<AtomicBool>>>,
     pub preempting: Mutex<std::collections::HashSet<String>>,
     pub metrics: Mutex<Metrics>,
+    /// The disk watermarks DIMSE and STOW-RS ingest stop and resume at.
+    pub disk: disk::DiskGuard,
     /// The DICOM adapter's configuration, when this service hosts it.
     pub dicom: Option<crate::dicom::config::AdapterConfig>,
     /// The audit chain's key and head.
@@ -154,6 +157,7 @@ impl Service {
             audit::load_or_generate_key(config.audit_key_file.as_deref(), &config.state)?;
         let audit_chain = audit::Chain::open(&db, audit_key, &config.state)?;
         let components = components::Components::open(&config)?;
+        let disk = disk::DiskGuard::new(config.state.clone(), config.disk);
         let service = Arc::new(Service {
             dicom,
             config,
@@ -166,6 +170,7 @@ impl Service {
             preempts: Mutex::new(HashMap::new()),
             preempting: Mutex::new(std::collections::HashSet::new()),
             metrics: Mutex::new(Metrics::default()),
+            disk,
             storage: storage::StorageLedger::default(),
             components,
             mode,

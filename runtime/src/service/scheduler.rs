@@ -272,6 +272,7 @@ mod tests {
             capacity_memory: memory,
             capacity_jobs: jobs,
             preempt_from: Priority::Immediate,
+            disk: Default::default(),
             max_upload: 0,
             max_stow_parts: 1,
             tls: None,

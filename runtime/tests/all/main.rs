@@ -36,6 +36,7 @@ mod service_preemption;
 mod service_registry;
 mod service_retention;
 mod service_uploads;
+mod service_watermarks;
 mod stow_clients;
 mod streaming;
 mod support;

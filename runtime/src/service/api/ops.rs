@@ -137,6 +137,12 @@ fn node_metrics(service: &Service, out: &mut String) -> Result<(), ApiError> {
         "# HELP ward_jobs_preempted_total Running jobs ended to make room for a job of higher priority (each queued again).\n# TYPE ward_jobs_preempted_total counter\nward_jobs_preempted_total {}",
         m.jobs_preempted
     );
+    let _ = writeln!(
+        out,
+        "# HELP ward_ingest_paused 1 while the disk is above its high watermark and DIMSE and STOW-RS ingest are refused.\n# TYPE ward_ingest_paused gauge\nward_ingest_paused {}\n# HELP ward_ingest_refused_disk_total Instances and STOW-RS bodies refused for the disk's high watermark.\n# TYPE ward_ingest_refused_disk_total counter\nward_ingest_refused_disk_total {}",
+        u8::from(service.disk.refusing()),
+        service.disk.refused.load(std::sync::atomic::Ordering::Relaxed)
+    );
     Ok(())
 }
 

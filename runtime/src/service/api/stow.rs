@@ -219,6 +219,14 @@ pub async fn store(
     body: Body,
 ) -> Result<Response, ApiError> {
     principal.require(Role::Operator)?;
+    // Above the disk's high watermark the body is refused before it is read: 507, retry.
+    if let Err(why) = service.disk.admit() {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient-storage",
+            why,
+        ));
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
