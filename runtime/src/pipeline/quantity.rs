@@ -130,9 +130,14 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3d")
+        assert_eq!(
+            parse_duration("15d").unwrap(),
+            Duration::from_secs(15 * 86400)
+        );
+        assert!(parse_duration("3w")
             .unwrap_err()
             .contains("unknown duration unit"));
+        assert!(parse_duration("400d").unwrap_err().contains("out of range"));
     }
 
     #[test]
