@@ -4,7 +4,7 @@ use crate::source::Source;
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::InMemDicomObject;
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 
 /// The character set (when a name is not ASCII), Patient and General Study modules:
 /// repeated from the source so the new instance files with its study.
@@ -81,4 +81,27 @@ pub(crate) fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
     } else {
         value
     }
+}
+
+/// `o` as a DICOM file of class `sop_class`, explicit VR little endian, with Ward's file
+/// meta; `what` names the instance in errors.
+pub(crate) fn encode_file(
+    o: InMemDicomObject,
+    sop_class: &str,
+    ids: &crate::seg::Ids,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(sop_class)
+        .media_storage_sop_instance_uid(ids.sop_instance_uid.as_str())
+        .transfer_syntax(crate::seg::EXPLICIT_VR_LE)
+        .implementation_class_uid(ids.implementation_class_uid.as_str())
+        .implementation_version_name("WARD_0_1")
+        .build()
+        .map_err(|e| format!("file meta: {e}"))?;
+    let mut bytes = Vec::new();
+    o.with_exact_meta(meta)
+        .write_all(&mut bytes)
+        .map_err(|e| format!("encoding the {what}: {e}"))?;
+    Ok(bytes)
 }

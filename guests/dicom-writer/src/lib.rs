@@ -161,17 +161,7 @@ fn write_secondary_capture() -> Result<(), StageError> {
     let (volume, header) = raw_io::read_volume::<i16>(&dir, "volume").map_err(bad)?;
     let source =
         Source::from_extra(&header.extra).map_err(|e| invalid_input!("volume.json: {e}"))?;
-    for (key, value) in [
-        ("study_instance_uid", &source.study_instance_uid),
-        ("series_instance_uid", &source.series_instance_uid),
-        ("sop_class_uid", &source.sop_class_uid),
-    ] {
-        if value.is_empty() {
-            return Err(invalid_input!(
-                "volume.json: '{key}' is empty; the capture must reference its source"
-            ));
-        }
-    }
+    source.check_identity("the capture")?;
     // Grey from a colour source is luma on 0..255; other values are windowed from their
     // 1st to 99th percentile unless the parameters say otherwise.
     let (auto_low, auto_high) = if header.extra.contains_key("rgb") {
@@ -267,18 +257,7 @@ fn check_inputs(
             labels.dims[2]
         ));
     }
-    for (key, value) in [
-        ("study_instance_uid", &source.study_instance_uid),
-        ("series_instance_uid", &source.series_instance_uid),
-        ("sop_class_uid", &source.sop_class_uid),
-    ] {
-        if value.is_empty() {
-            return Err(invalid_input!(
-                "volume.json: '{key}' is empty; a DICOM SEG must reference it"
-            ));
-        }
-    }
-    Ok(())
+    source.check_identity("a DICOM SEG")
 }
 
 sdk::export!(DicomWriter);

@@ -2,12 +2,12 @@
 //! cine or stack: 8-bit frames the PACS shows as a loop, in the source study, a new series,
 //! referencing the source instances it was derived from.
 
-use crate::elements::{code, non_empty, patient_and_study, seq, str, us};
-use crate::seg::{Ids, EXPLICIT_VR_LE};
+use crate::elements::{code, encode_file, non_empty, patient_and_study, seq, str, us};
+use crate::seg::Ids;
 use crate::source::Source;
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use dicom_object::InMemDicomObject;
 use imaging::Volume;
 
 pub const MULTI_FRAME_GRAYSCALE_BYTE_SC: &str = "1.2.840.10008.5.1.4.1.1.7.2";
@@ -164,17 +164,5 @@ pub fn build(
         PrimitiveValue::from(pixels),
     ));
 
-    let meta = FileMetaTableBuilder::new()
-        .media_storage_sop_class_uid(MULTI_FRAME_GRAYSCALE_BYTE_SC)
-        .media_storage_sop_instance_uid(ids.sop_instance_uid.as_str())
-        .transfer_syntax(EXPLICIT_VR_LE)
-        .implementation_class_uid(ids.implementation_class_uid.as_str())
-        .implementation_version_name("WARD_0_1")
-        .build()
-        .map_err(|e| format!("file meta: {e}"))?;
-    let mut bytes = Vec::new();
-    o.with_exact_meta(meta)
-        .write_all(&mut bytes)
-        .map_err(|e| format!("encoding the secondary capture: {e}"))?;
-    Ok(bytes)
+    encode_file(o, MULTI_FRAME_GRAYSCALE_BYTE_SC, ids, "secondary capture")
 }

@@ -4,11 +4,11 @@
 //! slices where a segment is present get a frame. Every attribute is derived from the
 //! inputs, so equal inputs give equal bytes.
 
-use crate::elements::{code, non_empty, patient_and_study, seq, str, us};
+use crate::elements::{code, encode_file, non_empty, patient_and_study, seq, str, us};
 use crate::source::Source;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use dicom_object::InMemDicomObject;
 use imaging::Volume;
 
 pub const SEG_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
@@ -304,18 +304,7 @@ pub fn build(
         PrimitiveValue::from(bits),
     ));
 
-    let meta = FileMetaTableBuilder::new()
-        .media_storage_sop_class_uid(SEG_STORAGE)
-        .media_storage_sop_instance_uid(ids.sop_instance_uid.as_str())
-        .transfer_syntax(EXPLICIT_VR_LE)
-        .implementation_class_uid(ids.implementation_class_uid.as_str())
-        .implementation_version_name("WARD_0_1")
-        .build()
-        .map_err(|e| format!("file meta: {e}"))?;
-    let file = o.with_exact_meta(meta);
-    let mut bytes = Vec::new();
-    file.write_all(&mut bytes)
-        .map_err(|e| format!("encoding the SEG: {e}"))?;
+    let bytes = encode_file(o, SEG_STORAGE, ids, "SEG")?;
     Ok(Some((bytes, infos)))
 }
 

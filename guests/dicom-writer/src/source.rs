@@ -43,6 +43,22 @@ pub struct Source {
 }
 
 impl Source {
+    /// The study, series and SOP class `what` must reference are all there.
+    pub fn check_identity(&self, what: &str) -> Result<(), ward_stage_sdk::StageError> {
+        for (key, value) in [
+            ("study_instance_uid", &self.study_instance_uid),
+            ("series_instance_uid", &self.series_instance_uid),
+            ("sop_class_uid", &self.sop_class_uid),
+        ] {
+            if value.is_empty() {
+                return Err(ward_stage_sdk::invalid_input!(
+                    "volume.json: '{key}' is empty; {what} must reference it"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Parses the non-geometry keys of a volume header.
     pub fn from_extra(
         extra: &serde_json::Map<String, serde_json::Value>,

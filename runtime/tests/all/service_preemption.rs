@@ -82,7 +82,7 @@ fn results(server: &Server, id: &str, attempt: i64) -> BTreeMap<String, Vec<u8>>
 fn an_immediate_job_preempts_a_lower_one_which_reruns_to_the_same_results() {
     // One job slot: the immediate job fits only if the lower one makes room.
     let server = Server::start(1, "4Gi", 2);
-    post_ticking(&server, "long", 24, true);
+    post_ticking(&server, "long", 40, true);
     post_ticking(&server, "urgent", 1, true);
     let payload_dir = crate::support::small_payload();
     let payload = server.payload(RAD_OP, payload_dir.path());
