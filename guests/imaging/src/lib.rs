@@ -13,6 +13,7 @@ pub mod ct_slice;
 pub mod dicom_series;
 pub mod head_mask;
 pub mod image;
+pub mod lanes;
 pub mod morphology;
 pub mod otsu;
 pub mod project;

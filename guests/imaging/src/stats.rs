@@ -46,36 +46,60 @@ pub fn measure(labels: &Volume<u16>, ct: &Volume<i16>, n_labels: usize) -> Vec<L
         })
         .collect();
     let [nx, ny, nz] = labels.dims;
+    // Run by run: a row is mostly background crossed eight labels at a time, and a run of
+    // one label is measured at once (its index sums in closed form, its HU range by a loop
+    // that vectorises), so the per-voxel work is one comparison.
     for k in 0..nz {
         for j in 0..ny {
             let row_start = (k * ny + j) * nx;
             let row = &labels.data[row_start..row_start + nx];
+            let hu_row = &ct.data[row_start..row_start + nx];
             let mut i = 0;
             while i < nx {
-                // Background is crossed four voxels at a time.
-                if i + 4 <= nx && row[i..i + 4] == [0; 4] {
-                    i += 4;
+                while i + 8 <= nx && row[i..i + 8] == [0; 8] {
+                    i += 8;
+                }
+                while i < nx && row[i] == 0 {
+                    i += 1;
+                }
+                if i == nx {
+                    break;
+                }
+                let (a, l) = (i, row[i]);
+                while i < nx && row[i] == l {
+                    i += 1;
+                }
+                let l = l as usize;
+                if l > n_labels {
                     continue;
                 }
-                let idx = row_start + i;
-                let l = row[i] as usize;
-                if l != 0 && l <= n_labels {
-                    let a = &mut acc[l];
-                    let hu = ct.data[idx];
-                    a.n += 1;
-                    a.sum_idx[0] += i as u64;
-                    a.sum_idx[1] += j as u64;
-                    a.sum_idx[2] += k as u64;
-                    a.sum_hu += hu as i64;
-                    a.min_hu = a.min_hu.min(hu);
-                    a.max_hu = a.max_hu.max(hu);
-                    let p = [i, j, k];
-                    for (d, &v) in p.iter().enumerate() {
-                        a.lo[d] = a.lo[d].min(v);
-                        a.hi[d] = a.hi[d].max(v);
-                    }
+                let run = &hu_row[a..i];
+                let len = run.len();
+                let acc = &mut acc[l];
+                acc.n += len;
+                // a + (a+1) + ... + (i-1)
+                acc.sum_idx[0] += ((a + i - 1) * len / 2) as u64;
+                acc.sum_idx[1] += (j * len) as u64;
+                acc.sum_idx[2] += (k * len) as u64;
+                // i32 sums vectorise better than i64; 65,536 i16 values always fit one.
+                let (mut sum, mut min, mut max) = (0i64, i16::MAX, i16::MIN);
+                for chunk in run.chunks(1 << 16) {
+                    let (s, lo, hi) = chunk
+                        .iter()
+                        .fold((0i32, i16::MAX, i16::MIN), |(s, lo, hi), &v| {
+                            (s + v as i32, lo.min(v), hi.max(v))
+                        });
+                    sum += s as i64;
+                    min = min.min(lo);
+                    max = max.max(hi);
                 }
-                i += 1;
+                acc.sum_hu += sum;
+                acc.min_hu = acc.min_hu.min(min);
+                acc.max_hu = acc.max_hu.max(max);
+                for (d, (lo, hi)) in [(a, i - 1), (j, j), (k, k)].into_iter().enumerate() {
+                    acc.lo[d] = acc.lo[d].min(lo);
+                    acc.hi[d] = acc.hi[d].max(hi);
+                }
             }
         }
     }
@@ -177,5 +201,57 @@ mod tests {
         assert_eq!((s[0].min_hu, s[0].max_hu, s[0].mean_hu), (-50, 150, 50.0));
         assert_eq!(s[0].centroid_mm, [2.0, 1.0, 1.0]);
         assert!((s[0].volume_ml - 0.004).abs() < 1e-12);
+    }
+
+    /// The run-at-a-time measurement agrees with a voxel-at-a-time one on random label maps
+    /// of runs of every length, labels past `n_labels` left out.
+    #[test]
+    fn runs_agree_with_a_voxel_by_voxel_measurement() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        let dims = [37, 5, 3];
+        let n = dims[0] * dims[1] * dims[2];
+        let mut data = Vec::with_capacity(n);
+        while data.len() < n {
+            let label = if next(3) == 0 { 0 } else { next(5) as u16 };
+            for _ in 0..1 + next(20) {
+                data.push(label);
+            }
+        }
+        data.truncate(n);
+        let labels = Volume::new(dims, [0.5, 0.7, 2.0], [1.0, -2.0, 3.0], data);
+        let ct = labels.with_data((0..n).map(|_| next(4000) as i16 - 1000).collect());
+        let n_labels = 3;
+        let got = measure(&labels, &ct, n_labels);
+        for want in 1..=n_labels as u16 {
+            let voxels: Vec<usize> = (0..n).filter(|&v| labels.data[v] == want).collect();
+            let Some(s) = got.iter().find(|s| s.label == want) else {
+                assert!(voxels.is_empty());
+                continue;
+            };
+            assert_eq!(s.voxels, voxels.len());
+            let hu: Vec<i64> = voxels.iter().map(|&v| ct.data[v] as i64).collect();
+            assert_eq!(s.min_hu as i64, *hu.iter().min().unwrap());
+            assert_eq!(s.max_hu as i64, *hu.iter().max().unwrap());
+            let mean = hu.iter().sum::<i64>() as f64 / hu.len() as f64;
+            assert!((s.mean_hu - mean).abs() < 1e-9);
+            let ijk: Vec<[usize; 3]> = voxels.iter().map(|&v| labels.coords(v)).collect();
+            for d in 0..3 {
+                assert_eq!(s.bbox_min[d], ijk.iter().map(|p| p[d]).min().unwrap());
+                assert_eq!(s.bbox_max[d], ijk.iter().map(|p| p[d]).max().unwrap());
+            }
+            let mean_idx =
+                [0, 1, 2].map(|d| ijk.iter().map(|p| p[d] as f64).sum::<f64>() / ijk.len() as f64);
+            let centroid = labels.to_patient(mean_idx);
+            for d in 0..3 {
+                assert!((s.centroid_mm[d] - centroid[d]).abs() < 1e-9);
+            }
+        }
+        assert!(got.iter().all(|s| (s.label as usize) <= n_labels));
     }
 }

@@ -69,6 +69,8 @@ pub use bindings::Guest;
 pub use context::Level;
 pub use volumes::{Volume, VolumeKind};
 
+#[cfg(target_arch = "wasm32")]
+mod alloc;
 mod logging;
 #[cfg(feature = "inference")]
 pub mod nn;
@@ -77,6 +79,12 @@ mod streams;
 mod vols;
 
 pub use logging::{log, progress};
+
+/// Every stage built with the SDK allocates through it: large blocks come zeroed from fresh
+/// pages, without the C library clearing them again (see `alloc`).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: alloc::StageAllocator = alloc::StageAllocator::new();
 pub use params::{param, param_choice, param_opt};
 pub use streams::{
     declared_port, describe_port_error, expect_message_type, has_input, has_output, open_input,

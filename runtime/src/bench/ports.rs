@@ -17,7 +17,8 @@ pub struct PortsThroughput {
 }
 
 /// Streams `messages` messages of `size` bytes from one `port-probe` stage to another,
-/// `repeats` times, timing from the first stage's start to the last one's end.
+/// `repeats` times, timing from the first stage's start to the last one's end, less the
+/// same for a stream of no messages.
 pub fn ports_throughput(
     engine: &Engine,
     probe: &Path,
@@ -26,6 +27,39 @@ pub fn ports_throughput(
     repeats: usize,
     scratch: &Path,
 ) -> anyhow::Result<PortsThroughput> {
+    let payload = scratch.join("ports-payload");
+    std::fs::create_dir_all(&payload)?;
+    let full = stream_pipeline(probe, size, messages, scratch)?;
+    let empty = stream_pipeline(probe, size, 0, scratch)?;
+    let mut ward_samples = Vec::new();
+    let mut native_samples = Vec::new();
+    // The two sides take turns, so what else the machine does hits both alike. Each turn
+    // also runs the same two stages sending nothing: their start and end, which a stream
+    // of any length pays once, are taken off, leaving what the port itself costs.
+    for n in 0..repeats + 1 {
+        let streamed = stream_once(engine, &full, &payload, scratch, size * messages)?;
+        let fixed = stream_once(engine, &empty, &payload, scratch, 0)?;
+        let native = native_channel(size as usize, messages);
+        // The first turn compiles nothing (components are cached) but warms the pool.
+        if n > 0 {
+            ward_samples.push(streamed.saturating_sub(fixed));
+            native_samples.push(native);
+        }
+    }
+    Ok(PortsThroughput {
+        ward: summarize(&mut ward_samples),
+        native: summarize(&mut native_samples),
+        bytes_per_run: size * messages,
+    })
+}
+
+/// A writer stage sending `messages` messages of `size` bytes to a reader stage.
+fn stream_pipeline(
+    probe: &Path,
+    size: u64,
+    messages: u64,
+    scratch: &Path,
+) -> anyhow::Result<ward::pipeline::Pipeline> {
     // The channel's capacity, not the job's channel budget, is what bounds the stream here.
     let budget = (4 * size).clamp(
         ward::pipeline::DEFAULT_PORTS_BUDGET,
@@ -47,59 +81,52 @@ operators:
 ",
         c = probe.display()
     );
-    let pipeline_file = scratch.join("ports-bench.yaml");
+    let pipeline_file = scratch.join(format!("ports-bench-{messages}.yaml"));
     std::fs::write(&pipeline_file, yaml)?;
-    let pipeline = ward::pipeline::load(&pipeline_file)?;
-    let payload = scratch.join("ports-payload");
-    std::fs::create_dir_all(&payload)?;
-    let mut ward_samples = Vec::new();
-    for n in 0..repeats + 1 {
-        let request = JobRequest {
-            pipeline: pipeline.clone(),
-            payload: payload.clone(),
-            job_dir: scratch.join(format!("ports-job-{n}")),
-            job_id: new_job_id(),
-            tenant: "bench".into(),
-            parameters: Default::default(),
-            datasets: Default::default(),
-            cpu_slots: 2,
-            cancel: None,
-            preempted: None,
-        };
-        let summary = run_job(engine, &request, Arc::new(NoObserver))?;
-        if let Some(f) = &summary.failure {
-            anyhow::bail!("the ports benchmark job failed: {:?}", f);
-        }
-        let moved: u64 = summary.ports.iter().map(|p| p.bytes).sum();
-        anyhow::ensure!(
-            moved == size * messages,
-            "the port moved {moved} bytes, not {}",
-            size * messages
-        );
-        let start = summary
-            .stages
-            .iter()
-            .filter_map(|s| s.started_at_s)
-            .fold(f64::MAX, f64::min);
-        let end = summary
-            .stages
-            .iter()
-            .filter_map(|s| Some(s.started_at_s? + s.duration_s?))
-            .fold(0.0, f64::max);
-        // The first run also compiles nothing (components are cached) but warms the pool.
-        if n > 0 {
-            ward_samples.push(Duration::from_secs_f64(end - start));
-        }
+    Ok(ward::pipeline::load(&pipeline_file)?)
+}
+
+/// One job of `pipeline`, from its first stage's start to its last stage's end.
+fn stream_once(
+    engine: &Engine,
+    pipeline: &ward::pipeline::Pipeline,
+    payload: &Path,
+    scratch: &Path,
+    expected_bytes: u64,
+) -> anyhow::Result<Duration> {
+    let job_id = new_job_id();
+    let request = JobRequest {
+        pipeline: pipeline.clone(),
+        payload: payload.to_path_buf(),
+        job_dir: scratch.join(format!("ports-job-{job_id}")),
+        job_id,
+        tenant: "bench".into(),
+        parameters: Default::default(),
+        datasets: Default::default(),
+        cpu_slots: 2,
+        cancel: None,
+        preempted: None,
+    };
+    let summary = run_job(engine, &request, Arc::new(NoObserver))?;
+    if let Some(f) = &summary.failure {
+        anyhow::bail!("the ports benchmark job failed: {:?}", f);
     }
-    let mut native_samples: Vec<Duration> = (0..repeats + 1)
-        .map(|_| native_channel(size as usize, messages))
-        .skip(1)
-        .collect();
-    Ok(PortsThroughput {
-        ward: summarize(&mut ward_samples),
-        native: summarize(&mut native_samples),
-        bytes_per_run: size * messages,
-    })
+    let moved: u64 = summary.ports.iter().map(|p| p.bytes).sum();
+    anyhow::ensure!(
+        moved == expected_bytes,
+        "the port moved {moved} bytes, not {expected_bytes}"
+    );
+    let start = summary
+        .stages
+        .iter()
+        .filter_map(|s| s.started_at_s)
+        .fold(f64::MAX, f64::min);
+    let end = summary
+        .stages
+        .iter()
+        .filter_map(|s| Some(s.started_at_s? + s.duration_s?))
+        .fold(0.0, f64::max);
+    Ok(Duration::from_secs_f64(end - start))
 }
 
 /// The native baseline: a bounded channel of capacity 4 between two threads; the writer

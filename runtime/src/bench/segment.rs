@@ -22,6 +22,28 @@ pub struct Phases {
     pub read: Duration,
     pub compute: Duration,
     pub write: Duration,
+    /// The compute phase's steps: thresholding, labelling, measuring.
+    pub steps: [Duration; 3],
+}
+
+/// The progress fractions `imaging::segmentation::segment` reports as each step starts.
+const STEP_MARKS: [f32; 3] = [0.1, 0.5, 0.7];
+pub const STEP_NAMES: [&str; 3] = ["threshold", "labelling", "measuring"];
+
+/// The steps' durations from (time, fraction) progress marks and the compute phase's end.
+fn steps_of(marks: &[(Duration, f32)], end: Duration) -> [Duration; 3] {
+    let at = |fraction: f32| {
+        marks
+            .iter()
+            .find(|(_, f)| *f >= fraction)
+            .map_or(end, |(t, _)| *t)
+    };
+    let starts = STEP_MARKS.map(at);
+    [
+        starts[1].saturating_sub(starts[0]),
+        starts[2].saturating_sub(starts[1]),
+        end.saturating_sub(starts[2]),
+    ]
 }
 
 impl Phases {
@@ -38,6 +60,12 @@ pub struct SegmentComparison {
     /// Medians of the compute phase alone (threshold, labelling, measuring).
     pub sandbox_compute: Summary,
     pub native_compute: Summary,
+    /// Reading and writing the volume: the whole run less its compute phase.
+    pub sandbox_io: Summary,
+    pub native_io: Summary,
+    /// Medians of each step of the compute phase ([`STEP_NAMES`]).
+    pub sandbox_steps: [Summary; 3],
+    pub native_steps: [Summary; 3],
     pub sandbox_memory_peak: u64,
     /// Voxels labelled by each, which must agree.
     pub voxels: usize,
@@ -87,6 +115,9 @@ pub fn segment_sandbox_vs_native(
     let mut native_samples = Vec::new();
     let mut sandbox_compute = Vec::new();
     let mut native_compute = Vec::new();
+    let (mut sandbox_io, mut native_io) = (Vec::new(), Vec::new());
+    let mut sandbox_steps: [Vec<Duration>; 3] = Default::default();
+    let mut native_steps: [Vec<Duration>; 3] = Default::default();
     let (mut sandbox_stats, mut native_stats, mut peak) = (None, None, 0);
     // Alternate which goes first, so neither always runs on a warmer page cache.
     for r in 0..repeats {
@@ -95,12 +126,20 @@ pub fn segment_sandbox_vs_native(
                 let (phases, stats, memory) = sandbox_once(engine, &component, &input, scratch, r)?;
                 sandbox_samples.push(phases.total());
                 sandbox_compute.push(phases.compute);
+                sandbox_io.push(phases.read + phases.write);
+                for (all, step) in sandbox_steps.iter_mut().zip(phases.steps) {
+                    all.push(step);
+                }
                 sandbox_stats = Some(stats);
                 peak = peak.max(memory);
             } else {
                 let (phases, stats) = native_once(&input, scratch, r)?;
                 native_samples.push(phases.total());
                 native_compute.push(phases.compute);
+                native_io.push(phases.read + phases.write);
+                for (all, step) in native_steps.iter_mut().zip(phases.steps) {
+                    all.push(step);
+                }
                 native_stats = Some(stats);
             }
         }
@@ -125,6 +164,10 @@ pub fn segment_sandbox_vs_native(
         native: summarize(&mut native_samples),
         sandbox_compute: summarize(&mut sandbox_compute),
         native_compute: summarize(&mut native_compute),
+        sandbox_io: summarize(&mut sandbox_io),
+        native_io: summarize(&mut native_io),
+        sandbox_steps: sandbox_steps.map(|mut s| summarize(&mut s)),
+        native_steps: native_steps.map(|mut s| summarize(&mut s)),
         sandbox_memory_peak: peak,
         voxels,
     })
@@ -132,7 +175,7 @@ pub fn segment_sandbox_vs_native(
 
 /// The real stage, run as the runner runs it: (phases, per-label statistics, peak memory). The
 /// phases are taken from the stage's progress reports: 0.1 after reading, 0.9 before writing.
-fn sandbox_once(
+pub(super) fn sandbox_once(
     engine: &Engine,
     component: &StageComponent,
     input: &Path,
@@ -192,12 +235,13 @@ fn sandbox_once(
         read: read_done,
         compute: write_start.saturating_sub(read_done),
         write: total.saturating_sub(write_start),
+        steps: steps_of(&marks, write_start),
     };
     Ok((phases, components, result.memory_peak))
 }
 
 /// The same library calls the stage makes, compiled natively: (phases, per-label statistics).
-fn native_once(
+pub(super) fn native_once(
     input: &Path,
     scratch: &Path,
     r: usize,
@@ -207,8 +251,12 @@ fn native_once(
     let started = Instant::now();
     let (ct, _) = raw_io::read_volume::<i16>(input, "volume")?;
     let read = started.elapsed();
-    let seg = segment(&ct, &Params::default(), &mut |_, _| {})?;
-    let compute = started.elapsed() - read;
+    let mut marks = Vec::new();
+    let seg = segment(&ct, &Params::default(), &mut |f, _| {
+        marks.push((started.elapsed(), f))
+    })?;
+    let compute_end = started.elapsed();
+    let compute = compute_end - read;
     let mut extra = serde_json::Map::new();
     extra.insert("labels".into(), serde_json::json!(seg.components.len()));
     raw_io::write_volume(&out, "labels", &seg.labels, extra)?;
@@ -220,6 +268,7 @@ fn native_once(
             read,
             compute,
             write,
+            steps: steps_of(&marks, compute_end),
         },
         serde_json::to_value(&seg.components)?,
     ))

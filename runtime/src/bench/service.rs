@@ -14,6 +14,8 @@ use ward::service::{api, Service};
 pub struct ServiceLoad {
     pub jobs: usize,
     pub clients: usize,
+    /// Jobs the service runs at once (its `capacity.jobs`).
+    pub slots: usize,
     pub submit: Summary,
     pub submitted_per_s: f64,
     pub completed_per_s: f64,
@@ -82,7 +84,8 @@ pub fn service_load(
     clients: usize,
     scratch: &Path,
 ) -> anyhow::Result<ServiceLoad> {
-    let (url, _) = serve_in_process(engine, components, scratch, "serve-bench", TOKEN, true)?;
+    let (url, service) = serve_in_process(engine, components, scratch, "serve-bench", TOKEN, true)?;
+    let slots = service.config.capacity_jobs;
     let yaml = "api-version: 0.1\nname: trivial\noperators:\n  - name: noop\n    component: {path: misbehave.wasm}\n    parameters: {behaviour: noop}\n    input: [{path: /payload}]\n";
     let r = ureq::post(&format!("{url}/v1/pipelines"))
         .set("Authorization", &format!("Bearer {TOKEN}"))
@@ -161,9 +164,74 @@ pub fn service_load(
     Ok(ServiceLoad {
         jobs,
         clients,
+        slots,
         submit: summarize(&mut latencies),
         submitted_per_s: jobs as f64 / submitted.as_secs_f64(),
         completed_per_s: succeeded as f64 / completed.as_secs_f64(),
         succeeded,
     })
+}
+
+/// The baseline of the service's figure: the same trivial jobs run through the library
+/// (`run_job`) by `slots` threads, without HTTP, SQLite or the audit trail; jobs per second.
+pub fn library_jobs_per_s(
+    engine: &Engine,
+    components: &Path,
+    jobs: usize,
+    slots: usize,
+    scratch: &Path,
+) -> anyhow::Result<f64> {
+    use ward::jobs::{new_job_id, run_job, JobRequest, NoObserver};
+    let pipeline_file = scratch.join("library-trivial.yaml");
+    std::fs::write(
+        &pipeline_file,
+        format!(
+            "api-version: 0.1\nname: trivial\noperators:\n  - name: noop\n    component: {{path: '{}'}}\n    parameters: {{behaviour: noop}}\n    input: [{{path: /payload}}]\n",
+            components.join("misbehave.wasm").display()
+        ),
+    )?;
+    let pipeline = ward::pipeline::load(&pipeline_file)?;
+    let payload = scratch.join("library-payload");
+    std::fs::create_dir_all(&payload)?;
+    std::fs::write(payload.join("input.txt"), b"trivial payload")?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..slots.max(1))
+            .map(|_| {
+                s.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if n >= jobs {
+                            return Ok(());
+                        }
+                        let request = JobRequest {
+                            pipeline: pipeline.clone(),
+                            payload: payload.clone(),
+                            job_dir: scratch.join(format!("library-job-{n}")),
+                            job_id: new_job_id(),
+                            tenant: "bench".into(),
+                            parameters: Default::default(),
+                            datasets: Default::default(),
+                            cpu_slots: 1,
+                            cancel: None,
+                            preempted: None,
+                        };
+                        let summary = run_job(engine, &request, Arc::new(NoObserver))?;
+                        anyhow::ensure!(
+                            summary.failure.is_none(),
+                            "a library job failed: {:?}",
+                            summary.failure
+                        );
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a library worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(jobs as f64 / started.elapsed().as_secs_f64())
 }

@@ -1,7 +1,7 @@
 //! `ward bench`: Ward's speed figures, each beside its goal or a baseline from the same run.
 //! Run it from a release build: `cargo run --release -p ward -- bench`.
 
-use crate::bench::{self, Row};
+use crate::bench::{self, Goal, Report, Row};
 use std::path::PathBuf;
 use ward::engine::{Engine, EngineOptions};
 
@@ -80,14 +80,51 @@ pub struct BenchArgs {
     /// (built from bench-stages/tract-infer; none: that figure is skipped).
     #[arg(long)]
     in_sandbox_inference: Option<PathBuf>,
-    /// Print JSON instead of a table.
+    /// Rounds of every figure: each round measures both sides of every ratio in turn, so
+    /// noise on a busy machine hits both; the report gives min, median and max over them.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Also write the report as JSON to this file, for `--compare` by a later run.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// A report written earlier with `--json`: print how each median changed against it.
+    #[arg(long, value_name = "OLD.json")]
+    compare: Option<PathBuf>,
+    /// Also count the instructions of the segment stage against native code with callgrind
+    /// (valgrind), on a volume of --instructions-size² x --instructions-slices: a figure a
+    /// busy machine does not move.
     #[arg(long)]
-    json: bool,
+    instructions: bool,
+    #[arg(long, default_value_t = 128)]
+    instructions_size: usize,
+    #[arg(long, default_value_t = 40)]
+    instructions_slices: usize,
+    /// Exit 1 when a figure's median misses its goal.
+    #[arg(long)]
+    check_goals: bool,
 }
 
 const STAGES: [&str; 4] = ["dicom_reader", "segment", "render", "dicom_writer"];
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
+    anyhow::ensure!(args.rounds >= 1, "--rounds: at least one");
+    // Read first: a bad earlier report is found before minutes of measuring.
+    let old = args
+        .compare
+        .as_ref()
+        .map(|path| -> anyhow::Result<Report> {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--compare {}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "--compare {}:{}:{}: not a `ward bench --json` report: {e}",
+                    path.display(),
+                    e.line(),
+                    e.column()
+                )
+            })
+        })
+        .transpose()?;
     let mut builder = tempfile::Builder::new();
     builder.prefix("ward-bench-");
     let scratch = match &args.scratch {
@@ -98,6 +135,102 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         cache_dir: Some(scratch.path().join("cache")),
         ..EngineOptions::default()
     })?);
+    let progress = indicatif::ProgressBar::new(args.rounds as u64).with_style(
+        indicatif::ProgressStyle::with_template("{msg} round {pos}/{len} {wide_bar} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    progress.set_message("ward bench");
+    let mut rounds = Vec::with_capacity(args.rounds);
+    for round in 0..args.rounds {
+        let dir = scratch.path().join(format!("round-{round}"));
+        std::fs::create_dir_all(&dir)?;
+        rounds.push(measure_round(&args, &engine, &dir)?);
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if args.instructions {
+        // Counts do not vary between rounds: measured once, reported with the first round.
+        rounds[0].extend(instruction_rows(&args, scratch.path())?);
+    }
+    let report = Report::from_rounds(&rounds);
+    report.print();
+    if let Some(old) = &old {
+        report.print_comparison(old);
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .map_err(|e| anyhow::anyhow!("--json {}: {e}", path.display()))?;
+    }
+    let missed = report.missed();
+    if args.check_goals && !missed.is_empty() {
+        for f in &missed {
+            tracing::error!(figure = %f.what, median = f.value.median, "goal missed");
+        }
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// The instruction counts of the segment stage, sandbox against native.
+fn instruction_rows(args: &BenchArgs, scratch: &std::path::Path) -> anyhow::Result<Vec<Row>> {
+    let segment = std::path::absolute(&args.components)?.join("segment.wasm");
+    let dims = [
+        args.instructions_size,
+        args.instructions_size,
+        args.instructions_slices,
+    ];
+    let f = bench::instruction_figures(&segment, dims, scratch)?;
+    let m = |n: u64| n as f64 / 1e6;
+    let [x, y, z] = f.dims;
+    let [tx, ty, tz] = bench::instructions::TINY;
+    Ok(vec![Row::new(
+        format!("segment {x}x{y}x{z} whole stage, instructions less a {tx}x{ty}x{tz} run's"),
+        m(f.sandbox.work()),
+        "M",
+    )
+    // No goal: instructions are not time (wasm takes more, simpler ones); the figure is
+    // for finding a change between commits, which `--compare` shows.
+    .baseline("native imaging", m(f.native.work()))])
+}
+
+#[derive(clap::Args)]
+pub struct SegmentOnceArgs {
+    #[arg(long, value_enum)]
+    side: bench::instructions::Side,
+    #[arg(long)]
+    input: PathBuf,
+    #[arg(long)]
+    component: PathBuf,
+    #[arg(long)]
+    cache: PathBuf,
+    #[arg(long)]
+    scratch: PathBuf,
+}
+
+pub fn segment_once(args: SegmentOnceArgs) -> anyhow::Result<i32> {
+    bench::instructions::run_once(
+        args.side,
+        &args.input,
+        &args.component,
+        &args.cache,
+        &args.scratch,
+    )?;
+    Ok(0)
+}
+
+/// Whether `dir` is on a tmpfs, where the trivial job's goal is tighter (no disk under the
+/// job directory's metadata operations).
+fn on_tmpfs(dir: &std::path::Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    rustix::fs::statfs(dir).is_ok_and(|s| s.f_type as i64 == TMPFS_MAGIC)
+}
+
+/// Every figure once; the sides of each ratio alternate within it.
+fn measure_round(
+    args: &BenchArgs,
+    engine: &std::sync::Arc<Engine>,
+    scratch: &std::path::Path,
+) -> anyhow::Result<Vec<Row>> {
     let components = std::path::absolute(&args.components)?;
     let component = |name: &str| components.join(format!("{name}.wasm"));
     let mut rows = Vec::new();
@@ -116,14 +249,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     }
     for (name, path) in &named {
         let (instantiate, store) =
-            bench::instantiate_time(&engine, path, args.iterations, scratch.path())?;
+            bench::instantiate_time(&engine, path, args.iterations, scratch)?;
         rows.push(
             Row::new(
                 format!("instantiate {name}, median"),
                 instantiate.median_us,
                 "us",
             )
-            .goal("<= 10 us"),
+            .goal(Goal::AtMost(5.0)),
         );
         rows.push(Row::new(
             format!("  new store with WASI context for {name}, median"),
@@ -135,15 +268,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         &engine,
         &component("misbehave"),
         args.iterations.min(200),
-        scratch.path(),
+        scratch,
     )?;
+    let tmpfs = on_tmpfs(scratch);
     rows.push(
         Row::new(
-            "trivial 3-stage pipeline end to end, p50",
+            format!(
+                "trivial 3-stage job end to end ({}), p50",
+                if tmpfs { "tmpfs" } else { "on disk" }
+            ),
             trivial.median_us / 1e3,
             "ms",
         )
-        .goal("<= 3 ms"),
+        .goal(Goal::AtMost(if tmpfs { 1.0 } else { 2.0 })),
     );
     rows.push(Row::new(
         "trivial 3-stage pipeline end to end, p90",
@@ -157,7 +294,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         &component("segment"),
         dims,
         args.repeats,
-        scratch.path(),
+        scratch,
     )?;
     rows.push(
         Row::new(
@@ -169,7 +306,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             "s",
         )
         .baseline("native imaging", cmp.native.median_us / 1e6)
-        .goal("ratio <= 1.25"),
+        .goal(Goal::RatioAtMost(1.10)),
     );
     rows.push(
         Row::new(
@@ -177,7 +314,26 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             cmp.sandbox_compute.median_us / 1e6,
             "s",
         )
-        .baseline("native imaging", cmp.native_compute.median_us / 1e6),
+        .baseline("native imaging", cmp.native_compute.median_us / 1e6)
+        .goal(Goal::RatioAtMost(1.25)),
+    );
+    for (i, step) in bench::segment::STEP_NAMES.iter().enumerate() {
+        rows.push(
+            Row::new(
+                format!("    {step}, median"),
+                cmp.sandbox_steps[i].median_us / 1e3,
+                "ms",
+            )
+            .baseline("native imaging", cmp.native_steps[i].median_us / 1e3),
+        );
+    }
+    rows.push(
+        Row::new(
+            "  reading and writing the volume (with instantiation), median",
+            cmp.sandbox_io.median_us / 1e6,
+            "s",
+        )
+        .baseline("native file I/O", cmp.native_io.median_us / 1e6),
     );
     rows.push(Row::new(
         "  segment stage peak linear memory",
@@ -191,7 +347,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         args.port_message,
         args.port_messages,
         args.repeats,
-        scratch.path(),
+        scratch,
     )?;
     let gbps = |s: &bench::stats::Summary| bench::rate(ports.bytes_per_run, s.median_us) / 1e9;
     rows.push(
@@ -205,7 +361,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             "GB/s",
         )
         .baseline("native bounded channel", gbps(&ports.native))
-        .goal(">= 2 GB/s"),
+        .goal(Goal::RatioAtLeast(0.95)),
     );
 
     if args.dicom_instances > 0 {
@@ -213,7 +369,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             engine.clone(),
             args.dicom_instances,
             args.dicom_size,
-            scratch.path(),
+            scratch,
         )?;
         let mb = ingest.bytes as f64 / 1e6;
         for associations in [1, 4] {
@@ -236,7 +392,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             )
             .baseline("storescp", ingest.instances as f64 / dcmtk);
             if associations == 4 {
-                row = row.goal(">= 500/s");
+                row = row.goal(Goal::RatioAtLeast(1.3));
             }
             rows.push(row);
             rows.push(
@@ -252,8 +408,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             &components,
             args.service_jobs,
             args.service_clients,
-            scratch.path(),
+            scratch,
         )?;
+        let library =
+            bench::library_jobs_per_s(engine, &components, args.service_jobs, load.slots, scratch)?;
         let what = format!(
             "job service: {} trivial jobs from {} clients",
             load.jobs, load.clients
@@ -263,21 +421,27 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             load.submitted_per_s,
             "/s",
         ));
-        rows.push(Row::new(
-            format!("{what}, completed"),
-            load.completed_per_s,
-            "/s",
-        ));
+        rows.push(
+            Row::new(format!("{what}, completed"), load.completed_per_s, "/s")
+                .baseline(
+                    format!("the same jobs through the library, {} at once", load.slots),
+                    library,
+                )
+                .goal(Goal::AtLeast(500.0)),
+        );
         rows.push(Row::new(
             format!("{what}, submission latency p50"),
             load.submit.median_us / 1e3,
             "ms",
         ));
-        rows.push(Row::new(
-            format!("{what}, submission latency p99"),
-            load.submit.p99_us / 1e3,
-            "ms",
-        ));
+        rows.push(
+            Row::new(
+                format!("{what}, submission latency p99"),
+                load.submit.p99_us / 1e3,
+                "ms",
+            )
+            .goal(Goal::AtMost(10.0)),
+        );
         rows.push(Row::new(
             format!("{what}, succeeded (none lost)"),
             load.succeeded as f64,
@@ -298,7 +462,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             host,
             &component("segment"),
             args.registry_repeats,
-            scratch.path(),
+            scratch,
         )?;
         let ms = |s: &bench::stats::Summary| s.median_us / 1e3;
         let kib = figures.bytes / 1024;
@@ -342,7 +506,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             args.inference_slices,
             args.inference_runs,
             args.inference_threads,
-            scratch.path(),
+            scratch,
         )?;
         let ms = |s: &bench::stats::Summary| s.median_us / 1e3;
         let [_, _, z, y, x] = f.dims;
@@ -360,7 +524,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
                 "ms",
             )
             .baseline("onnxruntime in Python", ms(&f.python))
-            .goal("ratio <= 1.10"),
+            .goal(Goal::RatioAtMost(1.10)),
         );
         if let Some(s) = &f.in_sandbox {
             rows.push(
@@ -380,7 +544,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             &components,
             dims,
             args.render_slices,
-            scratch.path(),
+            scratch,
         )?;
         let ms = |s: &bench::stats::Summary| s.median_us / 1e3;
         let [x, y, z] = r.dims;
@@ -429,10 +593,5 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         );
     }
 
-    if args.json {
-        out!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        bench::print_table(&rows);
-    }
-    Ok(0)
+    Ok(rows)
 }

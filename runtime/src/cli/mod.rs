@@ -152,6 +152,10 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// The node runtime of Ward on Kubernetes (one per node): claims WardJobs and runs them.
     Node(node::NodeArgs),
+    /// One run of the segment stage or its native twin, counted by `ward bench --instructions`
+    /// (internal).
+    #[command(name = "__bench-segment-once", hide = true)]
+    BenchSegmentOnce(bench::SegmentOnceArgs),
     /// The CUDA C compiler's child process, run by the host.
     #[command(name = "__nvrtc", hide = true)]
     NvrtcChild(nvrtc_child::NvrtcChildArgs),
@@ -181,6 +185,7 @@ pub fn main() -> i32 {
         Command::Sample(cmd) => sample::run(cmd),
         Command::New(cmd) => new::run(cmd),
         Command::Bench(args) => bench::run(args),
+        Command::BenchSegmentOnce(args) => bench::segment_once(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Publish(args) => publish::run(args),
         Command::Pull(args) => pull::run(args),

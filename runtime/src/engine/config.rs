@@ -65,6 +65,10 @@ pub fn wasmtime_config(limits: &EngineLimits) -> Config {
     // decommitting: instantiation then takes no page faults for a stage's stack and data.
     pool.linear_memory_keep_resident(1 << 20);
     pool.table_keep_resident(1 << 16);
+    // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), reset only the pages a stage wrote,
+    // not the whole resident megabyte: a small stage's teardown is then a few pages of
+    // memset instead of 1 MiB. Elsewhere the full reset above, as before.
+    pool.pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }

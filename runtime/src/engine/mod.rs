@@ -104,8 +104,8 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 4 << 30;
 
 impl Default for EngineOptions {
     /// The cache directory and bounds from the environment (`WARD_CACHE_DIR`,
-    /// `WARD_CACHE_MAX`, `WARD_COMPILE_TIMEOUT`, `WARD_COMPILE_MEMORY`), components compiled
-    /// in a child of the running binary.
+    /// `WARD_CACHE_MAX`, `WARD_COMPILE_TIMEOUT`, `WARD_COMPILE_MEMORY`, `WARD_MAX_STAGES`),
+    /// components compiled in a child of the running binary.
     fn default() -> Self {
         let mut errors = Vec::new();
         let mut setting =
@@ -134,6 +134,17 @@ impl Default for EngineOptions {
             |t| crate::pipeline::quantity::parse_duration(t).map(|d| d.as_millis() as u64),
             defaults.timeout.as_millis() as u64,
         );
+        // Each stage slot reserves its memories' address space up front (4 GiB and guards
+        // each): a host that cannot reserve the default (a profiler, a small address space)
+        // runs with fewer.
+        let max_concurrent_stages = setting(
+            "WARD_MAX_STAGES",
+            |t| match t.parse::<u64>() {
+                Ok(n) if (1..=1024).contains(&n) => Ok(n),
+                _ => Err("a number of stages from 1 to 1024".into()),
+            },
+            u64::from(EngineLimits::default().max_concurrent_stages),
+        ) as u32;
         EngineOptions {
             cache_dir: default_cache_dir(),
             cache_max_bytes,
@@ -141,7 +152,10 @@ impl Default for EngineOptions {
                 timeout: Duration::from_millis(timeout_ms),
                 memory,
             }),
-            limits: EngineLimits::default(),
+            limits: EngineLimits {
+                max_concurrent_stages,
+                ..EngineLimits::default()
+            },
             environment_error: (!errors.is_empty()).then(|| errors.join("; ")),
             onnxruntime: ward_nn::library_from_env(),
             max_model_bytes: crate::nn::DEFAULT_MAX_MODEL_BYTES,

@@ -1,5 +1,6 @@
 //! `ward bench` runs end to end on small sizes (the figures themselves are for a release
-//! build; here only that every measurement runs and the sandbox agrees with native code).
+//! build; here only that every measurement runs, the sandbox agrees with native code, and
+//! the report holds rounds, spreads and goals and compares with an earlier one).
 
 use crate::support::*;
 
@@ -11,8 +12,16 @@ fn bench_runs_every_measurement() {
     let config = crate::registry_support::write_registry_config(scratch.path(), &[&registry]);
     let host = registry.host();
     let model = repo_root().join("examples/ct-ai-segmentation/model/ai-segment.onnx");
+    let report_path = scratch.path().join("report.json");
     let out = run_ward(&[
         "bench",
+        "--rounds",
+        "2",
+        "--instructions",
+        "--instructions-size",
+        "16",
+        "--instructions-slices",
+        "4",
         "--inference-model",
         model.to_str().unwrap(),
         "--inference-size",
@@ -48,19 +57,38 @@ fn bench_runs_every_measurement() {
         "--service-clients",
         "2",
         "--json",
+        report_path.to_str().unwrap(),
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(report["rounds"], 2);
+    let rows = &report["figures"];
     let what: Vec<&str> = rows
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["what"].as_str().unwrap())
         .collect();
+    // Every figure is min <= median <= max over the rounds, and the table says so.
+    for r in rows.as_array().unwrap() {
+        let v = &r["value"];
+        let (min, median, max) = (
+            v["min"].as_f64().unwrap(),
+            v["median"].as_f64().unwrap(),
+            v["max"].as_f64().unwrap(),
+        );
+        assert!(min <= median && median <= max, "{r}");
+    }
+    assert!(
+        out.stdout.contains("figure (2 interleaved rounds)"),
+        "{}",
+        out.stdout
+    );
     for needle in [
         "compile segment",
         "instantiate segment, median",
-        "trivial 3-stage pipeline end to end, p50",
+        "trivial 3-stage job end to end",
         "segment 48x48x12 in the sandbox",
         "ports: 16 x 1024 KiB messages between two stages, median",
         "DIMSE ingest of 8 CT 64² instances",
@@ -69,6 +97,8 @@ fn bench_runs_every_measurement() {
         "registry: pull and verify segment",
         "registry: cold start of segment",
         "inference: ai-segment.onnx on 32x32x8, 2 threads, through wasi:nn, median",
+        "segment 16x16x4 whole stage, instructions",
+        "    labelling, median",
     ] {
         assert!(
             what.iter().any(|w| w.starts_with(needle)),
@@ -81,8 +111,12 @@ fn bench_runs_every_measurement() {
         .iter()
         .find(|r| r["what"].as_str().unwrap().starts_with("segment 48x48x12"))
         .unwrap();
-    assert_eq!(segment["baseline"][0], "native imaging");
-    assert!(segment["value"].as_f64().unwrap() > 0.0);
+    assert_eq!(segment["baseline"]["what"], "native imaging");
+    assert!(segment["value"]["median"].as_f64().unwrap() > 0.0);
+    // Its ratio is taken round by round, and its goal is judged.
+    assert!(segment["ratio"]["median"].as_f64().unwrap() > 0.0);
+    assert_eq!(segment["goal"]["ratio-at-most"], 1.1);
+    assert!(segment["met"].is_boolean());
     let pull = rows
         .as_array()
         .unwrap()
@@ -100,8 +134,82 @@ fn bench_runs_every_measurement() {
         .iter()
         .find(|r| r["what"].as_str().unwrap().starts_with("inference: "))
         .unwrap();
-    assert_eq!(inference["baseline"][0], "onnxruntime in Python");
-    assert!(inference["baseline"][1].as_f64().unwrap() > 0.0);
-    assert_eq!(pull["baseline"][0], "skopeo copy");
-    assert!(pull["baseline"][1].as_f64().unwrap() > 0.0);
+    assert_eq!(inference["baseline"]["what"], "onnxruntime in Python");
+    assert!(inference["baseline"]["value"]["median"].as_f64().unwrap() > 0.0);
+    assert_eq!(pull["baseline"]["what"], "skopeo copy");
+    assert!(pull["baseline"]["value"]["median"].as_f64().unwrap() > 0.0);
+    let instructions = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["what"].as_str().unwrap().contains("instructions"))
+        .unwrap();
+    assert!(instructions["value"]["median"].as_f64().unwrap() > 0.0);
+    assert!(
+        instructions["baseline"]["value"]["median"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    // A later run compares its medians with the report.
+    let again = run_ward(&[
+        "bench",
+        "--rounds",
+        "1",
+        "--components",
+        &dir,
+        "--size",
+        "48",
+        "--slices",
+        "12",
+        "--repeats",
+        "1",
+        "--iterations",
+        "20",
+        "--port-messages",
+        "16",
+        "--dicom-instances",
+        "0",
+        "--service-jobs",
+        "0",
+        "--render-slices",
+        "0",
+        "--inference-runs",
+        "0",
+        "--compare",
+        report_path.to_str().unwrap(),
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again
+            .stdout
+            .contains("change of the medians against the earlier report"),
+        "{}",
+        again.stdout
+    );
+    let line = again
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("change of the medians"))
+        .find(|l| l.starts_with("segment 48x48x12 in the sandbox"))
+        .unwrap_or_else(|| panic!("no comparison of the segment figure: {}", again.stdout));
+    assert!(line.contains("->") && line.contains('%'), "{line}");
+    assert!(
+        again.stdout.contains("not measured this time"),
+        "{}",
+        again.stdout
+    );
+
+    // A file that is not a report is refused before anything is measured, naming it.
+    let bad = scratch.path().join("bad.json");
+    std::fs::write(&bad, "{\"rows\": []}").unwrap();
+    let refused = run_ward(&["bench", "--compare", bad.to_str().unwrap()]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("bad.json")
+            && refused.stderr.contains("not a `ward bench --json` report"),
+        "{}",
+        refused.stderr
+    );
 }

@@ -10,6 +10,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../../../guests/sdk/Cargo.toml"),
     ),
     (
+        "src/alloc.rs",
+        include_str!("../../../../guests/sdk/src/alloc.rs"),
+    ),
+    (
         "src/lib.rs",
         include_str!("../../../../guests/sdk/src/lib.rs"),
     ),
