@@ -16,6 +16,7 @@ use rusqlite::params;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// The `prev` of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -252,6 +253,65 @@ pub struct Chain {
     key: Vec<u8>,
     head_path: PathBuf,
     legacy_until: i64,
+    /// Heads are written by a thread of their own, off the requests' path: each append
+    /// hands it its record, and it writes the newest it was given (a head that lags by the
+    /// records of the last moments is what a crash between an append and its head leaves
+    /// anyway, and those records are checked against it on the next start).
+    writer: Arc<HeadWriter>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct HeadWriter {
+    pending: Mutex<PendingHead>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct PendingHead {
+    next: Option<(i64, String)>,
+    stop: bool,
+}
+
+impl HeadWriter {
+    /// Writes every head handed over, newest first, until told to stop (having written the
+    /// last one).
+    fn run(&self, key: &[u8], path: &Path, legacy_until: i64) {
+        loop {
+            let next = {
+                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                while p.next.is_none() && !p.stop {
+                    p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+                }
+                match p.next.take() {
+                    Some(next) => next,
+                    None => return,
+                }
+            };
+            let head = Head {
+                seq: next.0,
+                hash: next.1,
+                legacy_until,
+            };
+            if let Err(e) = head.write(key, path) {
+                tracing::error!(head = %path.display(), error = %e, "cannot write the audit head");
+            }
+        }
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        self.writer
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stop = true;
+        self.writer.changed.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Chain {
@@ -284,10 +344,23 @@ impl Chain {
                 (legacy, last, !all.is_empty())
             }
         };
+        let writer = Arc::new(HeadWriter::default());
+        let thread = {
+            let (writer, key, path) = (writer.clone(), key.clone(), head_path.clone());
+            std::thread::Builder::new()
+                .name("audit-head".into())
+                .spawn(move || writer.run(&key, &path, legacy_until))
+                .map_err(|e| AuditSetupError::Head {
+                    path: head_path.clone(),
+                    message: format!("cannot start the head writer: {e}"),
+                })?
+        };
         let chain = Chain {
             key,
             head_path,
             legacy_until,
+            writer,
+            thread: Some(thread),
         };
         chain
             .write_head(last.0, &last.1)
@@ -312,6 +385,21 @@ impl Chain {
             )?;
         }
         Ok(chain)
+    }
+
+    /// Hands the head writer the record just appended; a newer one it has not written yet
+    /// is kept.
+    fn advance(&self, seq: i64, hash: String) {
+        let mut p = self
+            .writer
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if p.next.as_ref().is_none_or(|(s, _)| *s < seq) {
+            p.next = Some((seq, hash));
+        }
+        drop(p);
+        self.writer.changed.notify_one();
     }
 
     fn write_head(&self, seq: i64, hash: &str) -> std::io::Result<()> {
@@ -386,12 +474,65 @@ pub fn append(
 ) -> Result<(), DbError> {
     let mut conn = db.lock();
     let tx = conn.transaction()?;
+    let (seq, hash) = insert(&tx, chain, tenant, principal, action, object, detail)?;
+    tx.commit()?;
+    drop(conn);
+    chain.advance(seq, hash);
+    Ok(())
+}
+
+/// One record, what it says and who did it, to append in the same transaction as the
+/// change it records.
+pub struct Entry<'a> {
+    pub tenant: &'a str,
+    pub principal: &'a str,
+    pub action: &'a str,
+    pub object: &'a str,
+    pub detail: &'a str,
+}
+
+/// Runs `change` and appends `entry` in one transaction: both are kept or neither (a crash
+/// between them cannot leave a change unaudited), and they cost one commit. The record is
+/// appended only when `change` says it changed something (`Ok(true)`).
+pub fn change_and_append(
+    db: &Db,
+    chain: &Chain,
+    change: impl FnOnce(&rusqlite::Connection) -> Result<bool, DbError>,
+    entry: &Entry<'_>,
+) -> Result<bool, DbError> {
+    let mut conn = db.lock();
+    let tx = conn.transaction()?;
+    if !change(&tx)? {
+        return Ok(false);
+    }
+    let (seq, hash) = insert(
+        &tx,
+        chain,
+        entry.tenant,
+        entry.principal,
+        entry.action,
+        entry.object,
+        entry.detail,
+    )?;
+    tx.commit()?;
+    drop(conn);
+    chain.advance(seq, hash);
+    Ok(true)
+}
+
+/// Inserts the next record of the chain; returns its number and hash for the head.
+fn insert(
+    tx: &rusqlite::Connection,
+    chain: &Chain,
+    tenant: &str,
+    principal: &str,
+    action: &str,
+    object: &str,
+    detail: &str,
+) -> Result<(i64, String), DbError> {
     let (seq, prev): (i64, String) = tx
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap_or((0, GENESIS.to_string()));
     let mut record = AuditRecord {
         seq: seq + 1,
@@ -406,27 +547,22 @@ pub fn append(
         hash: String::new(),
     };
     record.hash = keyed_digest(&chain.key, &record);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit (seq, time, tenant, principal, action, object, detail, prev, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            record.seq,
-            record.time,
-            record.tenant,
-            record.principal,
-            record.action,
-            record.object,
-            record.detail,
-            record.prev,
-            record.hash
-        ],
-    )?;
-    tx.commit()?;
-    // Still under the database's lock, so heads are written in the order of their records.
-    if let Err(e) = chain.write_head(record.seq, &record.hash) {
-        tracing::error!(head = %chain.head_path.display(), error = %e, "cannot write the audit head");
-    }
-    Ok(())
+    )?
+    .execute(params![
+        record.seq,
+        record.time,
+        record.tenant,
+        record.principal,
+        record.action,
+        record.object,
+        record.detail,
+        record.prev,
+        record.hash
+    ])?;
+    Ok((record.seq, record.hash))
 }
 
 fn read(db: &Db, tenant: Option<&str>) -> Result<Vec<AuditRecord>, DbError> {
@@ -450,7 +586,7 @@ fn read_from(db: &Db, seq: i64) -> Result<Vec<AuditRecord>, DbError> {
 
 fn query(db: &Db, sql: &str, args: impl rusqlite::Params) -> Result<Vec<AuditRecord>, DbError> {
     let conn = db.lock();
-    let mut stmt = conn.prepare(sql)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(args, |r| {
         Ok(AuditRecord {
             seq: r.get(0)?,
@@ -484,11 +620,10 @@ pub fn records(
 
 /// The number of a tenant's last record; 0 when it has none.
 pub fn last_record(db: &Db, tenant: &str) -> Result<i64, DbError> {
-    Ok(db.lock().query_row(
-        "SELECT COALESCE(MAX(seq), 0) FROM audit WHERE tenant = ?1",
-        params![tenant],
-        |r| r.get(0),
-    )?)
+    Ok(db
+        .lock()
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM audit WHERE tenant = ?1")?
+        .query_row(params![tenant], |r| r.get(0))?)
 }
 
 /// Where the chain breaks.
@@ -639,7 +774,7 @@ pub fn dicom_receipts(
     limit: usize,
 ) -> Result<Vec<(f64, String, String, String)>, DbError> {
     let conn = db.lock();
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT time, principal, detail, object FROM audit
          WHERE tenant = ?1 AND action = 'payload.created' AND principal LIKE 'dicom:%'
          ORDER BY seq DESC LIMIT ?2",

@@ -94,6 +94,9 @@ const MIGRATIONS: &[&str] = &[
     // (pipelines say `preemptible: false`), and how often it was.
     "ALTER TABLE jobs ADD COLUMN preemptible INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE jobs ADD COLUMN preemptions INTEGER NOT NULL DEFAULT 0;",
+    // 6: the scheduler reads the oldest queued job of each tenant and priority, not the
+    // whole queue, on every wake-up.
+    "CREATE INDEX jobs_queue_heads ON jobs (state, tenant, priority, seq);",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -340,22 +343,12 @@ impl Db {
     ) -> Result<PipelineRow, DbError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let version: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM pipelines WHERE tenant = ?1 AND name = ?2",
-            params![tenant, name],
-            |r| r.get(0),
-        )?;
+        let version: i64 = tx.prepare_cached("SELECT COALESCE(MAX(version), 0) + 1 FROM pipelines WHERE tenant = ?1 AND name = ?2")?.query_row(params![tenant, name], |r| r.get(0))?;
         let created = now();
-        tx.execute(
-            "INSERT INTO pipelines (tenant, name, version, yaml, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![tenant, name, version, yaml, created],
-        )?;
+        tx.prepare_cached("INSERT INTO pipelines (tenant, name, version, yaml, created) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![tenant, name, version, yaml, created])?;
         let id = tx.last_insert_rowid();
         for pin in pins {
-            tx.execute(
-                "INSERT INTO pipeline_pins (pipeline_id, operator, reference, manifest_digest) VALUES (?1, ?2, ?3, ?4)",
-                params![id, pin.operator, pin.reference, pin.manifest_digest],
-            )?;
+            tx.prepare_cached("INSERT INTO pipeline_pins (pipeline_id, operator, reference, manifest_digest) VALUES (?1, ?2, ?3, ?4)")?.execute(params![id, pin.operator, pin.reference, pin.manifest_digest])?;
         }
         tx.commit()?;
         Ok(PipelineRow {
@@ -369,7 +362,7 @@ impl Db {
 
     pub fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineRow>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT id, name, version, created, yaml FROM pipelines WHERE tenant = ?1 ORDER BY name, version",
         )?;
         let rows = stmt.query_map(params![tenant], pipeline_row)?;
@@ -379,7 +372,7 @@ impl Db {
     /// The pins of stored pipeline version `pipeline_id`.
     pub fn pins(&self, pipeline_id: i64) -> Result<Vec<Pin>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT operator, reference, manifest_digest FROM pipeline_pins WHERE pipeline_id = ?1 ORDER BY operator",
         )?;
         let rows = stmt.query_map(params![pipeline_id], |r| {
@@ -403,15 +396,12 @@ impl Db {
         conformance: &str,
         used: Option<f64>,
     ) -> Result<(), DbError> {
-        self.lock().execute(
-            "INSERT INTO component_uses (tenant, reference, manifest_digest, signer, conformance, verified, first_used, last_used)
+        self.lock().prepare_cached("INSERT INTO component_uses (tenant, reference, manifest_digest, signer, conformance, verified, first_used, last_used)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
              ON CONFLICT (tenant, reference, manifest_digest) DO UPDATE SET
                 signer = excluded.signer, conformance = excluded.conformance, verified = excluded.verified,
                 first_used = COALESCE(first_used, excluded.first_used),
-                last_used = COALESCE(excluded.last_used, last_used)",
-            params![tenant, reference, manifest_digest, signer, conformance, now(), used],
-        )?;
+                last_used = COALESCE(excluded.last_used, last_used)")?.execute(params![tenant, reference, manifest_digest, signer, conformance, now(), used])?;
         Ok(())
     }
 
@@ -419,7 +409,7 @@ impl Db {
     /// when jobs used it.
     pub fn components(&self, tenant: &str) -> Result<Vec<ComponentRow>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT pp.reference, pp.manifest_digest, group_concat(p.name || ':' || p.version, ' '),
                     u.signer, u.conformance, u.first_used, u.last_used
              FROM pipeline_pins pp
@@ -467,24 +457,27 @@ impl Db {
     // Payloads.
 
     pub fn begin_payload(&self, tenant: &str, id: &str) -> Result<(), DbError> {
-        self.lock().execute(
-            "INSERT INTO payloads (id, tenant, state, created) VALUES (?1, ?2, 'writing', ?3)",
-            params![id, tenant, now()],
-        )?;
+        self.lock()
+            .prepare_cached(
+                "INSERT INTO payloads (id, tenant, state, created) VALUES (?1, ?2, 'writing', ?3)",
+            )?
+            .execute(params![id, tenant, now()])?;
         Ok(())
     }
 
     pub fn complete_payload(&self, id: &str, files: u64, bytes: u64) -> Result<(), DbError> {
-        self.lock().execute(
-            "UPDATE payloads SET state = 'complete', files = ?2, bytes = ?3 WHERE id = ?1",
-            params![id, files as i64, bytes as i64],
-        )?;
+        self.lock()
+            .prepare_cached(
+                "UPDATE payloads SET state = 'complete', files = ?2, bytes = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, files as i64, bytes as i64])?;
         Ok(())
     }
 
     pub fn forget_payload(&self, id: &str) -> Result<(), DbError> {
         self.lock()
-            .execute("DELETE FROM payloads WHERE id = ?1", params![id])?;
+            .prepare_cached("DELETE FROM payloads WHERE id = ?1")?
+            .execute(params![id])?;
         Ok(())
     }
 
@@ -501,7 +494,7 @@ impl Db {
 
     pub fn payloads(&self, tenant: &str) -> Result<Vec<PayloadRow>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT id, state, files, bytes, created FROM payloads WHERE tenant = ?1 ORDER BY created",
         )?;
         let rows = stmt.query_map(params![tenant], payload_row)?;
@@ -510,22 +503,22 @@ impl Db {
 
     /// What `tenant` stores: its payloads, its datasets and what its jobs left.
     pub fn storage_used(&self, tenant: &str) -> Result<u64, DbError> {
-        let used: i64 = self.lock().query_row(
-            "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM payloads WHERE tenant = ?1)
+        let used: i64 = self
+            .lock()
+            .prepare_cached(
+                "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM payloads WHERE tenant = ?1)
                   + (SELECT COALESCE(SUM(bytes), 0) FROM datasets WHERE tenant = ?1)
                   + (SELECT COALESCE(SUM(stored_bytes), 0) FROM jobs WHERE tenant = ?1)",
-            params![tenant],
-            |r| r.get(0),
-        )?;
+            )?
+            .query_row(params![tenant], |r| r.get(0))?;
         Ok(used.max(0) as u64)
     }
 
     /// Counts `bytes` more as left by job `id` (an attempt's logs and results).
     pub fn add_job_storage(&self, id: &str, bytes: u64) -> Result<(), DbError> {
-        self.lock().execute(
-            "UPDATE jobs SET stored_bytes = stored_bytes + ?2 WHERE id = ?1",
-            params![id, bytes as i64],
-        )?;
+        self.lock()
+            .prepare_cached("UPDATE jobs SET stored_bytes = stored_bytes + ?2 WHERE id = ?1")?
+            .execute(params![id, bytes as i64])?;
         Ok(())
     }
 
@@ -533,11 +526,12 @@ impl Db {
     /// their directories.
     pub fn drop_unfinished_payloads(&self) -> Result<Vec<String>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT id FROM payloads WHERE state = 'writing'")?;
+        let mut stmt = conn.prepare_cached("SELECT id FROM payloads WHERE state = 'writing'")?;
         let ids: Vec<String> = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        conn.execute("DELETE FROM payloads WHERE state = 'writing'", [])?;
+        conn.prepare_cached("DELETE FROM payloads WHERE state = 'writing'")?
+            .execute([])?;
         Ok(ids)
     }
 
@@ -546,10 +540,7 @@ impl Db {
     /// Starts dataset `name`; false when the tenant already has one of that name (datasets
     /// are immutable).
     pub fn begin_dataset(&self, tenant: &str, name: &str) -> Result<bool, DbError> {
-        let n = self.lock().execute(
-            "INSERT OR IGNORE INTO datasets (tenant, name, state, created) VALUES (?1, ?2, 'writing', ?3)",
-            params![tenant, name, now()],
-        )?;
+        let n = self.lock().prepare_cached("INSERT OR IGNORE INTO datasets (tenant, name, state, created) VALUES (?1, ?2, 'writing', ?3)")?.execute(params![tenant, name, now()])?;
         Ok(n == 1)
     }
 
@@ -560,25 +551,21 @@ impl Db {
         files: u64,
         bytes: u64,
     ) -> Result<(), DbError> {
-        self.lock().execute(
-            "UPDATE datasets SET state = 'complete', files = ?3, bytes = ?4 WHERE tenant = ?1 AND name = ?2",
-            params![tenant, name, files as i64, bytes as i64],
-        )?;
+        self.lock().prepare_cached("UPDATE datasets SET state = 'complete', files = ?3, bytes = ?4 WHERE tenant = ?1 AND name = ?2")?.execute(params![tenant, name, files as i64, bytes as i64])?;
         Ok(())
     }
 
     pub fn forget_dataset(&self, tenant: &str, name: &str) -> Result<(), DbError> {
-        self.lock().execute(
-            "DELETE FROM datasets WHERE tenant = ?1 AND name = ?2",
-            params![tenant, name],
-        )?;
+        self.lock()
+            .prepare_cached("DELETE FROM datasets WHERE tenant = ?1 AND name = ?2")?
+            .execute(params![tenant, name])?;
         Ok(())
     }
 
     /// The tenant's complete datasets: (name, files, bytes).
     pub fn datasets(&self, tenant: &str) -> Result<Vec<(String, i64, i64)>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT name, files, bytes FROM datasets WHERE tenant = ?1 AND state = 'complete' ORDER BY name",
         )?;
         let rows = stmt.query_map(params![tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
@@ -588,31 +575,31 @@ impl Db {
     /// Datasets a crash left half-written: removed from the record; returned as (tenant, name).
     pub fn drop_unfinished_datasets(&self) -> Result<Vec<(String, String)>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT tenant, name FROM datasets WHERE state = 'writing'")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT tenant, name FROM datasets WHERE state = 'writing'")?;
         let rows: Vec<(String, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        conn.execute("DELETE FROM datasets WHERE state = 'writing'", [])?;
+        conn.prepare_cached("DELETE FROM datasets WHERE state = 'writing'")?
+            .execute([])?;
         Ok(rows)
     }
 
     /// The extra payloads of a job created on several.
     pub fn set_job_payloads(&self, id: &str, payloads: &[String]) -> Result<(), DbError> {
         let text = serde_json::to_string(payloads).unwrap_or_default();
-        self.lock().execute(
-            "UPDATE jobs SET payloads = ?2 WHERE id = ?1",
-            params![id, text],
-        )?;
+        self.lock()
+            .prepare_cached("UPDATE jobs SET payloads = ?2 WHERE id = ?1")?
+            .execute(params![id, text])?;
         Ok(())
     }
 
     /// Every payload of job `id`: one, or several for a job created on several.
     pub fn job_payloads(&self, id: &str) -> Result<Vec<String>, DbError> {
-        let (first, all): (String, Option<String>) = self.lock().query_row(
-            "SELECT payload_id, payloads FROM jobs WHERE id = ?1",
-            params![id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (first, all): (String, Option<String>) = self
+            .lock()
+            .prepare_cached("SELECT payload_id, payloads FROM jobs WHERE id = ?1")?
+            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(all
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_else(|| vec![first]))
@@ -633,16 +620,11 @@ impl Db {
         memory: u64,
     ) -> Result<JobRow, DbError> {
         let conn = self.lock();
-        conn.execute(
-            "INSERT INTO jobs (id, tenant, pipeline_id, payload_id, priority, state, max_attempts, memory, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![id, tenant, pipeline_id, payload_id, priority as i64, state, max_attempts, memory as i64, now()],
-        )?;
-        let row = conn.query_row(
-            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
-            params![id],
-            job_row,
-        )?;
+        conn.prepare_cached("INSERT INTO jobs (id, tenant, pipeline_id, payload_id, priority, state, max_attempts, memory, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?.execute(params![id, tenant, pipeline_id, payload_id, priority as i64, state, max_attempts, memory as i64, now()])?;
+        let row = conn
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+            .query_row(params![id], job_row)?;
         drop(conn);
         self.job_changed();
         Ok(row)
@@ -668,7 +650,7 @@ impl Db {
         limit: usize,
     ) -> Result<Vec<JobRow>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?1 AND seq > ?2 AND (?3 IS NULL OR state = ?3)
              ORDER BY seq LIMIT ?4"
         ))?;
@@ -695,12 +677,8 @@ impl Db {
             .join(", ");
         let filter = "j.tenant = ?1 AND (?2 IS NULL OR j.state = ?2) AND (?3 IS NULL OR p.name = ?3) AND (?4 IS NULL OR j.priority = ?4)";
         let priority = priority.map(|p| p as i64);
-        let total: i64 = conn.query_row(
-            &format!("SELECT COUNT(*) FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id WHERE {filter}"),
-            params![tenant, state, pipeline, priority],
-            |r| r.get(0),
-        )?;
-        let mut stmt = conn.prepare(&format!(
+        let total: i64 = conn.prepare_cached(&format!("SELECT COUNT(*) FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id WHERE {filter}"))?.query_row(params![tenant, state, pipeline, priority], |r| r.get(0))?;
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {columns}, p.name, p.version FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id
              WHERE {filter} ORDER BY j.seq DESC LIMIT ?5 OFFSET ?6"
         ))?;
@@ -737,7 +715,7 @@ impl Db {
         tenant: &str,
     ) -> Result<Vec<(String, String, i64, Option<f64>)>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT p.name, j.state, COUNT(*), MAX(j.started) FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id
              WHERE j.tenant = ?1 GROUP BY p.name, j.state ORDER BY p.name, j.state",
         )?;
@@ -755,7 +733,7 @@ impl Db {
         limit: usize,
     ) -> Result<Vec<(String, String, i64)>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT id, state, attempts FROM jobs WHERE tenant = ?1 ORDER BY seq DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![tenant, limit as i64], |r| {
@@ -764,10 +742,24 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The oldest queued job of each tenant at each priority, best first: the only jobs
+    /// the scheduler can start next (it takes a tenant's jobs of one priority in order), read
+    /// through an index whatever the queue's length.
+    pub fn queue_heads(&self) -> Result<Vec<JobRow>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE seq IN (
+                 SELECT MIN(seq) FROM jobs WHERE state = 'queued' GROUP BY tenant, priority
+             ) ORDER BY priority DESC, seq"
+        ))?;
+        let rows = stmt.query_map([], job_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every queued job, best first: priority, then age.
     pub fn queued(&self) -> Result<Vec<JobRow>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq"
         ))?;
         let rows = stmt.query_map([], job_row)?;
@@ -776,7 +768,7 @@ impl Db {
 
     pub fn running(&self) -> Result<Vec<JobRow>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running'"
         ))?;
         let rows = stmt.query_map([], job_row)?;
@@ -785,39 +777,24 @@ impl Db {
 
     /// Moves job `id` from `from` to `to`; false when it was not in `from`.
     pub fn transition(&self, id: &str, from: &[&str], to: &str) -> Result<bool, DbError> {
-        let conn = self.lock();
-        let current: Option<String> = conn
-            .query_row("SELECT state FROM jobs WHERE id = ?1", params![id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        match current {
-            Some(s) if from.contains(&s.as_str()) => {
-                // Every statement names ?3, the time, so the parameters always fit.
-                let stamp = match to {
-                    "running" => "started = ?3, attempts = attempts + 1,",
-                    "succeeded" | "failed" | "cancelled" => "finished = ?3,",
-                    _ => "finished = CASE WHEN ?3 IS NULL THEN finished ELSE NULL END,",
-                };
-                conn.execute(
-                    &format!("UPDATE jobs SET {stamp} state = ?2 WHERE id = ?1"),
-                    params![id, to, now()],
-                )?;
-                drop(conn);
-                self.job_changed();
-                Ok(true)
-            }
-            _ => Ok(false),
+        let moved = transition_in(&self.lock(), id, from, to)?;
+        if moved {
+            self.job_changed();
         }
+        Ok(moved)
+    }
+
+    /// Tells watchers that a job changed (after a change made through [`transition_in`]).
+    pub fn jobs_changed(&self) {
+        self.job_changed();
     }
 
     /// Sets how many attempts job `id` has made: in cluster mode the node running it counts
     /// them (a node lost mid-attempt counts one), and the record follows.
     pub fn set_attempts(&self, id: &str, attempts: i64) -> Result<(), DbError> {
-        self.lock().execute(
-            "UPDATE jobs SET attempts = ?2 WHERE id = ?1",
-            params![id, attempts],
-        )?;
+        self.lock()
+            .prepare_cached("UPDATE jobs SET attempts = ?2 WHERE id = ?1")?
+            .execute(params![id, attempts])?;
         self.job_changed();
         Ok(())
     }
@@ -826,7 +803,7 @@ impl Db {
     /// bytes their attempts left: what retention removes.
     pub fn expired_jobs(&self, tenant: &str, before: f64) -> Result<Vec<(String, u64)>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT id, stored_bytes FROM jobs WHERE tenant = ?1
              AND state IN ('succeeded', 'failed', 'cancelled') AND finished < ?2 ORDER BY seq",
         )?;
@@ -838,10 +815,12 @@ impl Db {
 
     /// Removes job `id`'s record if it is still ended (a job started again is kept).
     pub fn delete_ended_job(&self, id: &str) -> Result<bool, DbError> {
-        let n = self.lock().execute(
-            "DELETE FROM jobs WHERE id = ?1 AND state IN ('succeeded', 'failed', 'cancelled')",
-            params![id],
-        )?;
+        let n = self
+            .lock()
+            .prepare_cached(
+                "DELETE FROM jobs WHERE id = ?1 AND state IN ('succeeded', 'failed', 'cancelled')",
+            )?
+            .execute(params![id])?;
         self.job_changed();
         Ok(n == 1)
     }
@@ -854,7 +833,7 @@ impl Db {
         before: f64,
     ) -> Result<Vec<(String, u64)>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT id, bytes FROM payloads p WHERE tenant = ?1 AND state = 'complete'
              AND created < ?2 AND {UNUSED_PAYLOAD} ORDER BY created"
         ))?;
@@ -866,17 +845,20 @@ impl Db {
 
     /// Removes payload `id`'s record if still no job names it (one created meanwhile keeps it).
     pub fn delete_unused_payload(&self, id: &str) -> Result<bool, DbError> {
-        let n = self.lock().execute(
-            &format!("DELETE FROM payloads AS p WHERE id = ?1 AND {UNUSED_PAYLOAD}"),
-            params![id],
-        )?;
+        let n = self
+            .lock()
+            .prepare_cached(&format!(
+                "DELETE FROM payloads AS p WHERE id = ?1 AND {UNUSED_PAYLOAD}"
+            ))?
+            .execute(params![id])?;
         Ok(n == 1)
     }
 
     /// Marks job `id` as one that pre-emption never ends.
     pub fn set_not_preemptible(&self, id: &str) -> Result<(), DbError> {
         self.lock()
-            .execute("UPDATE jobs SET preemptible = 0 WHERE id = ?1", params![id])?;
+            .prepare_cached("UPDATE jobs SET preemptible = 0 WHERE id = ?1")?
+            .execute(params![id])?;
         self.job_changed();
         Ok(())
     }
@@ -885,21 +867,17 @@ impl Db {
     /// counted, and `max_attempts` grows by one so it is not counted against the job.
     /// False when the job was not running.
     pub fn requeue_preempted(&self, id: &str) -> Result<bool, DbError> {
-        let n = self.lock().execute(
-            "UPDATE jobs SET state = 'queued', finished = NULL, max_attempts = max_attempts + 1,
+        let n = self.lock().prepare_cached("UPDATE jobs SET state = 'queued', finished = NULL, max_attempts = max_attempts + 1,
                  preemptions = preemptions + 1
-             WHERE id = ?1 AND state = 'running'",
-            params![id],
-        )?;
+             WHERE id = ?1 AND state = 'running'")?.execute(params![id])?;
         self.job_changed();
         Ok(n == 1)
     }
 
     pub fn set_failure(&self, id: &str, failure: &str) -> Result<(), DbError> {
-        self.lock().execute(
-            "UPDATE jobs SET failure = ?2 WHERE id = ?1",
-            params![id, failure],
-        )?;
+        self.lock()
+            .prepare_cached("UPDATE jobs SET failure = ?2 WHERE id = ?1")?
+            .execute(params![id, failure])?;
         self.job_changed();
         Ok(())
     }
@@ -908,7 +886,7 @@ impl Db {
     /// Jobs by tenant and state.
     pub fn job_counts_by_tenant(&self) -> Result<Vec<(String, String, i64)>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT tenant, state, COUNT(*) FROM jobs GROUP BY tenant, state ORDER BY tenant, state",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
@@ -918,8 +896,36 @@ impl Db {
     pub fn job_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
         let conn = self.lock();
         let mut stmt =
-            conn.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
+            conn.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// [`Db::transition`] on a connection (or transaction) the caller holds, so the change can
+/// share a transaction with its audit record; the caller tells watchers after committing.
+pub fn transition_in(
+    conn: &Connection,
+    id: &str,
+    from: &[&str],
+    to: &str,
+) -> Result<bool, DbError> {
+    let current: Option<String> = conn
+        .prepare_cached("SELECT state FROM jobs WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()?;
+    match current {
+        Some(s) if from.contains(&s.as_str()) => {
+            // Every statement names ?3, the time, so the parameters always fit.
+            let stamp = match to {
+                "running" => "started = ?3, attempts = attempts + 1,",
+                "succeeded" | "failed" | "cancelled" => "finished = ?3,",
+                _ => "finished = CASE WHEN ?3 IS NULL THEN finished ELSE NULL END,",
+            };
+            conn.prepare_cached(&format!("UPDATE jobs SET {stamp} state = ?2 WHERE id = ?1"))?
+                .execute(params![id, to, now()])?;
+            Ok(true)
+        }
+        _ => Ok(false),
     }
 }

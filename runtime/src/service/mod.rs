@@ -68,6 +68,9 @@ pub struct Service {
     pub cluster: std::sync::OnceLock<Arc<cluster_dispatch::Link>>,
     /// The web UI's sessions and rendered pictures.
     pub ui: ui::UiState,
+    /// Stored pipeline versions already parsed, by name and text (a version never changes):
+    /// every submission and every job would otherwise parse its YAML again.
+    pub(super) parsed_pipelines: Mutex<HashMap<(String, String), crate::pipeline::Pipeline>>,
 }
 
 /// Where a service's jobs run.
@@ -169,6 +172,7 @@ impl Service {
             cancels: Mutex::new(HashMap::new()),
             preempts: Mutex::new(HashMap::new()),
             preempting: Mutex::new(std::collections::HashSet::new()),
+            parsed_pipelines: Mutex::new(HashMap::new()),
             metrics: Mutex::new(Metrics::default()),
             disk,
             storage: storage::StorageLedger::default(),
@@ -265,6 +269,38 @@ impl Service {
         ) {
             tracing::error!(error = %e, action, object, "cannot write the audit trail");
         }
+    }
+
+    /// Moves job `id` from `from` to `to` and records `action` by `principal` in the audit
+    /// trail, in one transaction; false when the job was not in `from` (nothing recorded).
+    #[allow(clippy::too_many_arguments)]
+    pub fn transition_audited(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        tenant: &str,
+        principal: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<bool, db::DbError> {
+        let entry = audit::Entry {
+            tenant,
+            principal,
+            action,
+            object: id,
+            detail,
+        };
+        let moved = audit::change_and_append(
+            &self.db,
+            &self.audit_chain,
+            |conn| db::transition_in(conn, id, from, to),
+            &entry,
+        )?;
+        if moved {
+            self.db.jobs_changed();
+        }
+        Ok(moved)
     }
 
     /// The counters for `/metrics`.

@@ -41,13 +41,22 @@ pub fn run(service: Arc<Service>) {
 fn start_what_fits(service: &Arc<Service>) -> Result<(), super::db::DbError> {
     loop {
         let running = service.db.running()?;
-        let queued = service.db.queued()?;
+        // `next` and `victims` look at the head of the queue alone, which is always one of
+        // the heads of a tenant's jobs at one priority.
+        let queued = service.db.queue_heads()?;
         let Some(job) = next(&service.config, &running, &queued) else {
             preempt_for_the_head(service, &running, &queued);
             return Ok(());
         };
-        if service.db.transition(&job.id, &["queued"], "running")? {
-            service.audit(&job.tenant, "ward", "job.running", &job.id, "");
+        if service.transition_audited(
+            &job.id,
+            &["queued"],
+            "running",
+            &job.tenant,
+            "ward",
+            "job.running",
+            "",
+        )? {
             super::job_events::started(&job.id, &job.tenant, job.attempts + 1);
             worker::spawn(service.clone(), job);
         }

@@ -23,7 +23,26 @@ pub fn spawn(service: Arc<Service>, job: JobRow) {
 /// directory and nowhere else (registry components are exempt: their files come from the
 /// component store, once verified against the tenant's keys).
 pub fn stored_pipeline(service: &Service, name: &str, yaml: &str) -> Result<Pipeline, String> {
-    crate::pipeline::parse_stored(&service.config.components, name, yaml)
+    /// Versions kept parsed; past it the cache starts again (a service with more stored
+    /// versions in use than this parses some twice, no more).
+    const KEPT: usize = 256;
+    let key = (name.to_string(), yaml.to_string());
+    let cache = || {
+        service
+            .parsed_pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    };
+    if let Some(parsed) = cache().get(&key) {
+        return Ok(parsed.clone());
+    }
+    let parsed = crate::pipeline::parse_stored(&service.config.components, name, yaml)?;
+    let mut kept = cache();
+    if kept.len() >= KEPT {
+        kept.clear();
+    }
+    kept.insert(key, parsed.clone());
+    Ok(parsed)
 }
 
 fn run(service: &Service, job: &JobRow) {
@@ -34,20 +53,23 @@ fn run(service: &Service, job: &JobRow) {
     };
     let fail = |why: String| {
         let _ = service.db.set_failure(&job.id, &why);
-        if let Ok(true) = service.db.transition(&job.id, &["running"], "failed") {
-            service.audit(&job.tenant, "ward", "job.failed", &job.id, &why);
+        if let Ok(true) = service.transition_audited(
+            &job.id,
+            &["running"],
+            "failed",
+            &job.tenant,
+            "ward",
+            "job.failed",
+            &why,
+        ) {
             finished("failed", Some(&why));
         }
     };
     let mut pipeline = match service
         .db
-        .pipelines(&job.tenant)
+        .pipeline_by_id(&job.tenant, job.pipeline_id)
         .map_err(|e| e.to_string())
-        .and_then(|all| {
-            all.into_iter()
-                .find(|p| p.id == job.pipeline_id)
-                .ok_or_else(|| format!("pipeline {} is gone", job.pipeline_id))
-        })
+        .and_then(|p| p.ok_or_else(|| format!("pipeline {} is gone", job.pipeline_id)))
         .and_then(|p| super::components::pinned(service, &p))
     {
         Ok(p) => p,
@@ -63,8 +85,15 @@ fn run(service: &Service, job: &JobRow) {
         // A registry that could not be reached may answer next time; a failed check will not.
         if refusal.check == "fetch" && attempt < job.max_attempts {
             let _ = service.db.set_failure(&job.id, &why);
-            if let Ok(true) = service.db.transition(&job.id, &["running"], "queued") {
-                service.audit(&job.tenant, "ward", "job.retry", &job.id, &why);
+            if let Ok(true) = service.transition_audited(
+                &job.id,
+                &["running"],
+                "queued",
+                &job.tenant,
+                "ward",
+                "job.retry",
+                &why,
+            ) {
                 finished("retrying", Some(&why));
                 super::job_events::queued(&job.id, &job.tenant, "retry");
             }
@@ -153,8 +182,15 @@ fn run(service: &Service, job: &JobRow) {
         }
     }
     if summary.status == JobStatus::Succeeded {
-        if let Ok(true) = service.db.transition(&job.id, &["running"], "succeeded") {
-            service.audit(&job.tenant, "ward", "job.succeeded", &job.id, "");
+        if let Ok(true) = service.transition_audited(
+            &job.id,
+            &["running"],
+            "succeeded",
+            &job.tenant,
+            "ward",
+            "job.succeeded",
+            "",
+        ) {
             finished("succeeded", None);
         }
         super::dicom::export_results(service, &job.id, &job_dir);
@@ -187,8 +223,15 @@ fn run(service: &Service, job: &JobRow) {
     }
     if kind == Some(FailureKind::Cancelled) {
         let _ = service.db.set_failure(&job.id, &why);
-        if let Ok(true) = service.db.transition(&job.id, &["running"], "cancelled") {
-            service.audit(&job.tenant, "ward", "job.cancelled", &job.id, "");
+        if let Ok(true) = service.transition_audited(
+            &job.id,
+            &["running"],
+            "cancelled",
+            &job.tenant,
+            "ward",
+            "job.cancelled",
+            "",
+        ) {
             finished("cancelled", Some(&why));
         }
         return;
@@ -196,8 +239,15 @@ fn run(service: &Service, job: &JobRow) {
     let retry = attempt < job.max_attempts && kind != Some(FailureKind::InvalidInput);
     if retry {
         let _ = service.db.set_failure(&job.id, &why);
-        if let Ok(true) = service.db.transition(&job.id, &["running"], "queued") {
-            service.audit(&job.tenant, "ward", "job.retry", &job.id, &why);
+        if let Ok(true) = service.transition_audited(
+            &job.id,
+            &["running"],
+            "queued",
+            &job.tenant,
+            "ward",
+            "job.retry",
+            &why,
+        ) {
             finished("retrying", Some(&why));
             super::job_events::queued(&job.id, &job.tenant, "retry");
         }

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,14 +63,34 @@ pub fn held_deleted_within(dirs: &[PathBuf], max_age: Duration) -> std::io::Resu
     Ok(held)
 }
 
-/// Every deleted regular file this process holds open.
+/// Every deleted regular file this process holds open. Each descriptor is looked at with
+/// one fstat (no path walk, no link text); only a regular file with no link left has its
+/// old path read.
 fn list_held() -> std::io::Result<Vec<HeldFile>> {
     let mut held = Vec::new();
     for entry in std::fs::read_dir(FD_DIR)? {
         let Ok(entry) = entry else { continue };
-        let link = entry.path();
-        // A descriptor closed since the listing is simply gone.
-        let Ok(target) = std::fs::read_link(&link) else {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<std::os::fd::RawFd>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: the descriptor is only given to fstat. One closed since the listing gives
+        // an error, one closed and reused another file's status: both are skipped or
+        // counted as the file they now are, never written to or closed here.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = rustix::fs::fstat(fd) else {
+            continue;
+        };
+        let regular =
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+        if !regular || st.st_nlink != 0 {
+            continue;
+        }
+        // A descriptor closed since is simply gone.
+        let Ok(target) = std::fs::read_link(entry.path()) else {
             continue;
         };
         let Some(was) = target
@@ -82,19 +101,12 @@ fn list_held() -> std::io::Result<Vec<HeldFile>> {
         else {
             continue;
         };
-        // The descriptor's file itself (the kernel follows the link even once deleted).
-        let Ok(meta) = std::fs::metadata(&link) else {
-            continue;
-        };
-        if !meta.is_file() || meta.nlink() != 0 {
-            continue;
-        }
         held.push(HeldFile {
             was,
-            dev: meta.dev(),
-            ino: meta.ino(),
+            dev: st.st_dev,
+            ino: st.st_ino,
             // What it takes on disk: its length, or its blocks if more were allocated.
-            bytes: meta.len().max(meta.blocks() * 512),
+            bytes: (st.st_size.max(0) as u64).max(st.st_blocks.max(0) as u64 * 512),
         });
     }
     Ok(held)
