@@ -107,6 +107,8 @@ pub enum DbError {
 
 pub struct Db {
     conn: Mutex<Connection>,
+    /// Held while the database is open: the checkpointer stops once it is gone.
+    _open: std::sync::Arc<()>,
     /// Bumped after every change to a job's row, so watchers (the UI's live updates) wake
     /// on a change instead of polling the database.
     job_changes: tokio::sync::watch::Sender<u64>,
@@ -288,6 +290,10 @@ impl Db {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Checkpoints (copying the log into the database, with an fsync) would otherwise run
+        // inside whichever commit crosses 1,000 pages: a request now and then waiting tens of
+        // milliseconds. A thread of its own does them, on a connection of its own.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
             let tx = conn.transaction()?;
@@ -295,8 +301,11 @@ impl Db {
             tx.pragma_update(None, "user_version", i + 1)?;
             tx.commit()?;
         }
+        let open = std::sync::Arc::new(());
+        start_checkpointer(path, std::sync::Arc::downgrade(&open));
         Ok(Db {
             conn: Mutex::new(conn),
+            _open: open,
             job_changes: tokio::sync::watch::Sender::new(0),
         })
     }
@@ -927,5 +936,38 @@ pub fn transition_in(
             Ok(true)
         }
         _ => Ok(false),
+    }
+}
+
+/// How often the checkpointer moves the write-ahead log into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoints the database at `path` every [`CHECKPOINT_EVERY`] while `open` lives. A
+/// passive checkpoint never waits for the writer: commits go on appending to the log while
+/// it copies, and the log starts again from its beginning once all of it is copied.
+fn start_checkpointer(path: &Path, open: std::sync::Weak<()>) {
+    let path = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("db-checkpoint".into())
+        .spawn(move || {
+            let conn = match Connection::open(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(db = %path.display(), error = %e, "the checkpointer cannot open the database");
+                    return;
+                }
+            };
+            let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+            while open.upgrade().is_some() {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(db = %path.display(), error = %e, "checkpoint failed; tried again");
+                }
+            }
+            // The last one, so the log left behind is short.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the checkpointer; the log grows until the service restarts");
     }
 }
