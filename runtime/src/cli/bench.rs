@@ -95,8 +95,10 @@ pub struct BenchArgs {
     /// busy machine does not move.
     #[arg(long)]
     instructions: bool,
+    /// Rows = columns of the instruction count's volume.
     #[arg(long, default_value_t = 128)]
     instructions_size: usize,
+    /// Slices of the instruction count's volume.
     #[arg(long, default_value_t = 40)]
     instructions_slices: usize,
     /// Exit 1 when a figure's median misses its goal.
@@ -195,14 +197,19 @@ fn instruction_rows(args: &BenchArgs, scratch: &std::path::Path) -> anyhow::Resu
 
 #[derive(clap::Args)]
 pub struct SegmentOnceArgs {
+    /// Which side runs: the stage in the sandbox or the same code natively.
     #[arg(long, value_enum)]
     side: bench::instructions::Side,
+    /// The directory holding volume.raw and volume.json.
     #[arg(long)]
     input: PathBuf,
+    /// The segment component.
     #[arg(long)]
     component: PathBuf,
+    /// The compile cache the parent filled.
     #[arg(long)]
     cache: PathBuf,
+    /// Where the results are written.
     #[arg(long)]
     scratch: PathBuf,
 }

@@ -277,6 +277,9 @@ impl HeadWriter {
     /// Writes every head handed over, newest first, until told to stop (having written the
     /// last one).
     fn run(&self, key: &[u8], path: &Path, legacy_until: i64) {
+        // Appends hand their records over after their commits, not always in their order:
+        // an older record than one written already is not written over it.
+        let mut written = i64::MIN;
         loop {
             let next = {
                 let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -288,6 +291,10 @@ impl HeadWriter {
                     None => return,
                 }
             };
+            if next.0 <= written {
+                continue;
+            }
+            written = next.0;
             let head = Head {
                 seq: next.0,
                 hash: next.1,
