@@ -290,7 +290,10 @@ fn measure_round(
         .goal(Goal::AtMost(if tmpfs { 1.0 } else { 2.0 })),
     );
     rows.push(Row::new(
-        "trivial 3-stage pipeline end to end, p90",
+        format!(
+            "trivial 3-stage job end to end ({}), p90",
+            if tmpfs { "tmpfs" } else { "on disk" }
+        ),
         trivial.p90_us / 1e3,
         "ms",
     ));
