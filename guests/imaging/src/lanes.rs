@@ -36,11 +36,6 @@ pub fn none_zero(b: &[u8]) -> bool {
     !has_zero(lo) && !has_zero(hi)
 }
 
-/// The first eight 16-bit labels of `b` are all zero (one 128-bit OR when vectorised).
-pub fn all_zero_u16(b: &[u16]) -> bool {
-    b[..8].iter().fold(0, |acc, &v| acc | v) == 0
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -56,9 +51,5 @@ mod tests {
             assert!(!super::all_zero(&b) && !super::none_zero(&b), "{i}");
         }
         assert!(super::none_zero(&[0x80; 16]) && super::none_zero(&[1; 16]));
-        let mut l = [0u16; 8];
-        assert!(super::all_zero_u16(&l));
-        l[7] = 0x100;
-        assert!(!super::all_zero_u16(&l));
     }
 }

@@ -36,6 +36,28 @@ use ward::host::{ProgressFn, StageLog};
 use ward::jobs::stage_run::StageInvocation;
 use ward::volumes::Mount;
 
+/// A job of `pipeline` for measurement: tenant "bench", no parameters or datasets, never
+/// cancelled.
+fn bench_job(
+    pipeline: &ward::pipeline::Pipeline,
+    payload: &std::path::Path,
+    job_dir: std::path::PathBuf,
+    cpu_slots: u32,
+) -> ward::jobs::JobRequest {
+    ward::jobs::JobRequest {
+        pipeline: pipeline.clone(),
+        payload: payload.to_path_buf(),
+        job_dir,
+        job_id: ward::jobs::new_job_id(),
+        tenant: "bench".into(),
+        parameters: Default::default(),
+        datasets: Default::default(),
+        cpu_slots,
+        cancel: None,
+        preempted: None,
+    }
+}
+
 /// A stage run for measurement: a "bench" job, no parameters, the default results quota and
 /// a 10-minute deadline.
 fn invocation<'a>(

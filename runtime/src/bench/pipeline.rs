@@ -7,7 +7,7 @@ use std::time::Duration;
 use ward::engine::Engine;
 use ward::host::StageLog;
 use ward::jobs::stage_run::new_store;
-use ward::jobs::{new_job_id, run_job, JobRequest, NoObserver};
+use ward::jobs::{run_job, NoObserver};
 
 /// Cranelift compile time of each component (no cache).
 pub fn compile_times(
@@ -96,18 +96,7 @@ operators:
     let mut failure = None;
     let summary = time_n(5, iterations, || {
         n += 1;
-        let request = JobRequest {
-            pipeline: pipeline.clone(),
-            payload: payload.clone(),
-            job_dir: scratch.join(format!("job-{n}")),
-            job_id: new_job_id(),
-            tenant: "bench".into(),
-            parameters: Default::default(),
-            datasets: Default::default(),
-            cpu_slots: 2,
-            cancel: None,
-            preempted: None,
-        };
+        let request = super::bench_job(&pipeline, &payload, scratch.join(format!("job-{n}")), 2);
         match run_job(engine, &request, Arc::new(NoObserver)) {
             Ok(s) if s.failure.is_none() => {}
             Ok(s) => failure = Some(anyhow::anyhow!("trivial job failed: {:?}", s.failure)),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ward::engine::Engine;
-use ward::jobs::{new_job_id, run_job, JobRequest, NoObserver};
+use ward::jobs::{new_job_id, run_job, NoObserver};
 
 /// Median throughputs in bytes per second.
 pub struct PortsThroughput {
@@ -94,19 +94,12 @@ fn stream_once(
     scratch: &Path,
     expected_bytes: u64,
 ) -> anyhow::Result<Duration> {
-    let job_id = new_job_id();
-    let request = JobRequest {
-        pipeline: pipeline.clone(),
-        payload: payload.to_path_buf(),
-        job_dir: scratch.join(format!("ports-job-{job_id}")),
-        job_id,
-        tenant: "bench".into(),
-        parameters: Default::default(),
-        datasets: Default::default(),
-        cpu_slots: 2,
-        cancel: None,
-        preempted: None,
-    };
+    let request = super::bench_job(
+        pipeline,
+        payload,
+        scratch.join(format!("ports-job-{}", new_job_id())),
+        2,
+    );
     let summary = run_job(engine, &request, Arc::new(NoObserver))?;
     if let Some(f) = &summary.failure {
         anyhow::bail!("the ports benchmark job failed: {:?}", f);

@@ -181,7 +181,7 @@ pub fn library_jobs_per_s(
     slots: usize,
     scratch: &Path,
 ) -> anyhow::Result<f64> {
-    use ward::jobs::{new_job_id, run_job, JobRequest, NoObserver};
+    use ward::jobs::{run_job, NoObserver};
     let pipeline_file = scratch.join("library-trivial.yaml");
     std::fs::write(
         &pipeline_file,
@@ -205,18 +205,12 @@ pub fn library_jobs_per_s(
                         if n >= jobs {
                             return Ok(());
                         }
-                        let request = JobRequest {
-                            pipeline: pipeline.clone(),
-                            payload: payload.clone(),
-                            job_dir: scratch.join(format!("library-job-{n}")),
-                            job_id: new_job_id(),
-                            tenant: "bench".into(),
-                            parameters: Default::default(),
-                            datasets: Default::default(),
-                            cpu_slots: 1,
-                            cancel: None,
-                            preempted: None,
-                        };
+                        let request = super::bench_job(
+                            &pipeline,
+                            &payload,
+                            scratch.join(format!("library-job-{n}")),
+                            1,
+                        );
                         let summary = run_job(engine, &request, Arc::new(NoObserver))?;
                         anyhow::ensure!(
                             summary.failure.is_none(),

@@ -479,17 +479,19 @@ pub fn append(
     object: &str,
     detail: &str,
 ) -> Result<(), DbError> {
-    let mut conn = db.lock();
-    let tx = conn.transaction()?;
-    let (seq, hash) = insert(&tx, chain, tenant, principal, action, object, detail)?;
-    tx.commit()?;
-    drop(conn);
-    chain.advance(seq, hash);
-    Ok(())
+    let entry = Entry {
+        tenant,
+        principal,
+        action,
+        object,
+        detail,
+    };
+    change_and_append(db, chain, |_| Ok(true), &entry).map(|_| ())
 }
 
 /// One record, what it says and who did it, to append in the same transaction as the
 /// change it records.
+#[derive(Clone, Copy)]
 pub struct Entry<'a> {
     pub tenant: &'a str,
     pub principal: &'a str,
@@ -512,15 +514,7 @@ pub fn change_and_append(
     if !change(&tx)? {
         return Ok(false);
     }
-    let (seq, hash) = insert(
-        &tx,
-        chain,
-        entry.tenant,
-        entry.principal,
-        entry.action,
-        entry.object,
-        entry.detail,
-    )?;
+    let (seq, hash) = insert(&tx, chain, entry)?;
     tx.commit()?;
     drop(conn);
     chain.advance(seq, hash);
@@ -531,12 +525,15 @@ pub fn change_and_append(
 fn insert(
     tx: &rusqlite::Connection,
     chain: &Chain,
-    tenant: &str,
-    principal: &str,
-    action: &str,
-    object: &str,
-    detail: &str,
+    entry: &Entry<'_>,
 ) -> Result<(i64, String), DbError> {
+    let Entry {
+        tenant,
+        principal,
+        action,
+        object,
+        detail,
+    } = *entry;
     let (seq, prev): (i64, String) = tx
         .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -65,6 +65,22 @@ fn run(service: &Service, job: &JobRow) {
             finished("failed", Some(&why));
         }
     };
+    // An attempt that may be tried again: queued once more, the reason kept.
+    let requeue = |why: String| {
+        let _ = service.db.set_failure(&job.id, &why);
+        if let Ok(true) = service.transition_audited(
+            &job.id,
+            &["running"],
+            "queued",
+            &job.tenant,
+            "ward",
+            "job.retry",
+            &why,
+        ) {
+            finished("retrying", Some(&why));
+            super::job_events::queued(&job.id, &job.tenant, "retry");
+        }
+    };
     let mut pipeline = match service
         .db
         .pipeline_by_id(&job.tenant, job.pipeline_id)
@@ -84,20 +100,7 @@ fn run(service: &Service, job: &JobRow) {
         let why = format!("registry component refused: {refusal}");
         // A registry that could not be reached may answer next time; a failed check will not.
         if refusal.check == "fetch" && attempt < job.max_attempts {
-            let _ = service.db.set_failure(&job.id, &why);
-            if let Ok(true) = service.transition_audited(
-                &job.id,
-                &["running"],
-                "queued",
-                &job.tenant,
-                "ward",
-                "job.retry",
-                &why,
-            ) {
-                finished("retrying", Some(&why));
-                super::job_events::queued(&job.id, &job.tenant, "retry");
-            }
-            return;
+            return requeue(why);
         }
         return fail(why);
     }
@@ -238,20 +241,7 @@ fn run(service: &Service, job: &JobRow) {
     }
     let retry = attempt < job.max_attempts && kind != Some(FailureKind::InvalidInput);
     if retry {
-        let _ = service.db.set_failure(&job.id, &why);
-        if let Ok(true) = service.transition_audited(
-            &job.id,
-            &["running"],
-            "queued",
-            &job.tenant,
-            "ward",
-            "job.retry",
-            &why,
-        ) {
-            finished("retrying", Some(&why));
-            super::job_events::queued(&job.id, &job.tenant, "retry");
-        }
-        return;
+        return requeue(why);
     }
     fail(why);
 }
